@@ -1,1 +1,113 @@
-fn main(){}
+//! Compiles `contracts/src` with foundry-compilers through the same solc that forge uses (the
+//! npm solc stand-in, or `SOLC=/path/to/solc`), then writes `sol!` bindings for the contracts.
+
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+};
+
+use foundry_compilers::{
+    Project, ProjectPathsConfig,
+    artifacts::{
+        EvmVersion, Optimizer, Remapping, Settings, SettingsMetadata,
+        solc::{BytecodeHash, output_selection::OutputSelection},
+    },
+    compilers::{
+        multi::{MultiCompiler, MultiCompilerSettings},
+        solc::{Solc, SolcCompiler},
+    },
+};
+
+/// The contracts the Rust side binds to.
+const CONTRACTS: [&str; 3] = ["SmartMeshToken", "SignedAgent", "TokenNetwork"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let contracts = manifest_dir.join("../contracts").canonicalize().expect("contracts/ exists");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+
+    println!("cargo:rerun-if-changed={}", contracts.join("src").display());
+    println!("cargo:rerun-if-changed={}", contracts.join("foundry.toml").display());
+    println!("cargo:rerun-if-env-changed=SOLC");
+
+    let node_modules = contracts.join("node_modules");
+    if !node_modules.join("@openzeppelin/contracts").is_dir() || !node_modules.join("solc").is_dir() {
+        fail(&format!(
+            "{} is missing or incomplete: run scripts/setup (it runs `npm ci` in contracts/)",
+            node_modules.display()
+        ));
+    }
+    let solc_path = env::var_os("SOLC").map(PathBuf::from).unwrap_or_else(|| contracts.join("bin/solc"));
+    let solc = Solc::new(&solc_path)
+        .unwrap_or_else(|e| fail(&format!("cannot run solc at {}: {e}", solc_path.display())));
+
+    let artifacts = out_dir.join("artifacts");
+    let nothing = out_dir.join("no-tests-or-scripts");
+    let paths = ProjectPathsConfig::builder()
+        .root(&contracts)
+        .sources(contracts.join("src"))
+        .tests(&nothing)
+        .scripts(&nothing)
+        .artifacts(&artifacts)
+        .cache(out_dir.join("solidity-files-cache.json"))
+        .build_infos(out_dir.join("build-info"))
+        .lib(&node_modules)
+        .remapping(Remapping {
+            context: None,
+            name: "@openzeppelin/contracts/".into(),
+            path: format!("{}/", node_modules.join("@openzeppelin/contracts").display()),
+        })
+        .build()
+        .unwrap_or_else(|e| fail(&format!("bad contract paths: {e}")));
+
+    let project = Project::builder()
+        .paths(paths)
+        .settings(settings())
+        .build(
+            MultiCompiler::new(Some(SolcCompiler::Specific(solc)), None)
+                .unwrap_or_else(|e| fail(&format!("cannot set up the compiler: {e}"))),
+        )
+        .unwrap_or_else(|e| fail(&format!("cannot set up the contracts project: {e}")));
+    let output = project.compile().unwrap_or_else(|e| fail(&format!("solc failed: {e}")));
+    if output.has_compiler_errors() {
+        fail(&format!("the contracts do not compile:\n{output}"));
+    }
+
+    let mut bindings = String::new();
+    for name in CONTRACTS {
+        let artifact = artifacts.join(format!("{name}.sol/{name}.json"));
+        if !artifact.is_file() {
+            fail(&format!("solc produced no artifact for {name} at {}", artifact.display()));
+        }
+        bindings.push_str(&format!(
+            "alloy::sol!(\n    #[allow(missing_docs)]\n    #[sol(rpc, all_derives)]\n    {name},\n    {:?}\n);\n",
+            artifact.display().to_string()
+        ));
+    }
+    write_if_changed(&out_dir.join("bindings.rs"), &bindings);
+}
+
+/// The settings of `contracts/foundry.toml`, so the bytecode deployed from Rust is the bytecode
+/// forge tests and measures.
+fn settings() -> MultiCompilerSettings {
+    let mut settings = MultiCompilerSettings::default();
+    let solc: &mut Settings = &mut settings.solc.settings;
+    solc.optimizer = Optimizer { enabled: Some(true), runs: Some(10_000), details: None };
+    solc.via_ir = Some(true);
+    solc.evm_version = Some(EvmVersion::Prague);
+    solc.metadata = Some(SettingsMetadata::new(BytecodeHash::None, false));
+    solc.output_selection = OutputSelection::default_output_selection();
+    settings
+}
+
+fn write_if_changed(path: &Path, contents: &str) {
+    if fs::read_to_string(path).ok().as_deref() != Some(contents) {
+        fs::write(path, contents).unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", path.display())));
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    println!("cargo:warning={message}");
+    std::process::exit(1);
+}

@@ -85,7 +85,9 @@ contract SignedAgent is EIP712, ReentrancyGuardTransient {
             revert AgentNotAllowed(request.agent, msg.sender);
         }
         if (!_trustsThisAgent(request.target)) revert InvalidTarget(request.target);
-        if (request.fee != 0 && !_trustsThisAgent(request.feeToken)) revert InvalidFeeToken(request.feeToken);
+        if (request.fee != 0 && request.feeToken != request.target && !_trustsThisAgent(request.feeToken)) {
+            revert InvalidFeeToken(request.feeToken);
+        }
         SignatureRules.requireSigner(_hashTypedDataV4(_hashRequest(request)), signature, request.from);
         _useNonce(request.from, request.nonce);
 

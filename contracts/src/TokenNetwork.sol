@@ -113,6 +113,10 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
     bytes32 public constant COOPERATIVE_SETTLE_TYPEHASH =
         keccak256("CooperativeSettle(bytes32 channelId,uint256 balance1,uint256 balance2,uint256 deadline)");
 
+    /// @notice The largest total deposit of one participant: 2^127 - 1, so that both deposits
+    /// together, and every total, withdrawal and payout derived from them, fit in 128 bits.
+    uint256 public constant MAX_DEPOSIT = type(uint128).max >> 1;
+
     /// @notice The token this network's channels hold.
     IERC20 public immutable token;
     /// @notice The shortest hold period a channel may have, in seconds.
@@ -140,8 +144,8 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
     error NotParticipant(bytes32 channelId, address account);
     /// @notice A total deposit must rise; replays of an old total are refused.
     error DepositNotIncreased(uint256 totalDeposit, uint256 current);
-    /// @notice The two deposits together would exceed 2^128 - 1.
-    error DepositTooLarge(uint256 totalDeposit);
+    /// @notice A participant's total deposit may not exceed `MAX_DEPOSIT`.
+    error DepositTooLarge(uint256 totalDeposit, uint256 max);
     /// @notice The token moved a different amount than asked (a fee-on-transfer token).
     error TransferAmountMismatch(uint256 expected, uint256 received);
     /// @notice A total withdrawal must rise.
@@ -335,7 +339,7 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         SignatureRules.requireSigner(digest, sig1, participant1);
         SignatureRules.requireSigner(digest, sig2, participant2);
 
-        _deleteChannel(channelId, participant1, participant2);
+        _deleteChannel(channel, participant1, participant2);
         _payOut(participant1, balance1);
         _payOut(participant2, balance2);
         emit ChannelCooperativelySettled(channelId, balance1, balance2);
@@ -418,6 +422,11 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         }
 
         channel.penalized = true;
+        // After a penalty the declared amounts no longer decide anything (the non-closer gets
+        // all); clearing them here earns their storage refund in this transaction instead of
+        // costing settle two more deletions.
+        channel.claimTransferred = 0;
+        if (channel.closerReceived != 0) channel.closerReceived = 0;
         if (reward != 0) {
             channel.watcher = watcher;
             channel.reward = reward;
@@ -451,7 +460,7 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
             );
         }
 
-        _deleteChannel(channelId, participant1, participant2);
+        _deleteChannel(channel, participant1, participant2);
         _payOut(participant1, payout1);
         _payOut(participant2, payout2);
         _payOut(watcher, reward);
@@ -579,15 +588,17 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
 
     function _deposit(bytes32 channelId, address participant, uint256 totalDeposit) private {
         Channel storage channel = _requireState(channelId, ChannelState.Open);
-        (Participant storage account, Participant storage partnerAccount,) =
-            _accounts(channel, channelId, participant);
+        // Only the participant's own account: a per-participant cap needs no read of the
+        // partner's, which keeps a deposit one cold storage read cheaper.
+        Participant storage account;
+        if (participant == channel.participant1) account = channel.account1;
+        else if (participant == channel.participant2) account = channel.account2;
+        else revert NotParticipant(channelId, participant);
         uint256 current = account.deposit;
         if (totalDeposit <= current) revert DepositNotIncreased(totalDeposit, current);
-        // Both deposits together stay below 2^128, so every amount derived from them (totals,
-        // withdrawals, payouts) fits the packed fields and SettlementMath's signed arithmetic.
-        if (totalDeposit > type(uint128).max - partnerAccount.deposit) revert DepositTooLarge(totalDeposit);
+        if (totalDeposit > MAX_DEPOSIT) revert DepositTooLarge(totalDeposit, MAX_DEPOSIT);
 
-        // forge-lint: disable-next-line(unsafe-typecast) checked against 2^128 - 1 above
+        // forge-lint: disable-next-line(unsafe-typecast) checked against MAX_DEPOSIT above
         account.deposit = uint128(totalDeposit);
         uint256 amount = totalDeposit - current;
         uint256 balanceBefore = token.balanceOf(address(this));
@@ -656,8 +667,22 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         return keccak256(abi.encode(WATCH_TYPEHASH, watch));
     }
 
-    function _deleteChannel(bytes32 channelId, address participant1, address participant2) private {
-        delete _channels[channelId];
+    /// @dev Zeroes only the slots that can hold something: clearing an already-zero slot costs
+    /// a cold access and earns nothing, and refunds are capped at a fifth of the gas anyway. A
+    /// penalty already cleared the declared amounts; without one there is no watcher or reward.
+    function _deleteChannel(Channel storage channel, address participant1, address participant2) private {
+        bool penalized = channel.penalized;
+        (channel.participant1, channel.state, channel.closedByParticipant1, channel.settleTimeout, channel.settleAt) =
+            (address(0), ChannelState.None, false, 0, 0);
+        (channel.participant2, channel.penalized) = (address(0), false);
+        if (channel.account1.deposit != 0 || channel.account1.withdrawn != 0) delete channel.account1;
+        if (channel.account2.deposit != 0 || channel.account2.withdrawn != 0) delete channel.account2;
+        if (penalized) {
+            if (channel.reward != 0) (channel.watcher, channel.reward) = (address(0), 0);
+        } else {
+            if (channel.claimTransferred != 0) channel.claimTransferred = 0;
+            if (channel.closerReceived != 0) channel.closerReceived = 0;
+        }
         // The pair's next channel gets the next epoch, hence a new id.
         _settledEpoch[_pairKey(participant1, participant2)] += 1;
     }
