@@ -23,21 +23,30 @@ const CONTRACTS: [&str; 3] = ["SmartMeshToken", "SignedAgent", "TokenNetwork"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let contracts = manifest_dir.join("../contracts").canonicalize().expect("contracts/ exists");
+    let contracts = manifest_dir
+        .join("../contracts")
+        .canonicalize()
+        .expect("contracts/ exists");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
 
     println!("cargo:rerun-if-changed={}", contracts.join("src").display());
-    println!("cargo:rerun-if-changed={}", contracts.join("foundry.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        contracts.join("foundry.toml").display()
+    );
     println!("cargo:rerun-if-env-changed=SOLC");
 
     let node_modules = contracts.join("node_modules");
-    if !node_modules.join("@openzeppelin/contracts").is_dir() || !node_modules.join("solc").is_dir() {
+    if !node_modules.join("@openzeppelin/contracts").is_dir() || !node_modules.join("solc").is_dir()
+    {
         fail(&format!(
             "{} is missing or incomplete: run scripts/setup (it runs `npm ci` in contracts/)",
             node_modules.display()
         ));
     }
-    let solc_path = env::var_os("SOLC").map(PathBuf::from).unwrap_or_else(|| contracts.join("bin/solc"));
+    let solc_path = env::var_os("SOLC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| contracts.join("bin/solc"));
     let solc = Solc::new(&solc_path)
         .unwrap_or_else(|e| fail(&format!("cannot run solc at {}: {e}", solc_path.display())));
 
@@ -55,7 +64,10 @@ fn main() {
         .remapping(Remapping {
             context: None,
             name: "@openzeppelin/contracts/".into(),
-            path: format!("{}/", node_modules.join("@openzeppelin/contracts").display()),
+            path: format!(
+                "{}/",
+                node_modules.join("@openzeppelin/contracts").display()
+            ),
         })
         .build()
         .unwrap_or_else(|e| fail(&format!("bad contract paths: {e}")));
@@ -68,7 +80,9 @@ fn main() {
                 .unwrap_or_else(|e| fail(&format!("cannot set up the compiler: {e}"))),
         )
         .unwrap_or_else(|e| fail(&format!("cannot set up the contracts project: {e}")));
-    let output = project.compile().unwrap_or_else(|e| fail(&format!("solc failed: {e}")));
+    let output = project
+        .compile()
+        .unwrap_or_else(|e| fail(&format!("solc failed: {e}")));
     if output.has_compiler_errors() {
         fail(&format!("the contracts do not compile:\n{output}"));
     }
@@ -77,7 +91,10 @@ fn main() {
     for name in CONTRACTS {
         let artifact = artifacts.join(format!("{name}.sol/{name}.json"));
         if !artifact.is_file() {
-            fail(&format!("solc produced no artifact for {name} at {}", artifact.display()));
+            fail(&format!(
+                "solc produced no artifact for {name} at {}",
+                artifact.display()
+            ));
         }
         bindings.push_str(&format!(
             "alloy::sol!(\n    #[allow(missing_docs)]\n    #[sol(rpc, all_derives)]\n    {name},\n    {:?}\n);\n",
@@ -92,7 +109,11 @@ fn main() {
 fn settings() -> MultiCompilerSettings {
     let mut settings = MultiCompilerSettings::default();
     let solc: &mut Settings = &mut settings.solc.settings;
-    solc.optimizer = Optimizer { enabled: Some(true), runs: Some(10_000), details: None };
+    solc.optimizer = Optimizer {
+        enabled: Some(true),
+        runs: Some(10_000),
+        details: None,
+    };
     solc.via_ir = Some(true);
     solc.evm_version = Some(EvmVersion::Prague);
     solc.metadata = Some(SettingsMetadata::new(BytecodeHash::None, false));
@@ -102,7 +123,8 @@ fn settings() -> MultiCompilerSettings {
 
 fn write_if_changed(path: &Path, contents: &str) {
     if fs::read_to_string(path).ok().as_deref() != Some(contents) {
-        fs::write(path, contents).unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", path.display())));
+        fs::write(path, contents)
+            .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", path.display())));
     }
 }
 

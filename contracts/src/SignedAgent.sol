@@ -43,6 +43,10 @@ contract SignedAgent is EIP712, ReentrancyGuardTransient {
     /// @notice EIP-712 type hash of the relayable cancel.
     bytes32 public constant CANCEL_REQUEST_TYPEHASH = keccak256("CancelRequest(address from,uint256 nonce)");
 
+    /// @dev Gas kept aside for the CALL itself (cold account access, memory) when checking
+    /// that the target can receive all of `request.gas`.
+    uint256 private constant CALL_GAS_MARGIN = 10_000;
+
     // Bit `nonce & 255` of word `nonce >> 8`: neighbouring nonces share a slot, so a user's
     // second request pays a warm-ish 5k for its nonce instead of a fresh 22k.
     mapping(address user => mapping(uint256 word => uint256 bits)) private _usedNonces;
@@ -57,6 +61,8 @@ contract SignedAgent is EIP712, ReentrancyGuardTransient {
     error InvalidTarget(address target);
     /// @notice The fee token has no code or does not trust this agent.
     error InvalidFeeToken(address feeToken);
+    /// @notice The transaction carries too little gas for the call to receive `gas`.
+    error InsufficientGas(uint256 gas);
     /// @notice The forwarded call reverted; `reason` is its revert data.
     error CallFailed(bytes reason);
     /// @notice The fee transfer failed or returned false.
@@ -91,10 +97,18 @@ contract SignedAgent is EIP712, ReentrancyGuardTransient {
         SignatureRules.requireSigner(_hashTypedDataV4(_hashRequest(request)), signature, request.from);
         _useNonce(request.from, request.nonce);
 
+        bytes memory forwarded = abi.encodePacked(request.data, request.from);
+        // Under the 63/64 rule a relayer sending too little gas would starve the call while
+        // this frame keeps its 1/64. Refuse up front unless the target can get all of
+        // `request.gas` (the margin covers the CALL's own cost), so that even a target that
+        // catches its own out-of-gas cannot be starved into a paid no-op.
+        uint256 available = gasleft();
+        if (request.gas > available || available - request.gas < request.gas / 63 + CALL_GAS_MARGIN) {
+            revert InsufficientGas(request.gas);
+        }
         bool success;
-        (success, result) = request.target.call{gas: request.gas}(abi.encodePacked(request.data, request.from));
-        // Under the 63/64 rule a relayer sending too little gas would leave the call starved
-        // while this frame still has 1/64 left: make that case run out of gas as a whole.
+        (success, result) = request.target.call{gas: request.gas}(forwarded);
+        // OpenZeppelin's check, kept as a second line: a starved call that did use all its gas.
         if (gasleft() <= request.gas / 63) {
             assembly ("memory-safe") {
                 invalid()

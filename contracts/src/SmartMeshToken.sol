@@ -71,7 +71,9 @@ contract SmartMeshToken is ERC20, ERC20Permit, ERC2771Context {
         bytes32 r,
         bytes32 s
     ) external {
-        _useAuthorization(TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, v, r, s);
+        _useAuthorization(
+            TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, v, r, s
+        );
         _transfer(from, to, value);
     }
 

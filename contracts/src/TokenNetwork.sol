@@ -303,9 +303,8 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
             revert WithdrawExceedsDeposits(totalWithdraw, partnerAccount.withdrawn, deposits);
         }
 
-        bytes32 digest = _hashTypedDataV4(
-            keccak256(abi.encode(WITHDRAW_TYPEHASH, channelId, participant, totalWithdraw, deadline))
-        );
+        bytes32 digest =
+            _hashTypedDataV4(keccak256(abi.encode(WITHDRAW_TYPEHASH, channelId, participant, totalWithdraw, deadline)));
         SignatureRules.requireSigner(digest, participantSig, participant);
         SignatureRules.requireSigner(digest, partnerSig, partner);
 
@@ -542,7 +541,8 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         view
         returns (bytes32)
     {
-        return _hashTypedDataV4(keccak256(abi.encode(WITHDRAW_TYPEHASH, channelId, participant, totalWithdraw, deadline)));
+        return
+            _hashTypedDataV4(keccak256(abi.encode(WITHDRAW_TYPEHASH, channelId, participant, totalWithdraw, deadline)));
     }
 
     /// @notice The EIP-712 digest both participants sign for a cooperative settlement.
@@ -673,7 +673,7 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
     function _deleteChannel(Channel storage channel, address participant1, address participant2) private {
         bool penalized = channel.penalized;
         (channel.participant1, channel.state, channel.closedByParticipant1, channel.settleTimeout, channel.settleAt) =
-            (address(0), ChannelState.None, false, 0, 0);
+        (address(0), ChannelState.None, false, 0, 0);
         (channel.participant2, channel.penalized) = (address(0), false);
         if (channel.account1.deposit != 0 || channel.account1.withdrawn != 0) delete channel.account1;
         if (channel.account2.deposit != 0 || channel.account2.withdrawn != 0) delete channel.account2;

@@ -13,10 +13,11 @@ use alloy::{
     sol_types::{Eip712Domain, SolCall, SolStruct, eip712_domain},
 };
 use smartmesh_protocol::{
-    CooperativeSettle, Withdraw,
+    CooperativeSettle,
     SignedAgent::{self, AgentRequest},
     SmartMeshToken,
     TokenNetwork::{self, BalanceProof, Watch},
+    Withdraw,
 };
 
 /// (operation, Raiden's published gas, our goal as a fraction of it).
@@ -50,7 +51,10 @@ struct Stack {
 
 impl Stack {
     fn provider(&self, signer: &PrivateKeySigner) -> DynProvider {
-        ProviderBuilder::new().wallet(EthereumWallet::from(signer.clone())).connect_http(self.url.clone()).erased()
+        ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer.clone()))
+            .connect_http(self.url.clone())
+            .erased()
     }
 
     fn network(&self, signer: &PrivateKeySigner) -> Network {
@@ -61,12 +65,24 @@ impl Stack {
         eip712_domain! { name: "SmartMesh TokenNetwork", version: "1", chain_id: self.chain_id, verifying_contract: self.network, }
     }
 
-    fn sign<T: SolStruct>(&self, signer: &PrivateKeySigner, message: &T, domain: &Eip712Domain) -> Bytes {
-        let signature = signer.sign_hash_sync(&message.eip712_signing_hash(domain)).expect("signing works");
+    fn sign<T: SolStruct>(
+        &self,
+        signer: &PrivateKeySigner,
+        message: &T,
+        domain: &Eip712Domain,
+    ) -> Bytes {
+        let signature = signer
+            .sign_hash_sync(&message.eip712_signing_hash(domain))
+            .expect("signing works");
         Bytes::from(signature.as_bytes().to_vec())
     }
 
-    async fn fund_and_approve(&self, holder: &PrivateKeySigner, user: &PrivateKeySigner, amount: U256) -> eyre::Result<()> {
+    async fn fund_and_approve(
+        &self,
+        holder: &PrivateKeySigner,
+        user: &PrivateKeySigner,
+        amount: U256,
+    ) -> eyre::Result<()> {
         SmartMeshToken::new(*self.token.address(), self.provider(holder))
             .transfer(user.address(), amount)
             .send()
@@ -83,7 +99,13 @@ impl Stack {
     }
 
     async fn open(&self, a: &PrivateKeySigner, b: &PrivateKeySigner) -> eyre::Result<(B256, u64)> {
-        let receipt = self.network(a).open(b.address(), self.timeout).send().await?.get_receipt().await?;
+        let receipt = self
+            .network(a)
+            .open(b.address(), self.timeout)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
         let channel_id = receipt
             .inner
             .logs()
@@ -95,8 +117,19 @@ impl Stack {
         Ok((channel_id, receipt.gas_used))
     }
 
-    async fn deposit(&self, who: &PrivateKeySigner, channel_id: B256, total: U256) -> eyre::Result<u64> {
-        let receipt = self.network(who).deposit(channel_id, who.address(), total).send().await?.get_receipt().await?;
+    async fn deposit(
+        &self,
+        who: &PrivateKeySigner,
+        channel_id: B256,
+        total: U256,
+    ) -> eyre::Result<u64> {
+        let receipt = self
+            .network(who)
+            .deposit(channel_id, who.address(), total)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
         eyre::ensure!(receipt.status(), "deposit reverted");
         Ok(receipt.gas_used)
     }
@@ -114,12 +147,22 @@ fn proof(channel_id: B256, nonce: u64, transferred: U256) -> BalanceProof {
 }
 
 fn empty_watch() -> Watch {
-    Watch { channelId: B256::ZERO, proofDigest: B256::ZERO, watcher: Address::ZERO, reward: U256::ZERO, deadline: U256::ZERO }
+    Watch {
+        channelId: B256::ZERO,
+        proofDigest: B256::ZERO,
+        watcher: Address::ZERO,
+        reward: U256::ZERO,
+        deadline: U256::ZERO,
+    }
 }
 
 async fn mine_after(provider: &DynProvider, seconds: u64) -> eyre::Result<()> {
-    provider.raw_request::<_, serde_json::Value>("evm_increaseTime".into(), (seconds,)).await?;
-    provider.raw_request::<_, serde_json::Value>("evm_mine".into(), ()).await?;
+    provider
+        .raw_request::<_, serde_json::Value>("evm_increaseTime".into(), (seconds,))
+        .await?;
+    provider
+        .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+        .await?;
     Ok(())
 }
 
@@ -129,12 +172,29 @@ async fn main() -> eyre::Result<()> {
         .join("../contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
     let anvil = Anvil::new().path(anvil_path).port(0u16).try_spawn()?;
     let keys: Vec<PrivateKeySigner> = anvil.keys().iter().map(|k| k.clone().into()).collect();
-    let (deployer, alice, brandon, watcher, relayer, carol) = (&keys[0], &keys[1], &keys[2], &keys[3], &keys[4], &keys[5]);
+    let (deployer, alice, brandon, watcher, relayer, carol) =
+        (&keys[0], &keys[1], &keys[2], &keys[3], &keys[4], &keys[5]);
 
-    let deploy = ProviderBuilder::new().wallet(EthereumWallet::from(deployer.clone())).connect_http(anvil.endpoint_url()).erased();
+    let deploy = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(deployer.clone()))
+        .connect_http(anvil.endpoint_url())
+        .erased();
     let agent = SignedAgent::deploy(&deploy).await?;
-    let token = SmartMeshToken::deploy(deploy.clone(), deployer.address(), parse_ether("3141592653")?, *agent.address()).await?;
-    let network = TokenNetwork::deploy(&deploy, *token.address(), *agent.address(), U256::from(60), U256::from(86_400)).await?;
+    let token = SmartMeshToken::deploy(
+        deploy.clone(),
+        deployer.address(),
+        parse_ether("3141592653")?,
+        *agent.address(),
+    )
+    .await?;
+    let network = TokenNetwork::deploy(
+        &deploy,
+        *token.address(),
+        *agent.address(),
+        U256::from(60),
+        U256::from(86_400),
+    )
+    .await?;
     let stack = Stack {
         url: anvil.endpoint_url(),
         chain_id: anvil.chain_id(),
@@ -153,7 +213,13 @@ async fn main() -> eyre::Result<()> {
         stack.fund_and_approve(deployer, who, ether(1)).await?;
     }
     let mut rows = Vec::new();
-    let mut row = |operation, gas, compared_to| rows.push(Row { operation, gas, compared_to });
+    let mut row = |operation, gas, compared_to| {
+        rows.push(Row {
+            operation,
+            gas,
+            compared_to,
+        })
+    };
 
     // Dispute path: open, deposit, withdraw, close with a stale claim, watcher update, settle.
     let (channel, gas) = stack.open(alice, brandon).await?;
@@ -161,8 +227,16 @@ async fn main() -> eyre::Result<()> {
     // The network's very first deposit also creates its own token balance; measure the
     // second participant's, as every later channel sees it.
     stack.deposit(alice, channel, ether(100)).await?;
-    row("deposit (participant's first)", stack.deposit(brandon, channel, ether(50)).await?, Some("deposit"));
-    row("deposit (top-up)", stack.deposit(alice, channel, ether(120)).await?, Some("deposit"));
+    row(
+        "deposit (participant's first)",
+        stack.deposit(brandon, channel, ether(50)).await?,
+        Some("deposit"),
+    );
+    row(
+        "deposit (top-up)",
+        stack.deposit(alice, channel, ether(120)).await?,
+        Some("deposit"),
+    );
     // The floor under any deposit: the ERC-20 pull alone, between accounts that hold tokens.
     SmartMeshToken::new(*stack.token.address(), stack.provider(alice))
         .approve(carol.address(), ether(1))
@@ -176,13 +250,29 @@ async fn main() -> eyre::Result<()> {
         .await?
         .get_receipt()
         .await?;
-    row("SMT transferFrom alone (floor of a deposit)", pull.gas_used, None);
+    row(
+        "SMT transferFrom alone (floor of a deposit)",
+        pull.gas_used,
+        None,
+    );
 
     let deadline = U256::from(u64::MAX);
-    let withdraw = Withdraw { channelId: channel, participant: alice.address(), totalWithdraw: ether(10), deadline };
+    let withdraw = Withdraw {
+        channelId: channel,
+        participant: alice.address(),
+        totalWithdraw: ether(10),
+        deadline,
+    };
     let receipt = stack
         .network(alice)
-        .withdraw(channel, alice.address(), ether(10), deadline, stack.sign(alice, &withdraw, &domain), stack.sign(brandon, &withdraw, &domain))
+        .withdraw(
+            channel,
+            alice.address(),
+            ether(10),
+            deadline,
+            stack.sign(alice, &withdraw, &domain),
+            stack.sign(brandon, &withdraw, &domain),
+        )
         .send()
         .await?
         .get_receipt()
@@ -193,7 +283,12 @@ async fn main() -> eyre::Result<()> {
     let alice_paid = proof(channel, 4, ether(40));
     let receipt = stack
         .network(alice)
-        .close(channel, brandon_paid.clone(), stack.sign(brandon, &brandon_paid, &domain), ether(25))
+        .close(
+            channel,
+            brandon_paid.clone(),
+            stack.sign(brandon, &brandon_paid, &domain),
+            ether(25),
+        )
         .send()
         .await?
         .get_receipt()
@@ -209,19 +304,45 @@ async fn main() -> eyre::Result<()> {
     };
     let receipt = stack
         .network(watcher)
-        .updateClaim(channel, alice_paid.clone(), stack.sign(alice, &alice_paid, &domain), watch.clone(), stack.sign(brandon, &watch, &domain))
+        .updateClaim(
+            channel,
+            alice_paid.clone(),
+            stack.sign(alice, &alice_paid, &domain),
+            watch.clone(),
+            stack.sign(brandon, &watch, &domain),
+        )
         .send()
         .await?
         .get_receipt()
         .await?;
-    row("updateClaim (watcher, with reward)", receipt.gas_used, Some("monitor"));
+    row(
+        "updateClaim (watcher, with reward)",
+        receipt.gas_used,
+        Some("monitor"),
+    );
     mine_after(&deploy, 601).await?;
-    let receipt = stack.network(carol).settle(channel).send().await?.get_receipt().await?;
-    row("settle (penalized, reward paid)", receipt.gas_used, Some("settle"));
+    let receipt = stack
+        .network(carol)
+        .settle(channel)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    row(
+        "settle (penalized, reward paid)",
+        receipt.gas_used,
+        Some("settle"),
+    );
 
     // Honest path on a fresh pair: the non-closer's own update, then a settle paying both.
     let (channel, _) = stack.open(brandon, carol).await?;
-    let receipt = stack.network(carol).openWithDeposit(alice.address(), stack.timeout, ether(10)).send().await?.get_receipt().await?;
+    let receipt = stack
+        .network(carol)
+        .openWithDeposit(alice.address(), stack.timeout, ether(10))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
     row("openWithDeposit", receipt.gas_used, None);
     stack.deposit(brandon, channel, ether(50)).await?;
     stack.deposit(carol, channel, ether(50)).await?;
@@ -229,14 +350,25 @@ async fn main() -> eyre::Result<()> {
     let brandon_paid = proof(channel, 1, ether(2));
     stack
         .network(brandon)
-        .close(channel, carol_paid.clone(), stack.sign(carol, &carol_paid, &domain), ether(1))
+        .close(
+            channel,
+            carol_paid.clone(),
+            stack.sign(carol, &carol_paid, &domain),
+            ether(1),
+        )
         .send()
         .await?
         .get_receipt()
         .await?;
     let receipt = stack
         .network(carol)
-        .updateClaim(channel, brandon_paid.clone(), stack.sign(brandon, &brandon_paid, &domain), empty_watch(), Bytes::new())
+        .updateClaim(
+            channel,
+            brandon_paid.clone(),
+            stack.sign(brandon, &brandon_paid, &domain),
+            empty_watch(),
+            Bytes::new(),
+        )
         .send()
         .await?
         .get_receipt()
@@ -249,24 +381,56 @@ async fn main() -> eyre::Result<()> {
     let watcher_paid = proof(channel, 1, ether(1) / U256::from(2));
     stack
         .network(alice)
-        .close(channel, watcher_paid.clone(), stack.sign(watcher, &watcher_paid, &domain), ether(3))
+        .close(
+            channel,
+            watcher_paid.clone(),
+            stack.sign(watcher, &watcher_paid, &domain),
+            ether(3),
+        )
         .send()
         .await?
         .get_receipt()
         .await?;
     mine_after(&deploy, 601).await?;
-    let receipt = stack.network(carol).settle(channel).send().await?.get_receipt().await?;
-    row("settle (honest, both paid)", receipt.gas_used, Some("settle"));
+    let receipt = stack
+        .network(carol)
+        .settle(channel)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    row(
+        "settle (honest, both paid)",
+        receipt.gas_used,
+        Some("settle"),
+    );
 
     // Cooperative settle on the alice <-> brandon pair's second channel.
     let (channel, _) = stack.open(alice, brandon).await?;
     stack.deposit(alice, channel, ether(20)).await?;
     stack.deposit(brandon, channel, ether(20)).await?;
-    let settlement = CooperativeSettle { channelId: channel, balance1: ether(15), balance2: ether(25), deadline };
-    let (first, second) = if alice.address() < brandon.address() { (alice, brandon) } else { (brandon, alice) };
     let settlement = CooperativeSettle {
-        balance1: if first.address() == alice.address() { ether(15) } else { ether(25) },
-        balance2: if first.address() == alice.address() { ether(25) } else { ether(15) },
+        channelId: channel,
+        balance1: ether(15),
+        balance2: ether(25),
+        deadline,
+    };
+    let (first, second) = if alice.address() < brandon.address() {
+        (alice, brandon)
+    } else {
+        (brandon, alice)
+    };
+    let settlement = CooperativeSettle {
+        balance1: if first.address() == alice.address() {
+            ether(15)
+        } else {
+            ether(25)
+        },
+        balance2: if first.address() == alice.address() {
+            ether(25)
+        } else {
+            ether(15)
+        },
         ..settlement
     };
     let receipt = stack
@@ -283,7 +447,11 @@ async fn main() -> eyre::Result<()> {
         .await?
         .get_receipt()
         .await?;
-    row("cooperativeSettle", receipt.gas_used, Some("cooperativeSettle"));
+    row(
+        "cooperativeSettle",
+        receipt.gas_used,
+        Some("cooperativeSettle"),
+    );
 
     // SMT transfer, plain and relayed through the SignedAgent with a fee, between holders.
     let plain = SmartMeshToken::new(*stack.token.address(), stack.provider(alice))
@@ -301,7 +469,12 @@ async fn main() -> eyre::Result<()> {
             from: alice.address(),
             agent: relayer.address(),
             target: *stack.token.address(),
-            data: SmartMeshToken::transferCall { to: brandon.address(), value: ether(1) }.abi_encode().into(),
+            data: SmartMeshToken::transferCall {
+                to: brandon.address(),
+                value: ether(1),
+            }
+            .abi_encode()
+            .into(),
             gas: U256::from(60_000),
             feeToken: *stack.token.address(),
             fee: ether(1) / U256::from(10),
@@ -309,11 +482,20 @@ async fn main() -> eyre::Result<()> {
             deadline,
         };
         let signature = stack.sign(alice, &request, &agent_domain);
-        let receipt = SignedAgent::new(stack.agent, stack.provider(relayer)).execute(request, signature).send().await?.get_receipt().await?;
+        let receipt = SignedAgent::new(stack.agent, stack.provider(relayer))
+            .execute(request, signature)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
         eyre::ensure!(receipt.status(), "relayed transfer reverted");
         relayed = receipt.gas_used;
         if nonce == 1 {
-            row("relayed SMT transfer (user's first nonce word)", receipt.gas_used, None);
+            row(
+                "relayed SMT transfer (user's first nonce word)",
+                receipt.gas_used,
+                None,
+            );
         }
     }
     row("relayed SMT transfer", relayed, None);
@@ -321,7 +503,10 @@ async fn main() -> eyre::Result<()> {
     println!("| operation | gas (receipt) | Raiden | ratio | goal |");
     println!("|---|---:|---:|---:|---:|");
     for row in &rows {
-        match row.compared_to.and_then(|name| RAIDEN.iter().find(|(op, ..)| *op == name)) {
+        match row
+            .compared_to
+            .and_then(|name| RAIDEN.iter().find(|(op, ..)| *op == name))
+        {
             Some((name, raiden, goal)) => {
                 let ratio = row.gas as f64 / *raiden as f64;
                 let verdict = if ratio <= *goal { "met" } else { "missed" };

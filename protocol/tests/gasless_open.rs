@@ -18,7 +18,11 @@ const SETTLE_TIMEOUT: u64 = 3_600;
 fn spawn_anvil() -> eyre::Result<AnvilInstance> {
     let anvil = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    eyre::ensure!(anvil.is_file(), "{} is missing: run scripts/setup", anvil.display());
+    eyre::ensure!(
+        anvil.is_file(),
+        "{} is missing: run scripts/setup",
+        anvil.display()
+    );
     // Port 0 lets anvil pick a free port; the instance kills the process on drop.
     Ok(Anvil::new().path(anvil).port(0u16).try_spawn()?)
 }
@@ -40,7 +44,8 @@ async fn gasless_open_pays_the_relayer_in_smt() -> eyre::Result<()> {
         .connect_http(anvil.endpoint_url());
     let agent = SignedAgent::deploy(&deploy).await?;
     let supply = parse_ether("3141592653")?;
-    let token = SmartMeshToken::deploy(&deploy, deployer.address(), supply, *agent.address()).await?;
+    let token =
+        SmartMeshToken::deploy(&deploy, deployer.address(), supply, *agent.address()).await?;
     let network = TokenNetwork::deploy(
         &deploy,
         *token.address(),
@@ -51,8 +56,17 @@ async fn gasless_open_pays_the_relayer_in_smt() -> eyre::Result<()> {
     .await?;
 
     let fee = parse_ether("1.5")?;
-    token.transfer(user.address(), parse_ether("10")?).send().await?.get_receipt().await?;
-    assert_eq!(deploy.get_balance(user.address()).await?, U256::ZERO, "the user holds no ETH");
+    token
+        .transfer(user.address(), parse_ether("10")?)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    assert_eq!(
+        deploy.get_balance(user.address()).await?,
+        U256::ZERO,
+        "the user holds no ETH"
+    );
 
     let chain_id = deploy.get_chain_id().await?;
     let request = SignedAgent::AgentRequest {
@@ -60,7 +74,11 @@ async fn gasless_open_pays_the_relayer_in_smt() -> eyre::Result<()> {
         agent: relayer.address(),
         target: *network.address(),
         data: Bytes::from(
-            TokenNetwork::openCall { partner, settleTimeout: U256::from(SETTLE_TIMEOUT) }.abi_encode(),
+            TokenNetwork::openCall {
+                partner,
+                settleTimeout: U256::from(SETTLE_TIMEOUT),
+            }
+            .abi_encode(),
         ),
         gas: U256::from(200_000),
         feeToken: *token.address(),
@@ -75,7 +93,11 @@ async fn gasless_open_pays_the_relayer_in_smt() -> eyre::Result<()> {
         verifying_contract: *agent.address(),
     };
     let digest = request.eip712_signing_hash(&domain);
-    assert_eq!(agent.hashRequest(request.clone()).call().await?, digest, "Rust and Solidity digests agree");
+    assert_eq!(
+        agent.hashRequest(request.clone()).call().await?,
+        digest,
+        "Rust and Solidity digests agree"
+    );
     let signature = user.sign_hash_sync(&digest)?;
 
     let relay = ProviderBuilder::new()
@@ -90,9 +112,16 @@ async fn gasless_open_pays_the_relayer_in_smt() -> eyre::Result<()> {
         .await?;
     assert!(receipt.status(), "execute succeeded");
 
-    let (participant1, participant2) =
-        if user.address() < partner { (user.address(), partner) } else { (partner, user.address()) };
-    let (channel_id, epoch) = network.currentChannel(participant1, participant2).call().await?.into();
+    let (participant1, participant2) = if user.address() < partner {
+        (user.address(), partner)
+    } else {
+        (partner, user.address())
+    };
+    let (channel_id, epoch) = network
+        .currentChannel(participant1, participant2)
+        .call()
+        .await?
+        .into();
     assert_eq!(epoch, U256::from(1));
     let opened = receipt
         .inner
@@ -105,12 +134,34 @@ async fn gasless_open_pays_the_relayer_in_smt() -> eyre::Result<()> {
 
     let info = network.channelInfo(channel_id).call().await?;
     assert_eq!(info.state, 1, "open");
-    assert_eq!((info.participant1, info.participant2), (participant1, participant2));
+    assert_eq!(
+        (info.participant1, info.participant2),
+        (participant1, participant2)
+    );
 
-    assert_eq!(token.balanceOf(relayer.address()).call().await?, fee, "the relayer earned the fee in SMT");
-    assert_eq!(token.balanceOf(user.address()).call().await?, parse_ether("10")? - fee);
-    assert_eq!(relay.get_balance(user.address()).await?, U256::ZERO, "the user still holds no ETH");
-    assert!(relay.get_balance(relayer.address()).await? < relayer_eth_before, "the relayer paid the gas");
-    assert!(agent.nonceUsed(user.address(), U256::from(7)).call().await?);
+    assert_eq!(
+        token.balanceOf(relayer.address()).call().await?,
+        fee,
+        "the relayer earned the fee in SMT"
+    );
+    assert_eq!(
+        token.balanceOf(user.address()).call().await?,
+        parse_ether("10")? - fee
+    );
+    assert_eq!(
+        relay.get_balance(user.address()).await?,
+        U256::ZERO,
+        "the user still holds no ETH"
+    );
+    assert!(
+        relay.get_balance(relayer.address()).await? < relayer_eth_before,
+        "the relayer paid the gas"
+    );
+    assert!(
+        agent
+            .nonceUsed(user.address(), U256::from(7))
+            .call()
+            .await?
+    );
     Ok(())
 }

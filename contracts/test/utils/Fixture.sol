@@ -181,13 +181,11 @@ abstract contract Fixture is Test {
         return signDigest(pk, network.hashWithdraw(channelId, participant, totalWithdraw, deadline));
     }
 
-    function signCooperativeSettle(
-        uint256 pk,
-        bytes32 channelId,
-        uint256 balance1,
-        uint256 balance2,
-        uint256 deadline
-    ) internal view returns (bytes memory) {
+    function signCooperativeSettle(uint256 pk, bytes32 channelId, uint256 balance1, uint256 balance2, uint256 deadline)
+        internal
+        view
+        returns (bytes memory)
+    {
         return signDigest(pk, network.hashCooperativeSettle(channelId, balance1, balance2, deadline));
     }
 

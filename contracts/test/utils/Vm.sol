@@ -7,6 +7,8 @@ interface Vm {
     // Environment
     function warp(uint256 newTimestamp) external;
     function roll(uint256 newHeight) external;
+    /// @dev Reads the timestamp at run time: via-IR may re-read `block.timestamp` after a `warp`.
+    function getBlockTimestamp() external view returns (uint256 timestamp);
     function chainId(uint256 newChainId) external;
     function deal(address account, uint256 newBalance) external;
     function etch(address target, bytes calldata newRuntimeBytecode) external;
