@@ -4,3 +4,27 @@
 #![allow(clippy::too_many_arguments)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+
+macro_rules! same_fields {
+    ($from:ty => $to:ty { $($field:ident),* }) => {
+        impl From<$from> for $to {
+            fn from(value: $from) -> Self {
+                Self { $($field: value.$field),* }
+            }
+        }
+        impl From<$to> for $from {
+            fn from(value: $to) -> Self {
+                Self { $($field: value.$field),* }
+            }
+        }
+    };
+}
+
+// The ABI's structs and the protocol's messages are the same EIP-712 types; convert freely.
+same_fields!(crate::BalanceProof => TokenNetwork::BalanceProof {
+    channelId, nonce, transferredAmount, lockedAmount, locksRoot, messageHash
+});
+same_fields!(crate::Watch => TokenNetwork::Watch { channelId, proofDigest, watcher, reward, deadline });
+same_fields!(crate::AgentRequest => SignedAgent::AgentRequest {
+    from, agent, target, data, gas, feeToken, fee, nonce, deadline
+});

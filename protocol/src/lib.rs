@@ -1,9 +1,24 @@
-//! SmartMesh protocol: the contract bindings and, as later issues add them, the EIP-712
-//! messages, signing and recovery rules, and the compact wire format shared by the phone client
-//! and the services. No I/O: it must also build for phones.
+//! SmartMesh protocol: the contract bindings, every signed message of the contracts with its
+//! EIP-712 domain, signing and recovery under the contracts' own rules, the off-chain payment
+//! rules shared by phones and the watcher, and the compact wire format. No I/O: it must also
+//! build for phones.
 
 mod bindings;
+mod error;
 mod messages;
+mod rules;
+mod signature;
+mod wire;
 
 pub use bindings::{SignedAgent, SmartMeshToken, TokenNetwork};
-pub use messages::{CooperativeSettle, Withdraw};
+pub use error::ProtocolError;
+pub use messages::{
+    AgentRequest, BalanceProof, CancelAuthorization, CancelRequest, CooperativeSettle, Permit,
+    ReceiveWithAuthorization, TransferWithAuthorization, Watch, Withdraw, agent_domain,
+    token_domain, token_network_domain,
+};
+pub use rules::{PayerCapacity, check_successor};
+pub use signature::{
+    Signature65, recover, recover_k256, recover_typed, sign_digest, sign_typed, verify_typed,
+};
+pub use wire::{KIND_BALANCE_PROOF, MAX_WIRE_LEN, SignedProof, TEXT_PREFIX, WIRE_VERSION};

@@ -1,78 +1,41 @@
-//! Deploys the three contracts on the npm-installed anvil and opens a channel gaslessly: a user
-//! holding SMT and no ETH signs an `AgentRequest`, a relayer submits it and is paid in SMT.
+//! Opens a channel gaslessly on the npm anvil: a user holding SMT and no ETH signs an
+//! `AgentRequest`, a relayer submits it and is paid its fee in SMT in the same transaction.
 
-use std::path::PathBuf;
+mod common;
 
 use alloy::{
-    network::EthereumWallet,
-    node_bindings::{Anvil, AnvilInstance},
     primitives::{Bytes, U256, utils::parse_ether},
-    providers::{Provider, ProviderBuilder},
-    signers::{SignerSync, local::PrivateKeySigner},
-    sol_types::{SolCall, SolStruct, eip712_domain},
+    providers::Provider,
+    signers::local::PrivateKeySigner,
+    sol_types::{SolCall, SolStruct},
 };
-use smartmesh_protocol::{SignedAgent, SmartMeshToken, TokenNetwork};
+use common::Stack;
+use smartmesh_protocol::{AgentRequest, TokenNetwork, agent_domain, sign_typed};
 
 const SETTLE_TIMEOUT: u64 = 3_600;
 
-fn spawn_anvil() -> eyre::Result<AnvilInstance> {
-    let anvil = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    eyre::ensure!(
-        anvil.is_file(),
-        "{} is missing: run scripts/setup",
-        anvil.display()
-    );
-    // Port 0 lets anvil pick a free port; the instance kills the process on drop.
-    Ok(Anvil::new().path(anvil).port(0u16).try_spawn()?)
-}
-
-fn key(seed: u8) -> PrivateKeySigner {
-    PrivateKeySigner::from_bytes(&[seed; 32].into()).expect("a valid secp256k1 scalar")
-}
-
 #[tokio::test]
 async fn gasless_open_pays_the_relayer_in_smt() -> eyre::Result<()> {
-    let anvil = spawn_anvil()?;
-    let deployer: PrivateKeySigner = anvil.keys()[0].clone().into();
-    let relayer: PrivateKeySigner = anvil.keys()[1].clone().into();
-    let user = key(0x11);
-    let partner = key(0x22).address();
-
-    let deploy = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(deployer.clone()))
-        .connect_http(anvil.endpoint_url());
-    let agent = SignedAgent::deploy(&deploy).await?;
-    let supply = parse_ether("3141592653")?;
-    let token =
-        SmartMeshToken::deploy(&deploy, deployer.address(), supply, *agent.address()).await?;
-    let network = TokenNetwork::deploy(
-        &deploy,
-        *token.address(),
-        *agent.address(),
-        U256::from(60),
-        U256::from(30 * 24 * 3_600),
-    )
-    .await?;
+    let stack = Stack::deploy().await?;
+    let relayer = stack.keys[1].clone();
+    // Keys anvil never funded: the user holds no ETH at all.
+    let user = PrivateKeySigner::from_bytes(&[0x11; 32].into())?;
+    let partner = PrivateKeySigner::from_bytes(&[0x22; 32].into())?.address();
+    let relay = stack.provider(&relayer);
+    let token = stack.token(&relayer);
 
     let fee = parse_ether("1.5")?;
-    token
-        .transfer(user.address(), parse_ether("10")?)
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
+    stack.fund(user.address(), parse_ether("10")?).await?;
     assert_eq!(
-        deploy.get_balance(user.address()).await?,
+        relay.get_balance(user.address()).await?,
         U256::ZERO,
         "the user holds no ETH"
     );
 
-    let chain_id = deploy.get_chain_id().await?;
-    let request = SignedAgent::AgentRequest {
+    let request = AgentRequest {
         from: user.address(),
         agent: relayer.address(),
-        target: *network.address(),
+        target: stack.network,
         data: Bytes::from(
             TokenNetwork::openCall {
                 partner,
@@ -81,44 +44,32 @@ async fn gasless_open_pays_the_relayer_in_smt() -> eyre::Result<()> {
             .abi_encode(),
         ),
         gas: U256::from(200_000),
-        feeToken: *token.address(),
+        feeToken: stack.token,
         fee,
         nonce: U256::from(7),
         deadline: U256::from(u64::MAX),
     };
-    let domain = eip712_domain! {
-        name: "SmartMesh SignedAgent",
-        version: "1",
-        chain_id: chain_id,
-        verifying_contract: *agent.address(),
-    };
-    let digest = request.eip712_signing_hash(&domain);
+    let domain = agent_domain(stack.chain_id, stack.agent);
+    let agent = stack.agent(&relayer);
     assert_eq!(
-        agent.hashRequest(request.clone()).call().await?,
-        digest,
+        agent.hashRequest(request.clone().into()).call().await?,
+        request.eip712_signing_hash(&domain),
         "Rust and Solidity digests agree"
     );
-    let signature = user.sign_hash_sync(&digest)?;
+    let signature = sign_typed(&user, &request, &domain);
 
-    let relay = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(relayer.clone()))
-        .connect_http(anvil.endpoint_url());
     let relayer_eth_before = relay.get_balance(relayer.address()).await?;
-    let receipt = SignedAgent::new(*agent.address(), &relay)
-        .execute(request, Bytes::from(signature.as_bytes().to_vec()))
+    let receipt = agent
+        .execute(request.into(), Bytes::copy_from_slice(signature.as_bytes()))
         .send()
         .await?
         .get_receipt()
         .await?;
     assert!(receipt.status(), "execute succeeded");
 
-    let (participant1, participant2) = if user.address() < partner {
-        (user.address(), partner)
-    } else {
-        (partner, user.address())
-    };
+    let network = stack.network(&relayer);
     let (channel_id, epoch) = network
-        .currentChannel(participant1, participant2)
+        .currentChannel(user.address(), partner)
         .call()
         .await?
         .into();
@@ -132,6 +83,11 @@ async fn gasless_open_pays_the_relayer_in_smt() -> eyre::Result<()> {
     assert_eq!(opened.inner.channelId, channel_id);
     assert_eq!(opened.inner.settleTimeout, U256::from(SETTLE_TIMEOUT));
 
+    let (participant1, participant2) = if user.address() < partner {
+        (user.address(), partner)
+    } else {
+        (partner, user.address())
+    };
     let info = network.channelInfo(channel_id).call().await?;
     assert_eq!(info.state, 1, "open");
     assert_eq!(

@@ -119,10 +119,12 @@ abstract contract Fixture is Test {
         }
     }
 
-    /// @dev A signature for which `ecrecover` returns the zero address: `r` is not the
-    /// x-coordinate of any curve point.
+    /// @dev A signature for which `ecrecover` returns the zero address (an `r` of 0 is outside
+    /// [1, n - 1]), checked here so the tests that use it cannot silently test something else.
     function zeroRecoverySig() internal pure returns (bytes memory) {
-        return abi.encodePacked(bytes32(uint256(1) << 255), bytes32(uint256(1)), uint8(27));
+        (bytes32 r, bytes32 s, uint8 v) = (bytes32(0), bytes32(uint256(1)), uint8(27));
+        require(ecrecover(keccak256("any digest"), v, r, s) == address(0), "zeroRecoverySig recovers a key");
+        return abi.encodePacked(r, s, v);
     }
 
     function emptyProof() internal pure returns (TokenNetwork.BalanceProof memory proof) {}
