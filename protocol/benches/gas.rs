@@ -9,15 +9,15 @@ use alloy::{
     node_bindings::Anvil,
     primitives::{Address, B256, Bytes, U256, utils::parse_ether},
     providers::{DynProvider, Provider, ProviderBuilder},
-    signers::{SignerSync, local::PrivateKeySigner},
-    sol_types::{Eip712Domain, SolCall, SolStruct, eip712_domain},
+    signers::local::PrivateKeySigner,
+    sol_types::{Eip712Domain, SolCall, SolStruct},
 };
 use smartmesh_protocol::{
     CooperativeSettle,
     SignedAgent::{self, AgentRequest},
     SmartMeshToken,
     TokenNetwork::{self, BalanceProof, Watch},
-    Withdraw,
+    Withdraw, agent_domain, sign_typed, token_network_domain,
 };
 
 /// (operation, Raiden's published gas, our goal as a fraction of it).
@@ -62,7 +62,7 @@ impl Stack {
     }
 
     fn network_domain(&self) -> Eip712Domain {
-        eip712_domain! { name: "SmartMesh TokenNetwork", version: "1", chain_id: self.chain_id, verifying_contract: self.network, }
+        token_network_domain(self.chain_id, self.network)
     }
 
     fn sign<T: SolStruct>(
@@ -71,10 +71,7 @@ impl Stack {
         message: &T,
         domain: &Eip712Domain,
     ) -> Bytes {
-        let signature = signer
-            .sign_hash_sync(&message.eip712_signing_hash(domain))
-            .expect("signing works");
-        Bytes::from(signature.as_bytes().to_vec())
+        Bytes::copy_from_slice(sign_typed(signer, message, domain).as_bytes())
     }
 
     async fn fund_and_approve(
@@ -462,7 +459,7 @@ async fn main() -> eyre::Result<()> {
         .await?
         .gas_used;
     row("SMT transfer", plain, None);
-    let agent_domain = eip712_domain! { name: "SmartMesh SignedAgent", version: "1", chain_id: stack.chain_id, verifying_contract: stack.agent, };
+    let agent_domain = agent_domain(stack.chain_id, stack.agent);
     let mut relayed = 0;
     for nonce in [1u64, 2] {
         let request = AgentRequest {
