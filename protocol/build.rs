@@ -22,6 +22,10 @@ use foundry_compilers::{
 const CONTRACTS: [&str; 3] = ["SmartMeshToken", "SignedAgent", "TokenNetwork"];
 
 fn main() {
+    // Without the bindings (a phone build) there is nothing to compile.
+    if env::var_os("CARGO_FEATURE_BINDINGS").is_none() {
+        return;
+    }
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let contracts = manifest_dir
         .join("../contracts")

@@ -3,6 +3,7 @@
 //! rules shared by phones and the watcher, and the compact wire format. No I/O: it must also
 //! build for phones.
 
+#[cfg(feature = "bindings")]
 mod bindings;
 mod error;
 mod messages;
@@ -10,6 +11,7 @@ mod rules;
 mod signature;
 mod wire;
 
+#[cfg(feature = "bindings")]
 pub use bindings::{SignedAgent, SmartMeshToken, TokenNetwork};
 pub use error::ProtocolError;
 pub use messages::{
