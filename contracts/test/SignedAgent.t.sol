@@ -810,20 +810,37 @@ contract SignedAgentGasTest is AgentTestBase {
     /// SMT (its fee then costs 5k gas, not 22k) would collect its fee and burn the nonce for
     /// work that was never done. Only a check before the call, that 63/64 of the gas left
     /// covers `request.gas`, refuses this relay.
+    /// @dev The gas limits tried are found, not guessed: `lowest` is the smallest limit the agent
+    /// accepts. Every limit within `REQUEST_GAS / 63 + 10_000` (the agent's margin, ~25.9k) below
+    /// it leaves the agent more than `request.gas` at its check, so only the 63/64 rule refuses
+    /// it; a fixed limit far below (say 800k) would only show that `gas > gasleft()` is refused.
     function test_execute_barelyStarvedCallThatSwallowsOutOfGasRevertsWhole() public {
         fund(relayer, 1 ether);
         (SignedAgent.AgentRequest memory request, bytes memory sig) =
             hungryRequest(abi.encodeCall(hungry.tryWork, (WORK)));
+        uint256 lowest = lowestAcceptedGas(request, sig);
 
-        (bool success, bytes memory returned) = relayWithGas(request, sig, 800_000);
-        bool done = success && abi.decode(abi.decode(returned, (bytes)), (bool));
-        assertFalse(success && !done, "relayer paid for starved work");
-        assertFalse(success, "starved relay must fail");
-        assertInsufficientGas(returned);
-        assertEq(hungry.completed(), 0, "no work recorded");
-        assertFalse(agent.nonceUsed(alice, 1), "nonce unused");
-        assertEq(token.balanceOf(alice), 100 ether, "alice charged nothing");
-        assertEq(token.balanceOf(relayer), 1 ether, "relayer unpaid");
+        // 1 below the threshold; 10_001 below, where the agent's check sees REQUEST_GAS * 64 / 63
+        // - 1 (the margin is 10_000); 20k below, where it still sees more than REQUEST_GAS.
+        uint256[3] memory limits = [lowest - 1, lowest - 10_001, lowest - 20_000];
+        for (uint256 i; i < limits.length; ++i) {
+            (bool success, bytes memory returned) = relayWithGas(request, sig, limits[i]);
+            bool done = success && abi.decode(abi.decode(returned, (bytes)), (bool));
+            assertFalse(success && !done, "relayer paid for starved work");
+            assertFalse(success, "starved relay must fail");
+            assertInsufficientGas(returned);
+            assertEq(hungry.completed(), 0, "no work recorded");
+            assertFalse(agent.nonceUsed(alice, 1), "nonce unused");
+            assertEq(token.balanceOf(alice), 100 ether, "alice charged nothing");
+            assertEq(token.balanceOf(relayer), 1 ether, "relayer unpaid");
+        }
+
+        // At the threshold itself the work is done in full and paid for.
+        (bool ok, bytes memory result) = relayWithGas(request, sig, lowest);
+        assertTrue(ok, "accepted at the threshold");
+        assertTrue(abi.decode(abi.decode(result, (bytes)), (bool)), "tryWork did the work");
+        assertEq(hungry.completed(), 1, "work done");
+        assertEq(token.balanceOf(relayer), 1 ether + FEE, "fee paid");
     }
 
     /// @dev Whatever gas the relayer sends, either the work is done and paid for, or nothing
@@ -850,6 +867,32 @@ contract SignedAgentGasTest is AgentTestBase {
         request = requestOf(ALICE_PK, address(hungry), data, FEE, 1);
         request.gas = REQUEST_GAS;
         sig = signRequest(ALICE_PK, request);
+    }
+
+    /// @dev The smallest gas limit with which the relay succeeds, by bisection between
+    /// `REQUEST_GAS` (which must fail) and `AMPLE` (which must succeed); state is restored.
+    function lowestAcceptedGas(SignedAgent.AgentRequest memory request, bytes memory sig)
+        internal
+        returns (uint256 hi)
+    {
+        uint256 lo = REQUEST_GAS;
+        hi = AMPLE;
+        assertFalse(relaySucceedsWith(request, sig, lo), "fails with exactly request.gas");
+        assertTrue(relaySucceedsWith(request, sig, hi), "succeeds with ample gas");
+        while (hi - lo > 1) {
+            uint256 mid = (lo + hi) / 2;
+            if (relaySucceedsWith(request, sig, mid)) hi = mid;
+            else lo = mid;
+        }
+    }
+
+    function relaySucceedsWith(SignedAgent.AgentRequest memory request, bytes memory sig, uint256 gasLimit)
+        internal
+        returns (bool success)
+    {
+        uint256 snapshot = vm.snapshotState();
+        (success,) = relayWithGas(request, sig, gasLimit);
+        vm.revertToState(snapshot);
     }
 
     function relayWithGas(SignedAgent.AgentRequest memory request, bytes memory sig, uint256 gasLimit)

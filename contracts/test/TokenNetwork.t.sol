@@ -347,6 +347,7 @@ contract TokenNetworkOpenTest is TokenNetworkTestBase {
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.DepositNotIncreased.selector, 0, 0));
         vm.prank(alice);
         network.openWithDeposit(brandon, TIMEOUT, 0);
+        assertState(idOf(alice, brandon, 1), TokenNetwork.ChannelState.None, "open rolled back");
     }
 
     function test_openWithDeposit_revertsWholeOpenWithoutAllowance() public {
@@ -479,6 +480,9 @@ contract TokenNetworkDepositTest is TokenNetworkTestBase {
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.DepositTooLarge.selector, CVE_VALUE, max));
         vm.prank(brandon);
         network.deposit(channelId, brandon, CVE_VALUE);
+        (uint256 deposited,) = network.participantInfo(channelId, brandon);
+        assertEq(deposited, 0, "brandon credited nothing");
+        assertEq(network.channelTotal(channelId), 100, "only alice's deposit");
     }
 
     function test_deposit_acceptsMaxDepositOnBothSides() public {
@@ -817,9 +821,11 @@ contract TokenNetworkWithdrawTest is TokenNetworkTestBase {
         network.withdraw(unknown, alice, 30, DEADLINE, sigA, sigB);
     }
 
-    function testFuzz_withdraw_neverExceedsDeposits(uint256 wAlice, uint256 wBrandon) public {
+    function testFuzz_withdraw_neverExceedsDeposits(uint256 wAlice, uint256 wBrandon, bool nearCap) public {
         wAlice = bound(wAlice, 1, DEPOSITS);
-        wBrandon = bound(wBrandon, 1, type(uint256).max);
+        // An unbounded amount is almost always above the cap: half the runs stay around it, so
+        // that accepted withdrawals (and the exact edge) are fuzzed too.
+        wBrandon = nearCap ? bound(wBrandon, 1, DEPOSITS + 1) : bound(wBrandon, 1, type(uint256).max);
         doWithdraw(ALICE_PK, BRANDON_PK, channelId, wAlice);
         (bytes memory sigB, bytes memory sigA) =
             withdrawSigs(BRANDON_PK, ALICE_PK, channelId, brandon, wBrandon, DEADLINE);
@@ -829,6 +835,11 @@ contract TokenNetworkWithdrawTest is TokenNetworkTestBase {
             );
         }
         network.withdraw(channelId, brandon, wBrandon, DEADLINE, sigB, sigA);
+        bool accepted = wBrandon <= DEPOSITS - wAlice;
+        assertEq(token.balanceOf(brandon), accepted ? wBrandon : 0, "brandon paid exactly an accepted withdrawal");
+        assertEq(token.balanceOf(alice), wAlice, "alice paid her withdrawal");
+        (, uint256 withdrawn) = network.participantInfo(channelId, brandon);
+        assertEq(withdrawn, accepted ? wBrandon : 0, "recorded only when accepted");
         assertGe(token.balanceOf(address(network)), OTHER_FUNDS, "other channels intact");
         assertEq(
             token.balanceOf(address(network)),
@@ -1002,15 +1013,30 @@ contract TokenNetworkCooperativeSettleTest is TokenNetworkTestBase {
         assertState(reopened, TokenNetwork.ChannelState.Open, "still open");
     }
 
-    function testFuzz_cooperativeSettle_onlyExactSplit(uint256 b1, uint256 b2) public {
-        b1 = bound(b1, 0, type(uint256).max);
-        b2 = bound(b2, 0, type(uint256).max);
+    function testFuzz_cooperativeSettle_onlyExactSplit(uint256 b1, uint256 b2, uint8 mode) public {
+        // Two unbounded uint256 almost never add up to exactly TOTAL: a third of the runs take an
+        // exact split, a third one off by one (either way), the rest anything at all.
+        if (mode % 3 == 0) {
+            b1 = bound(b1, 0, TOTAL);
+            b2 = TOTAL - b1;
+        } else if (mode % 3 == 1) {
+            b1 = bound(b1, 0, TOTAL);
+            b2 = b2 % 2 == 0 || b1 == TOTAL ? TOTAL - b1 + 1 : TOTAL - b1 - 1;
+        }
         (bytes memory sig1, bytes memory sig2) = coopSigs(channelId, b1, b2, DEADLINE);
         uint256 networkBefore = token.balanceOf(address(network));
+        uint256 before1 = token.balanceOf(p1);
+        uint256 before2 = token.balanceOf(p2);
         bool exact = b1 <= TOTAL && b2 == TOTAL - b1;
+        assertEq(exact, mode % 3 == 0 || (mode % 3 == 2 && exact), "mode picks the branch");
         if (!exact) vm.expectRevert(abi.encodeWithSelector(TokenNetwork.BalancesMismatch.selector, b1, b2, TOTAL));
         network.cooperativeSettle(channelId, b1, b2, DEADLINE, sig1, sig2);
         assertEq(token.balanceOf(address(network)), exact ? networkBefore - TOTAL : networkBefore, "network");
+        assertEq(token.balanceOf(p1), exact ? before1 + b1 : before1, "participant1");
+        assertEq(token.balanceOf(p2), exact ? before2 + b2 : before2, "participant2");
+        assertState(
+            channelId, exact ? TokenNetwork.ChannelState.None : TokenNetwork.ChannelState.Open, "ended only if exact"
+        );
     }
 }
 
@@ -1704,15 +1730,30 @@ contract TokenNetworkSettleTest is TokenNetworkTestBase {
         assertEq(token.balanceOf(brandon), D_BRANDON, "brandon");
     }
 
-    function testFuzz_settle_neverRevertsAndPaysExactlyTotal(uint256 claim, uint256 received, bool aliceCloses) public {
-        claim = bound(claim, 0, type(uint256).max);
-        received = bound(received, 1, type(uint256).max);
+    function testFuzz_settle_neverRevertsAndPaysExactlyTotal(
+        uint256 claim,
+        uint256 received,
+        bool aliceCloses,
+        bool small
+    ) public {
+        // Half the runs keep the amounts near the channel's size, where the split is not clamped.
+        claim = small ? bound(claim, 0, 2 * TOTAL) : bound(claim, 0, type(uint256).max);
+        received = small ? bound(received, 1, 2 * TOTAL) : bound(received, 1, type(uint256).max);
         (address closer, uint256 partnerPk) = aliceCloses ? (alice, BRANDON_PK) : (brandon, ALICE_PK);
         (TokenNetwork.BalanceProof memory proof, bytes memory sig) = signedProof(partnerPk, channelId, 1, received);
         closeWith(closer, channelId, proof, sig, claim);
         vm.warp(START + TIMEOUT);
         uint256 networkBefore = token.balanceOf(address(network));
         network.settle(channelId);
+        // alice's share: D_ALICE + what she received - what she paid, clamped to [0, TOTAL].
+        (uint256 alicePaid, uint256 aliceGot) = aliceCloses ? (claim, received) : (received, claim);
+        uint256 expectedAlice;
+        if (aliceGot >= alicePaid) {
+            expectedAlice = aliceGot - alicePaid >= TOTAL - D_ALICE ? TOTAL : D_ALICE + (aliceGot - alicePaid);
+        } else {
+            expectedAlice = alicePaid - aliceGot >= D_ALICE ? 0 : D_ALICE - (alicePaid - aliceGot);
+        }
+        assertEq(token.balanceOf(alice), expectedAlice, "alice's clamped off-chain balance");
         assertEq(token.balanceOf(alice) + token.balanceOf(brandon), TOTAL, "payouts sum to the total");
         assertEq(token.balanceOf(address(network)), networkBefore - TOTAL, "network paid the total");
         assertChannelDeleted(channelId);

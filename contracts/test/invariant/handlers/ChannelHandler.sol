@@ -99,6 +99,10 @@ contract ChannelHandler is Test {
     uint256 public immutable minTimeout;
     uint256 internal immutable watcherPk;
     address public immutable watcher;
+    /// @dev The chain the run happens on, restored after every other-chain replay. Kept as an
+    /// immutable: with via-IR the optimizer may re-read `block.chainid` after `vm.chainId`
+    /// changed it instead of keeping an earlier read in a local.
+    uint256 internal immutable homeChainId;
 
     uint256[ACTORS] internal pks;
     address[ACTORS] public actors;
@@ -156,6 +160,7 @@ contract ChannelHandler is Test {
         minTimeout = minTimeout_;
         watcherPk = watcherPk_;
         watcher = vm.addr(watcherPk_);
+        homeChainId = block.chainid;
         for (uint256 i; i < ACTORS; ++i) {
             pks[i] = actorPks[i];
             actors[i] = vm.addr(actorPks[i]);
@@ -519,10 +524,9 @@ contract ChannelHandler is Test {
     }
 
     function _replayOtherChain(uint256 recordId, Record storage record, uint256 chainSeed) private {
-        uint256 chainId = block.chainid;
-        vm.chainId(chainId + 1 + chainSeed % 1000);
+        vm.chainId(homeChainId + 1 + chainSeed % 1000);
         _attempt(network, recordId, record, record.channelId, false);
-        vm.chainId(chainId);
+        vm.chainId(homeChainId);
     }
 
     /// @dev Submits `record` to `target` on `net`, with the signed channel ids kept as signed
