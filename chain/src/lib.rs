@@ -1,0 +1,14 @@
+//! SmartMesh chain access, shared by the settlement watcher and the relayer: provider wiring,
+//! the deployment manifest, storage on SQLite or Postgres, and a reorg-safe log follower.
+
+mod error;
+mod follower;
+mod manifest;
+mod provider;
+mod store;
+
+pub use error::ChainError;
+pub use follower::{BlockLogs, FollowerConfig, LogFollower, LogHandler, Progress};
+pub use manifest::Deployment;
+pub use provider::connect;
+pub use store::{Backend, Database};
