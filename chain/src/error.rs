@@ -64,4 +64,30 @@ pub enum ChainError {
         /// The hash seen next.
         actual: B256,
     },
+    /// The sender was given no signer key.
+    #[error("the transaction sender needs at least one signer key")]
+    NoSigner,
+    /// Every signer key holds less ETH than the configured minimum: sending is paused.
+    #[error("sending paused: every signer key holds less than {min} wei; fund them")]
+    LowBalance {
+        /// The configured minimum balance, in wei.
+        min: alloy::primitives::U256,
+    },
+    /// No transaction has this id.
+    #[error("no transaction with id {0}")]
+    UnknownTransaction(i64),
+    /// A stored transaction names a key this sender was not given.
+    #[error("no signer key for {0}, which has unfinished transactions: restart with its key")]
+    MissingSignerKey(alloy::primitives::Address),
+    /// Signing a transaction failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+    /// A stored value does not parse (the database was edited by hand).
+    #[error("stored {field} {value:?} does not parse")]
+    Stored {
+        /// The column.
+        field: &'static str,
+        /// Its content.
+        value: String,
+    },
 }

@@ -1,14 +1,17 @@
 //! SmartMesh chain access, shared by the settlement watcher and the relayer: provider wiring,
-//! the deployment manifest, storage on SQLite or Postgres, and a reorg-safe log follower.
+//! the deployment manifest, storage on SQLite or Postgres, a transaction sender that never loses
+//! or doubles a transaction, and a reorg-safe log follower.
 
 mod error;
 mod follower;
 mod manifest;
 mod provider;
+mod sender;
 mod store;
 
 pub use error::ChainError;
 pub use follower::{BlockLogs, FollowerConfig, LogFollower, LogHandler, Progress};
 pub use manifest::Deployment;
 pub use provider::connect;
+pub use sender::{SenderConfig, TxRequest, TxSender, TxStatus};
 pub use store::{Backend, Database};

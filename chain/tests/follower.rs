@@ -3,17 +3,20 @@
 //! ones; a follower dropped between batches and recreated from the same database resumes
 //! without missing or repeating an event.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use alloy::{
     network::EthereumWallet,
-    node_bindings::{Anvil, AnvilInstance},
+    node_bindings::AnvilInstance,
     primitives::{Address, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::Filter,
     signers::local::PrivateKeySigner,
     sol_types::SolEvent,
 };
+mod common;
+
+use common::{databases, spawn_anvil};
 use smartmesh_chain::{
     BlockLogs, ChainError, Database, FollowerConfig, LogFollower, LogHandler, Progress, connect,
 };
@@ -68,14 +71,7 @@ struct Chain {
 
 impl Chain {
     async fn start() -> eyre::Result<Self> {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-        eyre::ensure!(
-            path.is_file(),
-            "{} is missing: run scripts/setup",
-            path.display()
-        );
-        let anvil = Anvil::new().path(path).port(0u16).try_spawn()?;
+        let anvil = spawn_anvil()?;
         let signer: PrivateKeySigner = anvil.keys()[0].clone().into();
         let provider = ProviderBuilder::new()
             .wallet(EthereumWallet::from(signer.clone()))
@@ -171,6 +167,18 @@ async fn recorded(db: &Database) -> eyre::Result<Vec<(i64, i64, String)>> {
         .collect()
 }
 
+async fn with_transfers_table(databases: Vec<Database>) -> eyre::Result<Vec<Database>> {
+    for db in &databases {
+        sqlx::query(
+            "CREATE TABLE test_transfers (block_number BIGINT NOT NULL, log_index BIGINT NOT NULL, \
+             amount TEXT NOT NULL, PRIMARY KEY (block_number, log_index))",
+        )
+        .execute(db.pool())
+        .await?;
+    }
+    Ok(databases)
+}
+
 async fn catch_up(
     follower: &LogFollower,
     ledger: &mut TransferLedger,
@@ -185,50 +193,9 @@ async fn catch_up(
     }
 }
 
-/// A fresh database of each backend: a SQLite file, and a new database on the Postgres of
-/// `DATABASE_URL` when it is set.
-async fn databases(test: &str) -> eyre::Result<Vec<Database>> {
-    // One name per test, dropped and recreated on each run, so runs leave nothing behind
-    // but the last one's database.
-    let unique = format!("follower_{test}");
-    let file = std::env::temp_dir().join(format!("smartmesh_{unique}.sqlite"));
-    let _ = std::fs::remove_file(&file);
-    let _ = std::fs::remove_file(file.with_extension("sqlite-wal"));
-    let mut databases = vec![Database::connect(&format!("sqlite://{}", file.display())).await?];
-    match std::env::var("DATABASE_URL") {
-        Ok(admin_url) => {
-            let admin = Database::connect(&admin_url).await?;
-            let name = format!("smartmesh_{unique}").to_lowercase();
-            // The name is made here from the test's name: nothing external.
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name}"
-            )))
-            .execute(admin.pool())
-            .await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(admin.pool())
-                .await?;
-            let base = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |(base, _)| base);
-            databases.push(Database::connect(&format!("{base}/{name}")).await?);
-        }
-        Err(_) => eprintln!("DATABASE_URL is not set: {test} runs on SQLite only"),
-    }
-    for db in &databases {
-        sqlx::query(
-            "CREATE TABLE test_transfers (block_number BIGINT NOT NULL, log_index BIGINT NOT NULL, \
-             amount TEXT NOT NULL, PRIMARY KEY (block_number, log_index))",
-        )
-        .execute(db.pool())
-        .await?;
-    }
-    Ok(databases)
-}
-
 #[tokio::test]
 async fn a_reorg_rolls_back_exactly_the_orphaned_blocks() -> eyre::Result<()> {
-    for db in databases("reorg").await? {
+    for db in with_transfers_table(databases("follower_reorg").await?).await? {
         let chain = Chain::start().await?;
         let mut ledger = TransferLedger;
         let follower = chain.follower(&db, 100)?;
@@ -290,7 +257,7 @@ async fn a_reorg_rolls_back_exactly_the_orphaned_blocks() -> eyre::Result<()> {
 
 #[tokio::test]
 async fn a_follower_recreated_from_the_database_resumes_exactly() -> eyre::Result<()> {
-    for db in databases("resume").await? {
+    for db in with_transfers_table(databases("follower_resume").await?).await? {
         let chain = Chain::start().await?;
         for amount in 1..=9 {
             chain.transfer(amount).await?;
@@ -338,7 +305,7 @@ async fn a_failing_handler_commits_nothing() -> eyre::Result<()> {
             Ok(())
         }
     }
-    for db in databases("failing").await? {
+    for db in with_transfers_table(databases("follower_failing").await?).await? {
         let chain = Chain::start().await?;
         chain.transfer(5).await?;
         let follower = chain.follower(&db, 100)?;

@@ -1,0 +1,565 @@
+//! The transaction sender: its own nonce book in the database (alloy's cached nonce manager
+//! never resynchronizes, alloy #2385), every signed transaction stored before it is broadcast,
+//! receipts followed to a confirmation depth, stuck transactions replaced with fees raised by
+//! more than the 10% nodes require, and everything unfinished picked up again after a restart.
+//! Several signer keys share the load, so one stuck transaction does not block the rest.
+
+use std::{
+    future::Future,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use alloy::{
+    consensus::{SignableTransaction, TxEip1559, TxEnvelope},
+    eips::Encodable2718,
+    network::TxSignerSync,
+    primitives::{Address, B256, Bytes, TxKind, U256},
+    providers::{DynProvider, Provider},
+    signers::local::PrivateKeySigner,
+};
+use sqlx::{AnyConnection, Row};
+use tracing::{info, warn};
+
+use crate::{ChainError, Database};
+
+/// Settings of a [`TxSender`].
+#[derive(Debug, Clone)]
+pub struct SenderConfig {
+    /// Blocks on top of a receipt's block before the transaction counts as final.
+    pub confirmations: u64,
+    /// How long a broadcast transaction may wait unmined before it is replaced.
+    pub stuck_after: Duration,
+    /// Fee raise per replacement, in percent; must exceed the 10% nodes require.
+    pub bump_percent: u64,
+    /// The highest `maxFeePerGas` the sender will ever offer, in wei.
+    pub max_fee_cap: u128,
+    /// Below this ETH balance a signer takes no new transactions.
+    pub min_balance: U256,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        Self {
+            confirmations: 1,
+            stuck_after: Duration::from_secs(30),
+            bump_percent: 15,
+            max_fee_cap: 500_000_000_000,
+            min_balance: U256::from(10_000_000_000_000_000u64),
+        }
+    }
+}
+
+/// A transaction to send: the sender picks the key, the nonce and the fees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxRequest {
+    /// The called contract or recipient.
+    pub to: Address,
+    /// The calldata.
+    pub input: Bytes,
+    /// Wei sent along.
+    pub value: U256,
+    /// The gas limit.
+    pub gas_limit: u64,
+}
+
+/// Where a submitted transaction stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Accepted and given a nonce; not broadcast yet.
+    Queued,
+    /// Broadcast as `hash` (the latest of its fee versions); not mined yet.
+    Pending {
+        /// The latest version's hash.
+        hash: B256,
+    },
+    /// Mined, but with fewer confirmations than configured.
+    Mined {
+        /// The mined version's hash.
+        hash: B256,
+        /// Its block.
+        block: u64,
+        /// Whether it succeeded (a revert still uses its nonce).
+        succeeded: bool,
+    },
+    /// A node refused the payload for good (for example a gas limit below the intrinsic
+    /// cost); a 0-value transfer to itself took its nonce so later transactions proceed. Final.
+    Failed {
+        /// The node's refusal.
+        reason: String,
+    },
+    /// Mined and confirmed: final.
+    Confirmed {
+        /// The mined version's hash.
+        hash: B256,
+        /// Its block.
+        block: u64,
+        /// Whether it succeeded.
+        succeeded: bool,
+    },
+}
+
+/// Sends transactions so that none is lost or sent twice, across restarts.
+#[derive(Debug, Clone)]
+pub struct TxSender {
+    provider: DynProvider,
+    db: Database,
+    chain_id: u64,
+    signers: Vec<PrivateKeySigner>,
+    config: SenderConfig,
+}
+
+impl TxSender {
+    /// A sender for `signers` on `provider`'s chain, keeping its book in `db`.
+    pub async fn new(
+        provider: DynProvider,
+        db: Database,
+        signers: Vec<PrivateKeySigner>,
+        config: SenderConfig,
+    ) -> Result<Self, ChainError> {
+        if signers.is_empty() {
+            return Err(ChainError::NoSigner);
+        }
+        let chain_id = provider.get_chain_id().await?;
+        Ok(Self {
+            provider,
+            db,
+            chain_id,
+            signers,
+            config,
+        })
+    }
+
+    /// Accepts a transaction: gives it a key and a nonce for good, in one database
+    /// transaction, and returns its id. Broadcasting happens in [`TxSender::tick`].
+    pub async fn submit(&self, request: &TxRequest) -> Result<i64, ChainError> {
+        let signer = self.pick_signer().await?;
+        let chain_nonce = self
+            .provider
+            .get_transaction_count(signer)
+            .pending()
+            .await?;
+        let mut tx = self.db.pool().begin().await?;
+        let booked = sqlx::query("SELECT next_nonce FROM sender_nonces WHERE signer = $1")
+            .bind(signer.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.try_get::<i64, _>(0))
+            .transpose()?;
+        // The book wins unless the key was used elsewhere, then the chain does.
+        let nonce = booked.map_or(chain_nonce, |booked| (booked as u64).max(chain_nonce));
+        sqlx::query(
+            "INSERT INTO sender_nonces (signer, next_nonce) VALUES ($1, $2) \
+             ON CONFLICT (signer) DO UPDATE SET next_nonce = excluded.next_nonce",
+        )
+        .bind(signer.to_string())
+        .bind((nonce + 1) as i64)
+        .execute(&mut *tx)
+        .await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO sender_transactions (signer, nonce, to_address, input, value, gas_limit, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued') RETURNING id",
+        )
+        .bind(signer.to_string())
+        .bind(nonce as i64)
+        .bind(request.to.to_string())
+        .bind(request.input.to_vec())
+        .bind(request.value.to_string())
+        .bind(request.gas_limit as i64)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        tx.commit().await?;
+        info!(target: "smartmesh::sender", id, %signer, nonce, to = %request.to, "queued");
+        Ok(id)
+    }
+
+    /// Where transaction `id` stands.
+    pub async fn status(&self, id: i64) -> Result<TxStatus, ChainError> {
+        let row = sqlx::query(
+            "SELECT status, mined_hash, mined_block, succeeded, failure FROM sender_transactions WHERE id = $1",
+        )
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or(ChainError::UnknownTransaction(id))?;
+        let status: String = row.try_get(0)?;
+        let mined = || -> Result<(B256, u64, bool), ChainError> {
+            let hash = row.try_get::<Option<Vec<u8>>, _>(1)?.unwrap_or_default();
+            Ok((
+                B256::try_from(hash.as_slice()).map_err(|_| ChainError::StoredHash(hash.len()))?,
+                row.try_get::<Option<i64>, _>(2)?.unwrap_or_default() as u64,
+                row.try_get::<Option<i64>, _>(3)? == Some(1),
+            ))
+        };
+        Ok(match status.as_str() {
+            "queued" => TxStatus::Queued,
+            "failed" => TxStatus::Failed {
+                reason: row.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
+            },
+            "mined" => {
+                let (hash, block, succeeded) = mined()?;
+                TxStatus::Mined {
+                    hash,
+                    block,
+                    succeeded,
+                }
+            }
+            "confirmed" => {
+                let (hash, block, succeeded) = mined()?;
+                TxStatus::Confirmed {
+                    hash,
+                    block,
+                    succeeded,
+                }
+            }
+            _ => TxStatus::Pending {
+                hash: self
+                    .latest_attempt(id)
+                    .await?
+                    .map(|a| a.hash)
+                    .unwrap_or_default(),
+            },
+        })
+    }
+
+    /// One pass over every unfinished transaction, lowest nonce first per key: sign and
+    /// broadcast the queued, rebroadcast the dropped, replace the stuck, record receipts.
+    pub async fn tick(&self) -> Result<(), ChainError> {
+        let rows = sqlx::query(
+            "SELECT id, signer, nonce, to_address, input, value, gas_limit, failure FROM sender_transactions \
+             WHERE status NOT IN ('confirmed', 'failed') ORDER BY signer, nonce",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        let head = self.provider.get_block_number().await?;
+        for row in rows {
+            let unfinished = Unfinished::from_row(&row)?;
+            self.advance(&unfinished, head).await?;
+        }
+        Ok(())
+    }
+
+    /// Ticks until `shutdown` resolves; RPC failures are logged and retried.
+    pub async fn run(
+        self,
+        interval: Duration,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ChainError> {
+        tokio::pin!(shutdown);
+        loop {
+            match self.tick().await {
+                Ok(()) => {}
+                Err(ChainError::Rpc(e)) => {
+                    warn!(target: "smartmesh::sender", error = %e, "rpc failed; retrying")
+                }
+                Err(e) => return Err(e),
+            }
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    async fn advance(&self, unfinished: &Unfinished, head: u64) -> Result<(), ChainError> {
+        let attempts = self.attempts(unfinished.id).await?;
+        for attempt in &attempts {
+            if let Some(receipt) = self.provider.get_transaction_receipt(attempt.hash).await? {
+                let block = receipt.block_number.unwrap_or(head);
+                let confirmations = head.saturating_sub(block) + 1;
+                let status = match (
+                    confirmations >= self.config.confirmations,
+                    &unfinished.failure,
+                ) {
+                    (false, _) => "mined",
+                    (true, None) => "confirmed",
+                    (true, Some(_)) => "failed",
+                };
+                sqlx::query(
+                    "UPDATE sender_transactions SET status = $1, mined_hash = $2, mined_block = $3, succeeded = $4 \
+                     WHERE id = $5",
+                )
+                .bind(status)
+                .bind(attempt.hash.to_vec())
+                .bind(block as i64)
+                .bind(i64::from(receipt.status()))
+                .bind(unfinished.id)
+                .execute(self.db.pool())
+                .await?;
+                return Ok(());
+            }
+        }
+        let Some(latest) = attempts.last() else {
+            let (max_fee, priority) = self.current_fees().await?;
+            return self
+                .sign_store_broadcast(unfinished, max_fee, priority)
+                .await;
+        };
+        let waited = now_seconds().saturating_sub(latest.sent_at);
+        if waited >= self.config.stuck_after.as_secs() {
+            let (current_max, current_priority) = self.current_fees().await?;
+            let bump = |fee: u128| fee + fee * u128::from(self.config.bump_percent) / 100 + 1;
+            let priority = bump(latest.priority_fee).max(current_priority);
+            let max_fee = bump(latest.max_fee).max(current_max).max(priority);
+            if max_fee <= self.config.max_fee_cap {
+                warn!(target: "smartmesh::sender", id = unfinished.id, nonce = unfinished.nonce, max_fee, "stuck: replacing");
+                return self
+                    .sign_store_broadcast(unfinished, max_fee, priority)
+                    .await;
+            }
+            warn!(target: "smartmesh::sender", id = unfinished.id, max_fee, cap = self.config.max_fee_cap, "stuck at the fee cap");
+        }
+        // Not yet stuck, or capped: make sure a node still has it (a dropped transaction is
+        // simply sent again; a node answers "already known" otherwise).
+        if self
+            .provider
+            .get_transaction_by_hash(latest.hash)
+            .await?
+            .is_none()
+        {
+            warn!(target: "smartmesh::sender", id = unfinished.id, hash = %latest.hash, "dropped: rebroadcasting");
+            let _ = self.broadcast(&latest.raw).await;
+        }
+        Ok(())
+    }
+
+    async fn sign_store_broadcast(
+        &self,
+        unfinished: &Unfinished,
+        max_fee: u128,
+        priority: u128,
+    ) -> Result<(), ChainError> {
+        let signer = self
+            .signers
+            .iter()
+            .find(|signer| signer.address() == unfinished.signer)
+            .ok_or(ChainError::MissingSignerKey(unfinished.signer))?;
+        // A payload refused for good is replaced by a filler that only uses up its nonce.
+        let filler;
+        let request = if unfinished.failure.is_some() {
+            filler = TxRequest {
+                to: unfinished.signer,
+                input: Bytes::new(),
+                value: U256::ZERO,
+                gas_limit: 21_000,
+            };
+            &filler
+        } else {
+            &unfinished.request
+        };
+        let mut transaction = TxEip1559 {
+            chain_id: self.chain_id,
+            nonce: unfinished.nonce,
+            gas_limit: request.gas_limit,
+            max_fee_per_gas: max_fee,
+            max_priority_fee_per_gas: priority,
+            to: TxKind::Call(request.to),
+            value: request.value,
+            access_list: Default::default(),
+            input: request.input.clone(),
+        };
+        let signature = signer
+            .sign_transaction_sync(&mut transaction)
+            .map_err(|e| ChainError::Signing(e.to_string()))?;
+        let envelope = TxEnvelope::from(transaction.into_signed(signature));
+        let raw = envelope.encoded_2718();
+        let hash = *envelope.tx_hash();
+
+        // Stored first: a crash after this line rebroadcasts the very same bytes.
+        let mut tx = self.db.pool().begin().await?;
+        record_attempt(&mut tx, unfinished.id, hash, &raw, max_fee, priority).await?;
+        sqlx::query("UPDATE sender_transactions SET status = 'pending' WHERE id = $1")
+            .bind(unfinished.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        info!(target: "smartmesh::sender", id = unfinished.id, nonce = unfinished.nonce, %hash, max_fee, "broadcasting");
+        match self.broadcast(&raw).await {
+            Some(refusal) if unfinished.failure.is_none() && is_permanent(&refusal) => {
+                warn!(target: "smartmesh::sender", id = unfinished.id, nonce = unfinished.nonce, %refusal, "refused for good: filling its nonce");
+                sqlx::query("UPDATE sender_transactions SET failure = $1 WHERE id = $2")
+                    .bind(&refusal)
+                    .bind(unfinished.id)
+                    .execute(self.db.pool())
+                    .await?;
+                let failed = Unfinished {
+                    failure: Some(refusal),
+                    request: unfinished.request.clone(),
+                    ..*unfinished
+                };
+                let bump = |fee: u128| fee + fee * u128::from(self.config.bump_percent) / 100 + 1;
+                Box::pin(self.sign_store_broadcast(&failed, bump(max_fee), bump(priority))).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends raw bytes; refusals are expected ("already known", a replaced version mined)
+    /// and the next tick decides from receipts, so they are only logged.
+    async fn broadcast(&self, raw: &[u8]) -> Option<String> {
+        match self.provider.send_raw_transaction(raw).await {
+            Ok(_) => None,
+            Err(e) => {
+                warn!(target: "smartmesh::sender", error = %e, "broadcast refused");
+                Some(e.to_string())
+            }
+        }
+    }
+
+    async fn current_fees(&self) -> Result<(u128, u128), ChainError> {
+        let block = self
+            .provider
+            .get_block_by_number(Default::default())
+            .await?
+            .ok_or(ChainError::MissingBlock(0))?;
+        let base = u128::from(block.header.base_fee_per_gas.unwrap_or(1_000_000_000));
+        let priority = self
+            .provider
+            .get_max_priority_fee_per_gas()
+            .await
+            .unwrap_or(1_000_000_000);
+        Ok(((2 * base + priority).min(self.config.max_fee_cap), priority))
+    }
+
+    /// The key with the fewest unfinished transactions among those with enough ETH.
+    async fn pick_signer(&self) -> Result<Address, ChainError> {
+        let mut best: Option<(i64, Address)> = None;
+        for signer in &self.signers {
+            let address = signer.address();
+            if self.provider.get_balance(address).await? < self.config.min_balance {
+                continue;
+            }
+            let load: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM sender_transactions WHERE signer = $1 AND status NOT IN ('confirmed', 'failed')",
+            )
+            .bind(address.to_string())
+            .fetch_one(self.db.pool())
+            .await?
+            .try_get(0)?;
+            if best.is_none_or(|(fewest, _)| load < fewest) {
+                best = Some((load, address));
+            }
+        }
+        best.map(|(_, address)| address)
+            .ok_or(ChainError::LowBalance {
+                min: self.config.min_balance,
+            })
+    }
+
+    async fn attempts(&self, id: i64) -> Result<Vec<Attempt>, ChainError> {
+        let rows = sqlx::query(
+            "SELECT tx_hash, raw, max_fee_per_gas, max_priority_fee_per_gas, sent_at FROM sender_attempts \
+             WHERE transaction_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(Attempt::from_row).collect()
+    }
+
+    async fn latest_attempt(&self, id: i64) -> Result<Option<Attempt>, ChainError> {
+        Ok(self.attempts(id).await?.pop())
+    }
+}
+
+struct Unfinished {
+    id: i64,
+    signer: Address,
+    nonce: u64,
+    request: TxRequest,
+    failure: Option<String>,
+}
+
+impl Unfinished {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, ChainError> {
+        let parse = |field: &'static str, text: String| ChainError::Stored { field, value: text };
+        let signer: String = row.try_get(1)?;
+        let to: String = row.try_get(3)?;
+        let value: String = row.try_get(5)?;
+        Ok(Self {
+            id: row.try_get(0)?,
+            signer: signer
+                .parse()
+                .map_err(|_| parse("signer", signer.clone()))?,
+            nonce: row.try_get::<i64, _>(2)? as u64,
+            request: TxRequest {
+                to: to.parse().map_err(|_| parse("to_address", to.clone()))?,
+                input: Bytes::from(row.try_get::<Vec<u8>, _>(4)?),
+                value: value.parse().map_err(|_| parse("value", value.clone()))?,
+                gas_limit: row.try_get::<i64, _>(6)? as u64,
+            },
+            failure: row.try_get(7)?,
+        })
+    }
+}
+
+struct Attempt {
+    hash: B256,
+    raw: Vec<u8>,
+    max_fee: u128,
+    priority_fee: u128,
+    sent_at: u64,
+}
+
+impl Attempt {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, ChainError> {
+        let hash: Vec<u8> = row.try_get(0)?;
+        let fee = |index: usize, field: &'static str| -> Result<u128, ChainError> {
+            let text: String = row.try_get(index)?;
+            text.parse()
+                .map_err(|_| ChainError::Stored { field, value: text })
+        };
+        Ok(Self {
+            hash: B256::try_from(hash.as_slice())
+                .map_err(|_| ChainError::StoredHash(hash.len()))?,
+            raw: row.try_get(1)?,
+            max_fee: fee(2, "max_fee_per_gas")?,
+            priority_fee: fee(3, "max_priority_fee_per_gas")?,
+            sent_at: row.try_get::<i64, _>(4)? as u64,
+        })
+    }
+}
+
+async fn record_attempt(
+    conn: &mut AnyConnection,
+    id: i64,
+    hash: B256,
+    raw: &[u8],
+    max_fee: u128,
+    priority: u128,
+) -> Result<(), ChainError> {
+    sqlx::query(
+        "INSERT INTO sender_attempts (transaction_id, tx_hash, raw, max_fee_per_gas, max_priority_fee_per_gas, sent_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(hash.to_vec())
+    .bind(raw.to_vec())
+    .bind(max_fee.to_string())
+    .bind(priority.to_string())
+    .bind(now_seconds() as i64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Whether a node's refusal means the payload can never be included, whatever the fees: the
+/// nonce must then be filled or every later transaction of the key waits forever.
+fn is_permanent(refusal: &str) -> bool {
+    let refusal = refusal.to_ascii_lowercase();
+    [
+        "intrinsic gas too low",
+        "exceeds block gas limit",
+        "gas limit too high",
+        "oversized data",
+        "max initcode size",
+    ]
+    .iter()
+    .any(|pattern| refusal.contains(pattern))
+}

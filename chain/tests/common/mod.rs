@@ -1,0 +1,53 @@
+//! What the chain crate's tests share: the npm anvil and a fresh database of each backend.
+
+use std::path::PathBuf;
+
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use smartmesh_chain::Database;
+
+/// The npm-installed anvil on a free port; killed when the instance drops.
+pub(crate) fn spawn_anvil() -> eyre::Result<AnvilInstance> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    eyre::ensure!(
+        path.is_file(),
+        "{} is missing: run scripts/setup",
+        path.display()
+    );
+    Ok(Anvil::new().path(path).port(0u16).try_spawn()?)
+}
+
+/// A fresh database of each backend: a SQLite file, and a new database on the Postgres of
+/// `DATABASE_URL` when it is set.
+pub(crate) async fn databases(test: &str) -> eyre::Result<Vec<Database>> {
+    // One name per test, dropped and recreated on each run, so runs leave nothing behind
+    // but the last one's database.
+    let unique = test.to_owned();
+    let file = std::env::temp_dir().join(format!("smartmesh_{unique}.sqlite"));
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(file.with_extension("sqlite-wal"));
+    let mut databases = vec![Database::connect(&format!("sqlite://{}", file.display())).await?];
+    match std::env::var("DATABASE_URL") {
+        Ok(admin_url) => {
+            // The admin connection only creates databases: it runs no migrations.
+            sqlx::any::install_default_drivers();
+            let admin = sqlx::AnyPool::connect(&admin_url).await?;
+            let name = format!("smartmesh_{unique}").to_lowercase();
+            // The name is made here from the test's name: nothing external.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .execute(&admin)
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await?;
+            let base = admin_url
+                .rsplit_once('/')
+                .map_or(admin_url.as_str(), |(base, _)| base);
+            databases.push(Database::connect(&format!("{base}/{name}")).await?);
+        }
+        Err(_) => eprintln!("DATABASE_URL is not set: {test} runs on SQLite only"),
+    }
+    Ok(databases)
+}

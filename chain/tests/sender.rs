@@ -1,0 +1,333 @@
+//! The transaction sender on a real anvil, against SQLite and against the Postgres at
+//! `DATABASE_URL`: dropped transactions are rebroadcast, stuck ones replaced with higher
+//! fees, and a sender recreated from its database finishes every transaction exactly once.
+
+mod common;
+
+use std::time::Duration;
+
+use alloy::{
+    node_bindings::AnvilInstance,
+    primitives::{Address, Bytes, U256},
+    providers::{DynProvider, Provider},
+    signers::local::PrivateKeySigner,
+};
+use common::{databases, spawn_anvil};
+use smartmesh_chain::{ChainError, Database, SenderConfig, TxRequest, TxSender, TxStatus, connect};
+
+struct Node {
+    anvil: AnvilInstance,
+    provider: DynProvider,
+}
+
+impl Node {
+    /// anvil with automine off: blocks come only when a test mines one.
+    async fn start() -> eyre::Result<Self> {
+        let anvil = spawn_anvil()?;
+        let provider = connect(anvil.endpoint_url().as_ref())?;
+        provider
+            .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
+            .await?;
+        Ok(Self { anvil, provider })
+    }
+
+    fn key(&self, index: usize) -> PrivateKeySigner {
+        self.anvil.keys()[index].clone().into()
+    }
+
+    async fn sender(
+        &self,
+        db: &Database,
+        keys: &[usize],
+        config: SenderConfig,
+    ) -> eyre::Result<TxSender> {
+        let signers = keys.iter().map(|index| self.key(*index)).collect();
+        Ok(TxSender::new(self.provider.clone(), db.clone(), signers, config).await?)
+    }
+
+    async fn rpc(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> eyre::Result<serde_json::Value> {
+        Ok(self.provider.raw_request(method.into(), params).await?)
+    }
+
+    async fn mine(&self) -> eyre::Result<()> {
+        self.rpc("evm_mine", serde_json::json!([])).await?;
+        Ok(())
+    }
+}
+
+/// A payment of `wei` to an address of its own, so each payload's effect is countable.
+fn payment(recipient: u8, wei: u64) -> TxRequest {
+    TxRequest {
+        to: Address::repeat_byte(recipient),
+        input: Bytes::new(),
+        value: U256::from(wei),
+        gas_limit: 21_000,
+    }
+}
+
+fn config() -> SenderConfig {
+    SenderConfig {
+        confirmations: 1,
+        stuck_after: Duration::from_secs(3_600),
+        ..SenderConfig::default()
+    }
+}
+
+fn pending_hash(status: &TxStatus) -> alloy::primitives::B256 {
+    match status {
+        TxStatus::Pending { hash } => *hash,
+        other => panic!("expected a pending transaction, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_transaction_is_rebroadcast() -> eyre::Result<()> {
+    for db in databases("sender_dropped").await? {
+        let node = Node::start().await?;
+        let sender = node.sender(&db, &[1], config()).await?;
+        let id = sender.submit(&payment(0xd1, 1_000)).await?;
+        assert_eq!(sender.status(id).await?, TxStatus::Queued);
+        sender.tick().await?;
+        let hash = pending_hash(&sender.status(id).await?);
+
+        node.rpc("anvil_dropTransaction", serde_json::json!([hash]))
+            .await?;
+        node.mine().await?;
+        assert!(
+            node.provider.get_transaction_receipt(hash).await?.is_none(),
+            "dropped, so not mined"
+        );
+
+        sender.tick().await?;
+        node.mine().await?;
+        sender.tick().await?;
+        assert!(
+            matches!(sender.status(id).await?, TxStatus::Confirmed { hash: mined, succeeded: true, .. } if mined == hash),
+            "{:?}: the same signed bytes were sent again and mined",
+            db.backend()
+        );
+        assert_eq!(
+            node.provider
+                .get_balance(Address::repeat_byte(0xd1))
+                .await?,
+            U256::from(1_000)
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_transaction_stuck_under_a_raised_base_fee_is_replaced_and_mined() -> eyre::Result<()> {
+    for db in databases("sender_stuck").await? {
+        let node = Node::start().await?;
+        let stuck_at_once = SenderConfig {
+            stuck_after: Duration::ZERO,
+            ..config()
+        };
+        let sender = node.sender(&db, &[1], stuck_at_once).await?;
+        let id = sender.submit(&payment(0x5c, 7)).await?;
+        sender.tick().await?;
+        let first = pending_hash(&sender.status(id).await?);
+
+        // The base fee jumps far above what the first version offered: it cannot be included.
+        node.rpc(
+            "anvil_setNextBlockBaseFeePerGas",
+            serde_json::json!(["0x174876e800"]),
+        )
+        .await?;
+        node.mine().await?;
+        assert!(
+            node.provider
+                .get_transaction_receipt(first)
+                .await?
+                .is_none(),
+            "priced out"
+        );
+
+        sender.tick().await?;
+        let replacement = pending_hash(&sender.status(id).await?);
+        assert_ne!(replacement, first, "a new version with higher fees");
+        node.mine().await?;
+        sender.tick().await?;
+        assert!(
+            matches!(sender.status(id).await?, TxStatus::Confirmed { hash, succeeded: true, .. } if hash == replacement),
+            "{:?}",
+            db.backend()
+        );
+        assert_eq!(
+            node.provider
+                .get_balance(Address::repeat_byte(0x5c))
+                .await?,
+            U256::from(7),
+            "paid once"
+        );
+        let signer = node.key(1).address();
+        assert_eq!(
+            node.provider.get_transaction_count(signer).await?,
+            1,
+            "one nonce used"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_sender_recreated_from_its_database_finishes_everything_exactly_once() -> eyre::Result<()>
+{
+    for db in databases("sender_restart").await? {
+        let node = Node::start().await?;
+        let keys = [1, 2];
+        let first = node.sender(&db, &keys, config()).await?;
+        let mut ids = Vec::new();
+        for recipient in 1..=6u8 {
+            ids.push(
+                first
+                    .submit(&payment(0xa0 + recipient, u64::from(recipient) * 100))
+                    .await?,
+            );
+        }
+        // Broadcast some, then "crash": the process and its mempool view are gone, and the
+        // node lost one of the broadcast transactions too.
+        first.tick().await?;
+        let lost = pending_hash(&first.status(ids[0]).await?);
+        drop(first);
+        node.rpc("anvil_dropTransaction", serde_json::json!([lost]))
+            .await?;
+
+        let second = node.sender(&db, &keys, config()).await?;
+        for _ in 0..4 {
+            second.tick().await?;
+            node.mine().await?;
+        }
+        second.tick().await?;
+        for id in &ids {
+            assert!(
+                matches!(
+                    second.status(*id).await?,
+                    TxStatus::Confirmed {
+                        succeeded: true,
+                        ..
+                    }
+                ),
+                "{:?}",
+                db.backend()
+            );
+        }
+        for recipient in 1..=6u8 {
+            assert_eq!(
+                node.provider
+                    .get_balance(Address::repeat_byte(0xa0 + recipient))
+                    .await?,
+                U256::from(u64::from(recipient) * 100),
+                "{:?}: payment {recipient} arrived exactly once",
+                db.backend()
+            );
+        }
+        // Both keys were used, each nonce once and with no gap: 6 transactions, 6 nonces.
+        let used: u64 = [
+            node.provider
+                .get_transaction_count(node.key(1).address())
+                .await?,
+            node.provider
+                .get_transaction_count(node.key(2).address())
+                .await?,
+        ]
+        .iter()
+        .sum();
+        assert_eq!(used, 6);
+        assert!(
+            node.provider
+                .get_transaction_count(node.key(2).address())
+                .await?
+                > 0,
+            "load was spread"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_key_without_eth_pauses_sending_with_a_clear_error() -> eyre::Result<()> {
+    for db in databases("sender_low_balance").await? {
+        let node = Node::start().await?;
+        let broke = PrivateKeySigner::from_bytes(&[0x42; 32].into())?;
+        let sender =
+            TxSender::new(node.provider.clone(), db.clone(), vec![broke], config()).await?;
+        let refused = sender.submit(&payment(0xee, 1)).await;
+        assert!(
+            matches!(refused, Err(ChainError::LowBalance { .. })),
+            "{refused:?}"
+        );
+        let error = refused.unwrap_err().to_string();
+        assert!(error.contains("fund them"), "{error}");
+        let queued: i64 = sqlx::Row::try_get(
+            &sqlx::query("SELECT COUNT(*) FROM sender_transactions")
+                .fetch_one(db.pool())
+                .await?,
+            0,
+        )?;
+        assert_eq!(queued, 0, "nothing was queued");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_payload_refused_for_good_leaves_no_nonce_gap() -> eyre::Result<()> {
+    for db in databases("sender_gap").await? {
+        let node = Node::start().await?;
+        let sender = node.sender(&db, &[1], config()).await?;
+        // 20,000 gas is below the 21,000 any transaction costs: no node will ever take it.
+        let doomed = sender
+            .submit(&TxRequest {
+                gas_limit: 20_000,
+                ..payment(0x6a, 5)
+            })
+            .await?;
+        let next = sender.submit(&payment(0x6b, 6)).await?;
+        sender.tick().await?;
+        node.mine().await?;
+        sender.tick().await?;
+        match sender.status(doomed).await? {
+            TxStatus::Failed { reason } => {
+                assert!(reason.contains("intrinsic gas too low"), "{reason}")
+            }
+            other => panic!("{:?}: expected a failure, got {other:?}", db.backend()),
+        }
+        assert!(
+            matches!(
+                sender.status(next).await?,
+                TxStatus::Confirmed {
+                    succeeded: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            db.backend()
+        );
+        assert_eq!(
+            node.provider
+                .get_balance(Address::repeat_byte(0x6a))
+                .await?,
+            U256::ZERO,
+            "the refused payload never ran"
+        );
+        assert_eq!(
+            node.provider
+                .get_balance(Address::repeat_byte(0x6b))
+                .await?,
+            U256::from(6)
+        );
+        assert_eq!(
+            node.provider
+                .get_transaction_count(node.key(1).address())
+                .await?,
+            2,
+            "both nonces used"
+        );
+    }
+    Ok(())
+}
