@@ -98,6 +98,19 @@ pub enum TxStatus {
     },
 }
 
+/// One signer key's state, for health reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerHealth {
+    /// The key's address.
+    pub address: Address,
+    /// Its ETH balance, in wei.
+    pub balance: U256,
+    /// Its transactions not final yet.
+    pub unfinished: i64,
+    /// Whether it takes new transactions (its balance is at least the configured minimum).
+    pub accepting: bool,
+}
+
 /// Sends transactions so that none is lost or sent twice, across restarts.
 #[derive(Debug, Clone)]
 pub struct TxSender {
@@ -173,6 +186,22 @@ impl TxSender {
         Ok(id)
     }
 
+    /// Every key's balance and load; sending is paused when no key is `accepting`.
+    pub async fn health(&self) -> Result<Vec<SignerHealth>, ChainError> {
+        let mut health = Vec::with_capacity(self.signers.len());
+        for signer in &self.signers {
+            let address = signer.address();
+            let balance = self.provider.get_balance(address).await?;
+            health.push(SignerHealth {
+                address,
+                balance,
+                unfinished: self.unfinished_count(address).await?,
+                accepting: balance >= self.config.min_balance,
+            });
+        }
+        Ok(health)
+    }
+
     /// Where transaction `id` stands.
     pub async fn status(&self, id: i64) -> Result<TxStatus, ChainError> {
         let row = sqlx::query(
@@ -226,7 +255,7 @@ impl TxSender {
     /// broadcast the queued, rebroadcast the dropped, replace the stuck, record receipts.
     pub async fn tick(&self) -> Result<(), ChainError> {
         let rows = sqlx::query(
-            "SELECT id, signer, nonce, to_address, input, value, gas_limit, failure FROM sender_transactions \
+            "SELECT id, signer, nonce, to_address, input, value, gas_limit, failure, status FROM sender_transactions \
              WHERE status NOT IN ('confirmed', 'failed') ORDER BY signer, nonce",
         )
         .fetch_all(self.db.pool())
@@ -288,6 +317,16 @@ impl TxSender {
                 .await?;
                 return Ok(());
             }
+        }
+        if unfinished.mined {
+            // Its receipt is gone: a reorg took the block. Back to pending; rebroadcast below.
+            warn!(target: "smartmesh::sender", id = unfinished.id, "mined transaction reorged out");
+            sqlx::query(
+                "UPDATE sender_transactions SET status = 'pending', mined_hash = NULL, mined_block = NULL WHERE id = $1",
+            )
+            .bind(unfinished.id)
+            .execute(self.db.pool())
+            .await?;
         }
         let Some(latest) = attempts.last() else {
             let (max_fee, priority) = self.current_fees().await?;
@@ -385,6 +424,7 @@ impl TxSender {
                 let failed = Unfinished {
                     failure: Some(refusal),
                     request: unfinished.request.clone(),
+                    mined: false,
                     ..*unfinished
                 };
                 let bump = |fee: u128| fee + fee * u128::from(self.config.bump_percent) / 100 + 1;
@@ -423,27 +463,25 @@ impl TxSender {
 
     /// The key with the fewest unfinished transactions among those with enough ETH.
     async fn pick_signer(&self) -> Result<Address, ChainError> {
-        let mut best: Option<(i64, Address)> = None;
-        for signer in &self.signers {
-            let address = signer.address();
-            if self.provider.get_balance(address).await? < self.config.min_balance {
-                continue;
-            }
-            let load: i64 = sqlx::query(
-                "SELECT COUNT(*) FROM sender_transactions WHERE signer = $1 AND status NOT IN ('confirmed', 'failed')",
-            )
-            .bind(address.to_string())
-            .fetch_one(self.db.pool())
+        self.health()
             .await?
-            .try_get(0)?;
-            if best.is_none_or(|(fewest, _)| load < fewest) {
-                best = Some((load, address));
-            }
-        }
-        best.map(|(_, address)| address)
+            .into_iter()
+            .filter(|signer| signer.accepting)
+            .min_by_key(|signer| signer.unfinished)
+            .map(|signer| signer.address)
             .ok_or(ChainError::LowBalance {
                 min: self.config.min_balance,
             })
+    }
+
+    async fn unfinished_count(&self, signer: Address) -> Result<i64, ChainError> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) FROM sender_transactions WHERE signer = $1 AND status NOT IN ('confirmed', 'failed')",
+        )
+        .bind(signer.to_string())
+        .fetch_one(self.db.pool())
+        .await?
+        .try_get(0)?)
     }
 
     async fn attempts(&self, id: i64) -> Result<Vec<Attempt>, ChainError> {
@@ -468,6 +506,7 @@ struct Unfinished {
     nonce: u64,
     request: TxRequest,
     failure: Option<String>,
+    mined: bool,
 }
 
 impl Unfinished {
@@ -489,6 +528,7 @@ impl Unfinished {
                 gas_limit: row.try_get::<i64, _>(6)? as u64,
             },
             failure: row.try_get(7)?,
+            mined: row.try_get::<String, _>(8)? == "mined",
         })
     }
 }

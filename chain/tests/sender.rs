@@ -257,6 +257,12 @@ async fn a_key_without_eth_pauses_sending_with_a_clear_error() -> eyre::Result<(
         let broke = PrivateKeySigner::from_bytes(&[0x42; 32].into())?;
         let sender =
             TxSender::new(node.provider.clone(), db.clone(), vec![broke], config()).await?;
+        let health = sender.health().await?;
+        assert_eq!(health.len(), 1);
+        assert!(
+            !health[0].accepting && health[0].balance.is_zero(),
+            "{health:?}"
+        );
         let refused = sender.submit(&payment(0xee, 1)).await;
         assert!(
             matches!(refused, Err(ChainError::LowBalance { .. })),
@@ -330,4 +336,65 @@ async fn a_payload_refused_for_good_leaves_no_nonce_gap() -> eyre::Result<()> {
         );
     }
     Ok(())
+}
+
+#[tokio::test]
+async fn a_mined_transaction_reorged_out_is_sent_again() -> eyre::Result<()> {
+    for db in databases("sender_reorg").await? {
+        let node = Node::start().await?;
+        let deep = SenderConfig {
+            confirmations: 3,
+            ..config()
+        };
+        let sender = node.sender(&db, &[1], deep).await?;
+        let id = sender.submit(&payment(0x7e, 9)).await?;
+        sender.tick().await?;
+        let snapshot = node.rpc("evm_snapshot", serde_json::json!([])).await?;
+        node.mine().await?;
+        sender.tick().await?;
+        assert!(
+            matches!(sender.status(id).await?, TxStatus::Mined { .. }),
+            "one confirmation of three"
+        );
+
+        // The block that held it is gone, and so is the node's copy of the transaction.
+        node.rpc("evm_revert", serde_json::json!([snapshot]))
+            .await?;
+        let hash = mined_hash(&sender, id).await?;
+        node.rpc("anvil_dropTransaction", serde_json::json!([hash]))
+            .await?;
+        sender.tick().await?;
+        assert!(
+            matches!(sender.status(id).await?, TxStatus::Pending { .. }),
+            "{:?}",
+            db.backend()
+        );
+        for _ in 0..3 {
+            node.mine().await?;
+        }
+        sender.tick().await?;
+        assert!(
+            matches!(sender.status(id).await?, TxStatus::Confirmed { .. }),
+            "{:?}",
+            db.backend()
+        );
+        assert_eq!(
+            node.provider
+                .get_balance(Address::repeat_byte(0x7e))
+                .await?,
+            U256::from(9),
+            "paid once"
+        );
+    }
+    Ok(())
+}
+
+/// The hash of the latest version of transaction `id`.
+async fn mined_hash(sender: &TxSender, id: i64) -> eyre::Result<alloy::primitives::B256> {
+    match sender.status(id).await? {
+        TxStatus::Mined { hash, .. }
+        | TxStatus::Confirmed { hash, .. }
+        | TxStatus::Pending { hash } => Ok(hash),
+        other => eyre::bail!("no hash yet: {other:?}"),
+    }
 }
