@@ -319,3 +319,33 @@ async fn a_failing_handler_commits_nothing() -> eyre::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn run_follows_until_shutdown() -> eyre::Result<()> {
+    for db in with_transfers_table(databases("follower_run").await?).await? {
+        let chain = Chain::start().await?;
+        for amount in [4, 5] {
+            chain.transfer(amount).await?;
+        }
+        let follower = chain.follower(&db, 100)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut ledger = TransferLedger;
+            follower
+                .run(&mut ledger, async { stopped.await.unwrap_or(()) })
+                .await
+        });
+        let expected = chain.canonical_transfers().await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while recorded(&db).await? != expected {
+            eyre::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the running follower never caught up"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.send(()).ok();
+        tokio::time::timeout(Duration::from_secs(10), task).await???;
+    }
+    Ok(())
+}

@@ -398,3 +398,36 @@ async fn mined_hash(sender: &TxSender, id: i64) -> eyre::Result<alloy::primitive
         other => eyre::bail!("no hash yet: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn run_sends_until_shutdown() -> eyre::Result<()> {
+    for db in databases("sender_run").await? {
+        let node = Node::start().await?;
+        node.rpc("evm_setAutomine", serde_json::json!([true]))
+            .await?;
+        let sender = node.sender(&db, &[1], config()).await?;
+        let id = sender.submit(&payment(0x99, 3)).await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = sender.clone();
+        let task = tokio::spawn(running.run(Duration::from_millis(20), async {
+            stopped.await.unwrap_or(())
+        }));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !matches!(sender.status(id).await?, TxStatus::Confirmed { .. }) {
+            eyre::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the running sender never confirmed it"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.send(()).ok();
+        tokio::time::timeout(Duration::from_secs(10), task).await???;
+        assert_eq!(
+            node.provider
+                .get_balance(Address::repeat_byte(0x99))
+                .await?,
+            U256::from(3)
+        );
+    }
+    Ok(())
+}
