@@ -2,19 +2,15 @@
 //! included, as in Raiden's published figures), measured on the npm anvil with the contracts
 //! compiled exactly as deployed. Run: `cargo bench -p smartmesh-protocol --bench gas`.
 
-use std::path::PathBuf;
-
 use alloy::{
-    network::EthereumWallet,
-    node_bindings::Anvil,
-    primitives::{Address, B256, Bytes, U256, utils::parse_ether},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    primitives::{Address, B256, Bytes, U256},
+    providers::{DynProvider, Provider},
     signers::local::PrivateKeySigner,
     sol_types::{Eip712Domain, SolCall, SolStruct},
 };
 use smartmesh_protocol::{
     CooperativeSettle,
-    SignedAgent::{self, AgentRequest},
+    SignedAgent::AgentRequest,
     SmartMeshToken,
     TokenNetwork::{self, BalanceProof, Watch},
     Withdraw, agent_domain, sign_typed, token_network_domain,
@@ -40,29 +36,24 @@ struct Row {
 
 type Network = TokenNetwork::TokenNetworkInstance<DynProvider>;
 
-struct Stack {
-    url: alloy::transports::http::reqwest::Url,
-    chain_id: u64,
-    token: SmartMeshToken::SmartMeshTokenInstance<DynProvider>,
-    agent: Address,
-    network: Address,
+/// The test stack (anvil and the three contracts, deployed as in `tests/common`) and the
+/// hold period the measured channels use.
+struct Bench {
+    stack: Stack,
     timeout: U256,
 }
 
-impl Stack {
+impl Bench {
     fn provider(&self, signer: &PrivateKeySigner) -> DynProvider {
-        ProviderBuilder::new()
-            .wallet(EthereumWallet::from(signer.clone()))
-            .connect_http(self.url.clone())
-            .erased()
+        self.stack.provider(signer)
     }
 
     fn network(&self, signer: &PrivateKeySigner) -> Network {
-        TokenNetwork::new(self.network, self.provider(signer))
+        self.stack.network(signer)
     }
 
     fn network_domain(&self) -> Eip712Domain {
-        token_network_domain(self.chain_id, self.network)
+        token_network_domain(self.stack.chain_id, self.stack.network)
     }
 
     fn sign<T: SolStruct>(
@@ -74,20 +65,11 @@ impl Stack {
         Bytes::copy_from_slice(sign_typed(signer, message, domain).as_bytes())
     }
 
-    async fn fund_and_approve(
-        &self,
-        holder: &PrivateKeySigner,
-        user: &PrivateKeySigner,
-        amount: U256,
-    ) -> eyre::Result<()> {
-        SmartMeshToken::new(*self.token.address(), self.provider(holder))
-            .transfer(user.address(), amount)
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        SmartMeshToken::new(*self.token.address(), self.provider(user))
-            .approve(self.network, amount)
+    async fn fund_and_approve(&self, user: &PrivateKeySigner, amount: U256) -> eyre::Result<()> {
+        self.stack.fund(user.address(), amount).await?;
+        self.stack
+            .token(user)
+            .approve(self.stack.network, amount)
             .send()
             .await?
             .get_receipt()
@@ -163,51 +145,29 @@ async fn mine_after(provider: &DynProvider, seconds: u64) -> eyre::Result<()> {
     Ok(())
 }
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::Stack;
+
 #[tokio::main]
 async fn main() -> eyre::Result<()> {
-    let anvil_path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    let anvil = Anvil::new().path(anvil_path).port(0u16).try_spawn()?;
-    let keys: Vec<PrivateKeySigner> = anvil.keys().iter().map(|k| k.clone().into()).collect();
-    let (deployer, alice, brandon, watcher, relayer, carol) =
-        (&keys[0], &keys[1], &keys[2], &keys[3], &keys[4], &keys[5]);
-
-    let deploy = ProviderBuilder::new()
-        .wallet(EthereumWallet::from(deployer.clone()))
-        .connect_http(anvil.endpoint_url())
-        .erased();
-    let agent = SignedAgent::deploy(&deploy).await?;
-    let token = SmartMeshToken::deploy(
-        deploy.clone(),
-        deployer.address(),
-        parse_ether("3141592653")?,
-        *agent.address(),
-    )
-    .await?;
-    let network = TokenNetwork::deploy(
-        &deploy,
-        *token.address(),
-        *agent.address(),
-        U256::from(60),
-        U256::from(86_400),
-    )
-    .await?;
-    let stack = Stack {
-        url: anvil.endpoint_url(),
-        chain_id: anvil.chain_id(),
-        token,
-        agent: *agent.address(),
-        network: *network.address(),
+    let stack = Bench {
+        stack: Stack::deploy().await?,
         timeout: U256::from(600),
     };
+    let keys = stack.stack.keys.clone();
+    let (deployer, alice, brandon, watcher, relayer, carol) =
+        (&keys[0], &keys[1], &keys[2], &keys[3], &keys[4], &keys[5]);
+    let deploy = stack.provider(deployer);
     let domain = stack.network_domain();
     let ether = |n: u64| U256::from(n) * U256::from(10).pow(U256::from(18));
     for who in [alice, brandon, carol] {
-        stack.fund_and_approve(deployer, who, ether(1_000)).await?;
+        stack.fund_and_approve(who, ether(1_000)).await?;
     }
     // The watcher and relayer already hold some SMT, as they would in operation.
     for who in [watcher, relayer] {
-        stack.fund_and_approve(deployer, who, ether(1)).await?;
+        stack.fund_and_approve(who, ether(1)).await?;
     }
     let mut rows = Vec::new();
     let mut row = |operation, gas, compared_to| {
@@ -235,13 +195,13 @@ async fn main() -> eyre::Result<()> {
         Some("deposit"),
     );
     // The floor under any deposit: the ERC-20 pull alone, between accounts that hold tokens.
-    SmartMeshToken::new(*stack.token.address(), stack.provider(alice))
+    SmartMeshToken::new(stack.stack.token, stack.provider(alice))
         .approve(carol.address(), ether(1))
         .send()
         .await?
         .get_receipt()
         .await?;
-    let pull = SmartMeshToken::new(*stack.token.address(), stack.provider(carol))
+    let pull = SmartMeshToken::new(stack.stack.token, stack.provider(carol))
         .transferFrom(alice.address(), carol.address(), ether(1))
         .send()
         .await?
@@ -451,7 +411,7 @@ async fn main() -> eyre::Result<()> {
     );
 
     // SMT transfer, plain and relayed through the SignedAgent with a fee, between holders.
-    let plain = SmartMeshToken::new(*stack.token.address(), stack.provider(alice))
+    let plain = SmartMeshToken::new(stack.stack.token, stack.provider(alice))
         .transfer(brandon.address(), ether(1))
         .send()
         .await?
@@ -459,13 +419,13 @@ async fn main() -> eyre::Result<()> {
         .await?
         .gas_used;
     row("SMT transfer", plain, None);
-    let agent_domain = agent_domain(stack.chain_id, stack.agent);
+    let agent_domain = agent_domain(stack.stack.chain_id, stack.stack.agent);
     let mut relayed = 0;
     for nonce in [1u64, 2] {
         let request = AgentRequest {
             from: alice.address(),
             agent: relayer.address(),
-            target: *stack.token.address(),
+            target: stack.stack.token,
             data: SmartMeshToken::transferCall {
                 to: brandon.address(),
                 value: ether(1),
@@ -473,13 +433,15 @@ async fn main() -> eyre::Result<()> {
             .abi_encode()
             .into(),
             gas: U256::from(60_000),
-            feeToken: *stack.token.address(),
+            feeToken: stack.stack.token,
             fee: ether(1) / U256::from(10),
             nonce: U256::from(nonce),
             deadline,
         };
         let signature = stack.sign(alice, &request, &agent_domain);
-        let receipt = SignedAgent::new(stack.agent, stack.provider(relayer))
+        let receipt = stack
+            .stack
+            .agent(relayer)
             .execute(request, signature)
             .send()
             .await?
