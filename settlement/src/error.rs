@@ -1,0 +1,20 @@
+//! The crate's one error type.
+
+/// What went wrong in the settlement watcher.
+#[derive(Debug, thiserror::Error)]
+pub enum SettlementError {
+    /// The chain or the database failed.
+    #[error(transparent)]
+    Chain(#[from] smartmesh_chain::ChainError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored event no longer decodes (the database was edited by hand).
+    #[error("stored event of block {block} does not decode: {reason}")]
+    StoredEvent {
+        /// Its block.
+        block: u64,
+        /// Why.
+        reason: String,
+    },
+}

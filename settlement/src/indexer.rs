@@ -1,0 +1,340 @@
+//! The chain indexer: TokenNetwork events into channel rows, inside the log follower's
+//! transaction, so the rows always match the blocks the follower has committed. Rows are
+//! derived from the stored events; a reorg deletes the orphaned events and derives again.
+
+use alloy::{
+    primitives::{Address, B256, Log as PrimitiveLog, LogData, U256},
+    sol_types::SolEventInterface,
+};
+use smartmesh_chain::{BlockLogs, ChainError, LogHandler};
+use smartmesh_protocol::TokenNetwork::TokenNetworkEvents;
+use sqlx::{AnyConnection, Row};
+use tracing::debug;
+
+use crate::SettlementError;
+
+/// A channel's life cycle as the watcher sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelPhase {
+    /// Open: deposits, withdrawals, payments.
+    Open,
+    /// Closed: in its hold period until `settle_at`.
+    Closed,
+    /// Settled, after the hold period or cooperatively: nothing left to guard.
+    Settled,
+}
+
+impl ChannelPhase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::Settled => "settled",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "open" => Some(Self::Open),
+            "closed" => Some(Self::Closed),
+            "settled" => Some(Self::Settled),
+            _ => None,
+        }
+    }
+}
+
+/// A channel as its on-chain events left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRow {
+    /// The channel id.
+    pub channel_id: B256,
+    /// The lower participant address.
+    pub participant1: Address,
+    /// The higher participant address.
+    pub participant2: Address,
+    /// The pair's channel count when this one opened.
+    pub epoch: u64,
+    /// The hold period in seconds.
+    pub settle_timeout: u64,
+    /// Open, closed or settled.
+    pub phase: ChannelPhase,
+    /// Participant 1's total deposit.
+    pub deposit1: U256,
+    /// Participant 2's total deposit.
+    pub deposit2: U256,
+    /// Participant 1's total withdrawal.
+    pub withdrawn1: U256,
+    /// Participant 2's total withdrawal.
+    pub withdrawn2: U256,
+    /// Who closed it.
+    pub closer: Option<Address>,
+    /// What the closer declared it paid.
+    pub claim_transferred: Option<U256>,
+    /// What the closer's partner proof says it received.
+    pub closer_received: Option<U256>,
+    /// The end of the hold period.
+    pub settle_at: Option<u64>,
+    /// The block of the close.
+    pub closed_block: Option<u64>,
+    /// Whether a dispute proved the closer under-declared.
+    pub penalized: bool,
+    /// The block of the last event.
+    pub updated_block: u64,
+}
+
+/// The [`LogHandler`] that keeps the `channels` table.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ChannelIndexer;
+
+impl LogHandler for ChannelIndexer {
+    async fn apply(
+        &mut self,
+        conn: &mut AnyConnection,
+        block: &BlockLogs,
+    ) -> Result<(), ChainError> {
+        let mut touched = Vec::new();
+        for log in &block.logs {
+            let Some(channel_id) = log.topics().get(1).copied() else {
+                continue;
+            };
+            let Ok(_) = TokenNetworkEvents::decode_raw_log(log.topics(), &log.data().data) else {
+                continue;
+            };
+            sqlx::query(
+                "INSERT INTO channel_events (block_number, log_index, channel_id, topics, data) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(block.number as i64)
+            .bind(log.log_index.unwrap_or_default() as i64)
+            .bind(channel_id.to_vec())
+            .bind(
+                log.topics()
+                    .iter()
+                    .flat_map(|topic| topic.0)
+                    .collect::<Vec<u8>>(),
+            )
+            .bind(log.data().data.to_vec())
+            .execute(&mut *conn)
+            .await?;
+            if !touched.contains(&channel_id) {
+                touched.push(channel_id);
+            }
+        }
+        for channel_id in touched {
+            derive(conn, channel_id)
+                .await
+                .map_err(|e| ChainError::Handler(Box::new(e)))?;
+        }
+        Ok(())
+    }
+
+    async fn rollback(
+        &mut self,
+        conn: &mut AnyConnection,
+        fork_point: u64,
+    ) -> Result<(), ChainError> {
+        let orphaned: Vec<Vec<u8>> =
+            sqlx::query("SELECT DISTINCT channel_id FROM channel_events WHERE block_number > $1")
+                .bind(fork_point as i64)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?;
+        sqlx::query("DELETE FROM channel_events WHERE block_number > $1")
+            .bind(fork_point as i64)
+            .execute(&mut *conn)
+            .await?;
+        for channel_id in orphaned {
+            let channel_id = B256::try_from(channel_id.as_slice())
+                .map_err(|_| ChainError::StoredHash(channel_id.len()))?;
+            derive(conn, channel_id)
+                .await
+                .map_err(|e| ChainError::Handler(Box::new(e)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Rebuilds one channel's row from its stored events (deleting it when none remain).
+async fn derive(conn: &mut AnyConnection, channel_id: B256) -> Result<(), SettlementError> {
+    let events = sqlx::query(
+        "SELECT block_number, topics, data FROM channel_events WHERE channel_id = $1 ORDER BY block_number, log_index",
+    )
+    .bind(channel_id.to_vec())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut row: Option<ChannelRow> = None;
+    for event in events {
+        let block = event.try_get::<i64, _>(0)? as u64;
+        let topics: Vec<B256> = event
+            .try_get::<Vec<u8>, _>(1)?
+            .chunks(32)
+            .map(B256::from_slice)
+            .collect();
+        let data: Vec<u8> = event.try_get(2)?;
+        let decoded = TokenNetworkEvents::decode_log(&PrimitiveLog {
+            address: Address::ZERO,
+            data: LogData::new_unchecked(topics, data.into()),
+        })
+        .map_err(|e| SettlementError::StoredEvent {
+            block,
+            reason: e.to_string(),
+        })?;
+        row = fold(row, decoded.data, block);
+    }
+    sqlx::query("DELETE FROM channels WHERE channel_id = $1")
+        .bind(channel_id.to_vec())
+        .execute(&mut *conn)
+        .await?;
+    if let Some(row) = row {
+        insert(conn, &row).await?;
+        debug!(target: "smartmesh::indexer", channel = %channel_id, phase = row.phase.as_str(), "channel derived");
+    }
+    Ok(())
+}
+
+fn fold(row: Option<ChannelRow>, event: TokenNetworkEvents, block: u64) -> Option<ChannelRow> {
+    if let TokenNetworkEvents::ChannelOpened(opened) = &event {
+        return Some(ChannelRow {
+            channel_id: opened.channelId,
+            participant1: opened.participant1,
+            participant2: opened.participant2,
+            epoch: opened.epoch.saturating_to(),
+            settle_timeout: opened.settleTimeout.saturating_to(),
+            phase: ChannelPhase::Open,
+            deposit1: U256::ZERO,
+            deposit2: U256::ZERO,
+            withdrawn1: U256::ZERO,
+            withdrawn2: U256::ZERO,
+            closer: None,
+            claim_transferred: None,
+            closer_received: None,
+            settle_at: None,
+            closed_block: None,
+            penalized: false,
+            updated_block: block,
+        });
+    }
+    let mut row = row?;
+    row.updated_block = block;
+    match event {
+        TokenNetworkEvents::ChannelDeposited(deposited) => {
+            if deposited.participant == row.participant1 {
+                row.deposit1 = deposited.totalDeposit;
+            } else {
+                row.deposit2 = deposited.totalDeposit;
+            }
+        }
+        TokenNetworkEvents::ChannelWithdrawn(withdrawn) => {
+            if withdrawn.participant == row.participant1 {
+                row.withdrawn1 = withdrawn.totalWithdraw;
+            } else {
+                row.withdrawn2 = withdrawn.totalWithdraw;
+            }
+        }
+        TokenNetworkEvents::ChannelClosed(closed) => {
+            row.phase = ChannelPhase::Closed;
+            row.closer = Some(closed.closer);
+            row.claim_transferred = Some(closed.claimTransferred);
+            row.closer_received = Some(closed.closerReceived);
+            row.settle_at = Some(closed.settleAt.saturating_to());
+            row.closed_block = Some(block);
+        }
+        TokenNetworkEvents::CloserPenalized(_) => row.penalized = true,
+        TokenNetworkEvents::ChannelSettled(_)
+        | TokenNetworkEvents::ChannelCooperativelySettled(_) => {
+            row.phase = ChannelPhase::Settled;
+        }
+        // Opening starts a row (above); the domain event carries no channel.
+        TokenNetworkEvents::ChannelOpened(_) | TokenNetworkEvents::EIP712DomainChanged(_) => {}
+    }
+    Some(row)
+}
+
+async fn insert(conn: &mut AnyConnection, row: &ChannelRow) -> Result<(), SettlementError> {
+    sqlx::query(
+        "INSERT INTO channels (channel_id, participant1, participant2, epoch, settle_timeout, state, deposit1, \
+         deposit2, withdrawn1, withdrawn2, closer, claim_transferred, closer_received, settle_at, closed_block, \
+         penalized, updated_block) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(row.channel_id.to_vec())
+    .bind(row.participant1.to_string())
+    .bind(row.participant2.to_string())
+    .bind(row.epoch as i64)
+    .bind(row.settle_timeout as i64)
+    .bind(row.phase.as_str())
+    .bind(row.deposit1.to_string())
+    .bind(row.deposit2.to_string())
+    .bind(row.withdrawn1.to_string())
+    .bind(row.withdrawn2.to_string())
+    .bind(row.closer.map(|a| a.to_string()))
+    .bind(row.claim_transferred.map(|v| v.to_string()))
+    .bind(row.closer_received.map(|v| v.to_string()))
+    .bind(row.settle_at.map(|v| v as i64))
+    .bind(row.closed_block.map(|v| v as i64))
+    .bind(i64::from(row.penalized))
+    .bind(row.updated_block as i64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Reads one channel's row.
+pub async fn load_channel(
+    pool: &sqlx::AnyPool,
+    channel_id: B256,
+) -> Result<Option<ChannelRow>, SettlementError> {
+    let Some(row) = sqlx::query(
+        "SELECT participant1, participant2, epoch, settle_timeout, state, deposit1, deposit2, withdrawn1, \
+         withdrawn2, closer, claim_transferred, closer_received, settle_at, closed_block, penalized, updated_block \
+         FROM channels WHERE channel_id = $1",
+    )
+    .bind(channel_id.to_vec())
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let stored = |field: &str, value: String| SettlementError::StoredEvent {
+        block: 0,
+        reason: format!("{field} {value:?}"),
+    };
+    let address = |index: usize, field: &str| -> Result<Address, SettlementError> {
+        let text: String = row.try_get(index)?;
+        text.parse().map_err(|_| stored(field, text))
+    };
+    let amount = |index: usize, field: &str| -> Result<U256, SettlementError> {
+        let text: String = row.try_get(index)?;
+        text.parse().map_err(|_| stored(field, text))
+    };
+    let optional_amount = |index: usize, field: &str| -> Result<Option<U256>, SettlementError> {
+        row.try_get::<Option<String>, _>(index)?
+            .map(|text| text.parse().map_err(|_| stored(field, text)))
+            .transpose()
+    };
+    let phase: String = row.try_get(4)?;
+    Ok(Some(ChannelRow {
+        channel_id,
+        participant1: address(0, "participant1")?,
+        participant2: address(1, "participant2")?,
+        epoch: row.try_get::<i64, _>(2)? as u64,
+        settle_timeout: row.try_get::<i64, _>(3)? as u64,
+        phase: ChannelPhase::parse(&phase).ok_or_else(|| stored("state", phase.clone()))?,
+        deposit1: amount(5, "deposit1")?,
+        deposit2: amount(6, "deposit2")?,
+        withdrawn1: amount(7, "withdrawn1")?,
+        withdrawn2: amount(8, "withdrawn2")?,
+        closer: row
+            .try_get::<Option<String>, _>(9)?
+            .map(|text| text.parse().map_err(|_| stored("closer", text)))
+            .transpose()?,
+        claim_transferred: optional_amount(10, "claim_transferred")?,
+        closer_received: optional_amount(11, "closer_received")?,
+        settle_at: row.try_get::<Option<i64>, _>(12)?.map(|v| v as u64),
+        closed_block: row.try_get::<Option<i64>, _>(13)?.map(|v| v as u64),
+        penalized: row.try_get::<i64, _>(14)? == 1,
+        updated_block: row.try_get::<i64, _>(15)? as u64,
+    }))
+}
