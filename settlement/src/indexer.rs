@@ -282,8 +282,8 @@ async fn insert(conn: &mut AnyConnection, row: &ChannelRow) -> Result<(), Settle
 }
 
 /// Reads one channel's row.
-pub async fn load_channel(
-    pool: &sqlx::AnyPool,
+pub async fn load_channel<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
     channel_id: B256,
 ) -> Result<Option<ChannelRow>, SettlementError> {
     let Some(row) = sqlx::query(
@@ -292,7 +292,7 @@ pub async fn load_channel(
          FROM channels WHERE channel_id = $1",
     )
     .bind(channel_id.to_vec())
-    .fetch_optional(pool)
+    .fetch_optional(executor)
     .await?
     else {
         return Ok(None);
