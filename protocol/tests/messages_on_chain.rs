@@ -11,8 +11,8 @@ use alloy::{
 use common::Stack;
 use smartmesh_protocol::{
     AgentRequest, BalanceProof, CancelAuthorization, CancelRequest, CooperativeSettle, Permit,
-    ReceiveWithAuthorization, Signature65, SmartMeshToken, TokenNetwork, TransferWithAuthorization,
-    Watch, Withdraw, agent_domain, sign_typed, token_domain, token_network_domain,
+    ReceiveWithAuthorization, Signature65, SmartMeshToken, TransferWithAuthorization, Watch,
+    Withdraw, agent_domain, sign_typed, token_domain, token_network_domain,
 };
 
 const FAR: u64 = 4_000_000_000;
@@ -42,44 +42,17 @@ fn sorted<'a>(
     }
 }
 
+/// A channel between `a` and `b` with 100 SMT deposited by each.
 async fn open_and_fund(
     stack: &Stack,
     a: &PrivateKeySigner,
     b: &PrivateKeySigner,
 ) -> eyre::Result<B256> {
-    let receipt = stack
-        .network(a)
-        .open(b.address(), U256::from(3_600))
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    let channel_id = receipt
-        .inner
-        .logs()
-        .iter()
-        .find_map(|log| log.log_decode::<TokenNetwork::ChannelOpened>().ok())
-        .ok_or_else(|| eyre::eyre!("no ChannelOpened"))?
-        .inner
-        .channelId;
+    let channel_id = stack.open_channel(a, b).await?;
     for who in [a, b] {
-        let amount = parse_ether("100")?;
-        stack.fund(who.address(), amount).await?;
         stack
-            .token(who)
-            .approve(stack.network, amount)
-            .send()
-            .await?
-            .get_receipt()
+            .fund_and_deposit(channel_id, who, parse_ether("100")?)
             .await?;
-        let receipt = stack
-            .network(who)
-            .deposit(channel_id, who.address(), amount)
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        eyre::ensure!(receipt.status(), "deposit failed");
     }
     Ok(channel_id)
 }

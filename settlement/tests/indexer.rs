@@ -2,52 +2,16 @@
 //! SQLite and the Postgres at `DATABASE_URL`: channel rows follow opens, deposits, closes,
 //! penalties and settles, and a reorg that removes a close puts the channel back to open.
 
-// The protocol crate's deployed stack and the chain crate's fresh databases, shared as-is.
-#[allow(dead_code)]
-#[path = "../../protocol/tests/common/mod.rs"]
-mod stack;
-#[allow(dead_code)]
-#[path = "../../chain/tests/common/mod.rs"]
-mod storage;
-
-use std::time::Duration;
+mod common;
 
 use alloy::{
     primitives::{B256, Bytes, U256, utils::parse_ether},
     providers::Provider,
-    signers::local::PrivateKeySigner,
 };
-use smartmesh_chain::{Database, FollowerConfig, LogFollower, Progress, connect};
+use common::{Stack, alice_and_brandon, catch_up, channel_follower, databases};
+use smartmesh_chain::Progress;
 use smartmesh_protocol::{BalanceProof, TokenNetwork, Watch, sign_typed, token_network_domain};
-use smartmesh_settlement::{ChannelIndexer, ChannelPhase, load_channel};
-use stack::Stack;
-use storage::databases;
-
-fn follower(stack: &Stack, db: &Database) -> eyre::Result<LogFollower> {
-    Ok(LogFollower::new(
-        connect(stack.anvil.endpoint_url().as_ref())?,
-        db.clone(),
-        FollowerConfig {
-            name: "channels".into(),
-            addresses: vec![stack.network],
-            start_block: 0,
-            confirmations: 0,
-            max_range: 50,
-            keep_blocks: 64,
-            poll_interval: Duration::from_millis(10),
-        },
-    ))
-}
-
-async fn catch_up(follower: &LogFollower) -> eyre::Result<Vec<Progress>> {
-    let mut steps = Vec::new();
-    loop {
-        match follower.poll_once(&mut ChannelIndexer).await? {
-            Progress::UpToDate => return Ok(steps),
-            step => steps.push(step),
-        }
-    }
-}
+use smartmesh_settlement::{ChannelPhase, load_channel};
 
 async fn rpc(
     stack: &Stack,
@@ -60,54 +24,13 @@ async fn rpc(
         .await?)
 }
 
-async fn open_and_fund(
-    stack: &Stack,
-    a: &PrivateKeySigner,
-    b: &PrivateKeySigner,
-) -> eyre::Result<B256> {
-    let receipt = stack
-        .network(a)
-        .open(b.address(), U256::from(3_600))
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
-    let channel_id = receipt
-        .inner
-        .logs()
-        .iter()
-        .find_map(|log| log.log_decode::<TokenNetwork::ChannelOpened>().ok())
-        .ok_or_else(|| eyre::eyre!("no ChannelOpened"))?
-        .inner
-        .channelId;
-    for (who, amount) in [(a, "100"), (b, "50")] {
-        let amount = parse_ether(amount)?;
-        stack.fund(who.address(), amount).await?;
-        stack
-            .token(who)
-            .approve(stack.network, amount)
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        stack
-            .network(who)
-            .deposit(channel_id, who.address(), amount)
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-    }
-    Ok(channel_id)
-}
-
 #[tokio::test]
 async fn channel_rows_follow_the_chain_through_a_reorg() -> eyre::Result<()> {
     for db in databases("settlement_indexer").await? {
         let stack = Stack::deploy().await?;
         let (alice, brandon) = (&stack.keys[1], &stack.keys[2]);
-        let follower = follower(&stack, &db)?;
-        let channel_id = open_and_fund(&stack, alice, brandon).await?;
+        let follower = channel_follower(&stack, &db)?;
+        let channel_id = alice_and_brandon(&stack).await?;
         catch_up(&follower).await?;
         let row = load_channel(db.pool(), channel_id).await?.expect("indexed");
         assert_eq!(row.phase, ChannelPhase::Open, "{:?}", db.backend());

@@ -1,14 +1,9 @@
 //! `POST /v1/receipts` through `app(state)` with `oneshot` (no socket), on SQLite and on the
 //! Postgres at `DATABASE_URL`, against channels indexed from the real contracts on anvil.
 
-#[allow(dead_code)]
-#[path = "../../protocol/tests/common/mod.rs"]
-mod stack;
-#[allow(dead_code)]
-#[path = "../../chain/tests/common/mod.rs"]
-mod storage;
+mod common;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use alloy::{
     primitives::{Address, B256, Bytes, U256, utils::parse_ether},
@@ -19,18 +14,17 @@ use axum::{
     body::Body,
     http::{Request, StatusCode},
 };
+use common::{Stack, alice_and_brandon, catch_up, channel_follower, databases};
 use http_body_util::BodyExt;
-use smartmesh_chain::{Database, FollowerConfig, LogFollower, Progress, connect};
+use smartmesh_chain::Database;
 use smartmesh_protocol::{
-    BalanceProof, SignedProof, TokenNetwork, Watch, recover_typed, sign_typed, token_network_domain,
+    BalanceProof, SignedProof, Watch, recover_typed, sign_typed, token_network_domain,
 };
 use smartmesh_settlement::{
-    AppState, BatchOutcome, ChannelIndexer, ItemStatus, ReceiptBatch, ReceiptItem,
-    WatchAuthorization, WatcherAck, ack_domain, app,
+    AppState, BatchOutcome, ItemStatus, ReceiptBatch, ReceiptItem, WatchAuthorization, WatcherAck,
+    ack_domain, app,
 };
 use sqlx::Row;
-use stack::Stack;
-use storage::databases;
 use tower::ServiceExt;
 
 struct World {
@@ -44,54 +38,8 @@ impl World {
     /// Alice and Brandon's channel (100 and 50 SMT), indexed into `db`.
     async fn new(db: Database) -> eyre::Result<Self> {
         let stack = Stack::deploy().await?;
-        let (alice, brandon) = (stack.keys[1].clone(), stack.keys[2].clone());
-        let receipt = stack
-            .network(&alice)
-            .open(brandon.address(), U256::from(3_600))
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        let channel_id = receipt
-            .inner
-            .logs()
-            .iter()
-            .find_map(|log| log.log_decode::<TokenNetwork::ChannelOpened>().ok())
-            .ok_or_else(|| eyre::eyre!("no ChannelOpened"))?
-            .inner
-            .channelId;
-        for (who, amount) in [(&alice, "100"), (&brandon, "50")] {
-            let amount = parse_ether(amount)?;
-            stack.fund(who.address(), amount).await?;
-            stack
-                .token(who)
-                .approve(stack.network, amount)
-                .send()
-                .await?
-                .get_receipt()
-                .await?;
-            stack
-                .network(who)
-                .deposit(channel_id, who.address(), amount)
-                .send()
-                .await?
-                .get_receipt()
-                .await?;
-        }
-        let follower = LogFollower::new(
-            connect(stack.anvil.endpoint_url().as_ref())?,
-            db.clone(),
-            FollowerConfig {
-                name: "channels".into(),
-                addresses: vec![stack.network],
-                start_block: 0,
-                confirmations: 0,
-                max_range: 100,
-                keep_blocks: 64,
-                poll_interval: Duration::from_millis(10),
-            },
-        );
-        while follower.poll_once(&mut ChannelIndexer).await? != Progress::UpToDate {}
+        let channel_id = alice_and_brandon(&stack).await?;
+        catch_up(&channel_follower(&stack, &db)?).await?;
         Ok(Self {
             watcher: stack.keys[7].clone(),
             stack,

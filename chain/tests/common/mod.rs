@@ -1,5 +1,8 @@
 //! What the chain crate's tests share: the npm anvil and a fresh database of each backend.
 
+// Each test binary (and the benches) uses a different part of it.
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 
 use alloy::node_bindings::{Anvil, AnvilInstance};

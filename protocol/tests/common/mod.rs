@@ -1,11 +1,14 @@
 //! A local chain for the protocol's tests: the npm anvil with the three contracts deployed.
 
+// Each test binary (and the benches) uses a different part of it.
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 
 use alloy::{
     network::EthereumWallet,
     node_bindings::{Anvil, AnvilInstance},
-    primitives::{Address, U256, utils::parse_ether},
+    primitives::{Address, B256, U256, utils::parse_ether},
     providers::{DynProvider, Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
@@ -87,6 +90,54 @@ impl Stack {
         signer: &PrivateKeySigner,
     ) -> SignedAgent::SignedAgentInstance<DynProvider> {
         SignedAgent::new(self.agent, self.provider(signer))
+    }
+
+    /// Opens a channel from `opener` to `partner` with a one-hour hold period.
+    pub(crate) async fn open_channel(
+        &self,
+        opener: &PrivateKeySigner,
+        partner: &PrivateKeySigner,
+    ) -> eyre::Result<B256> {
+        let receipt = self
+            .network(opener)
+            .open(partner.address(), U256::from(3_600))
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        Ok(receipt
+            .inner
+            .logs()
+            .iter()
+            .find_map(|log| log.log_decode::<TokenNetwork::ChannelOpened>().ok())
+            .ok_or_else(|| eyre::eyre!("no ChannelOpened"))?
+            .inner
+            .channelId)
+    }
+
+    /// Funds `who` with `amount` SMT and deposits it into the channel as its new total.
+    pub(crate) async fn fund_and_deposit(
+        &self,
+        channel_id: B256,
+        who: &PrivateKeySigner,
+        amount: U256,
+    ) -> eyre::Result<()> {
+        self.fund(who.address(), amount).await?;
+        self.token(who)
+            .approve(self.network, amount)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        let receipt = self
+            .network(who)
+            .deposit(channel_id, who.address(), amount)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        eyre::ensure!(receipt.status(), "deposit for {} failed", who.address());
+        Ok(())
     }
 
     /// Sends `amount` SMT from the deployer, who holds the supply.
