@@ -214,7 +214,8 @@ impl LogFollower {
         let Some(hash) = cursor.hash else {
             return Ok(None);
         };
-        if self.block_hash(cursor.number).await? == hash {
+        // A fork shorter than the cursor has no block at its height: a reorg as well.
+        if self.canonical_hash(cursor.number).await? == Some(hash) {
             return Ok(None);
         }
         let remembered = sqlx::query(
@@ -230,7 +231,7 @@ impl LogFollower {
             let number = row.try_get::<i64, _>(0)? as u64;
             let stored = hash_from_row(&row.try_get::<Vec<u8>, _>(1)?)?;
             lowest = number;
-            if self.block_hash(number).await? == stored {
+            if self.canonical_hash(number).await? == Some(stored) {
                 return Ok(Some(number));
             }
         }
@@ -340,6 +341,14 @@ impl LogFollower {
             .await?
             .ok_or(ChainError::MissingBlock(number))?;
         Ok(block.header.hash)
+    }
+
+    async fn canonical_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {
+        Ok(self
+            .provider
+            .get_block_by_number(number.into())
+            .await?
+            .map(|block| block.header.hash))
     }
 
     async fn parent_hash(&self, number: u64) -> Result<B256, ChainError> {

@@ -20,7 +20,7 @@ use alloy::{
 use sqlx::{AnyConnection, Row};
 use tracing::{info, warn};
 
-use crate::{ChainError, Database};
+use crate::{Backend, ChainError, Database};
 
 /// Settings of a [`TxSender`].
 #[derive(Debug, Clone)]
@@ -145,19 +145,56 @@ impl TxSender {
     /// Accepts a transaction: gives it a key and a nonce for good, in one database
     /// transaction, and returns its id. Broadcasting happens in [`TxSender::tick`].
     pub async fn submit(&self, request: &TxRequest) -> Result<i64, ChainError> {
-        let signer = self.pick_signer().await?;
+        let mut tx = self.db.pool().begin().await?;
+        let id = self.submit_in(&mut tx, request, None).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Like [`TxSender::submit`], inside the caller's database transaction, so the caller's
+    /// own record of the transaction commits (or rolls back) together with it: a crash can
+    /// neither lose the transaction nor queue it twice. `from` picks the key (a contract may
+    /// accept only one sender); `None` takes the least loaded key with enough ETH.
+    pub async fn submit_in(
+        &self,
+        conn: &mut AnyConnection,
+        request: &TxRequest,
+        from: Option<Address>,
+    ) -> Result<i64, ChainError> {
+        let signer = match from {
+            Some(address) => {
+                let health = self.health_in(conn).await?;
+                let key = health
+                    .iter()
+                    .find(|signer| signer.address == address)
+                    .ok_or(ChainError::MissingSignerKey(address))?;
+                if !key.accepting {
+                    return Err(ChainError::LowBalance {
+                        min: self.config.min_balance,
+                    });
+                }
+                address
+            }
+            None => self.pick_signer(conn).await?,
+        };
         let chain_nonce = self
             .provider
             .get_transaction_count(signer)
             .pending()
             .await?;
-        let mut tx = self.db.pool().begin().await?;
-        let booked = sqlx::query("SELECT next_nonce FROM sender_nonces WHERE signer = $1")
-            .bind(signer.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| row.try_get::<i64, _>(0))
-            .transpose()?;
+        // Replicas sharing a key take turns on its book: the row lock holds until commit.
+        let lock = match self.db.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let booked = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT next_nonce FROM sender_nonces WHERE signer = $1{lock}"
+        )))
+        .bind(signer.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| row.try_get::<i64, _>(0))
+        .transpose()?;
         // The book wins unless the key was used elsewhere, then the chain does.
         let nonce = booked.map_or(chain_nonce, |booked| (booked as u64).max(chain_nonce));
         sqlx::query(
@@ -166,7 +203,7 @@ impl TxSender {
         )
         .bind(signer.to_string())
         .bind((nonce + 1) as i64)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         let id: i64 = sqlx::query(
             "INSERT INTO sender_transactions (signer, nonce, to_address, input, value, gas_limit, status) \
@@ -178,16 +215,30 @@ impl TxSender {
         .bind(request.input.to_vec())
         .bind(request.value.to_string())
         .bind(request.gas_limit as i64)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?
         .try_get(0)?;
-        tx.commit().await?;
         info!(target: "smartmesh::sender", id, %signer, nonce, to = %request.to, "queued");
         Ok(id)
     }
 
+    /// Makes the next [`TxSender::tick`] replace transaction `id`'s latest version at once,
+    /// with raised fees, instead of waiting `stuck_after`: for a deadline coming near.
+    pub async fn hurry(&self, conn: &mut AnyConnection, id: i64) -> Result<(), ChainError> {
+        sqlx::query("UPDATE sender_attempts SET sent_at = 0 WHERE transaction_id = $1")
+            .bind(id)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
     /// Every key's balance and load; sending is paused when no key is `accepting`.
     pub async fn health(&self) -> Result<Vec<SignerHealth>, ChainError> {
+        let mut conn = self.db.pool().acquire().await?;
+        self.health_in(&mut conn).await
+    }
+
+    async fn health_in(&self, conn: &mut AnyConnection) -> Result<Vec<SignerHealth>, ChainError> {
         let mut health = Vec::with_capacity(self.signers.len());
         for signer in &self.signers {
             let address = signer.address();
@@ -195,7 +246,7 @@ impl TxSender {
             health.push(SignerHealth {
                 address,
                 balance,
-                unfinished: self.unfinished_count(address).await?,
+                unfinished: unfinished_count(conn, address).await?,
                 accepting: balance >= self.config.min_balance,
             });
         }
@@ -204,11 +255,21 @@ impl TxSender {
 
     /// Where transaction `id` stands.
     pub async fn status(&self, id: i64) -> Result<TxStatus, ChainError> {
+        let mut conn = self.db.pool().acquire().await?;
+        self.status_in(&mut conn, id).await
+    }
+
+    /// Like [`TxSender::status`], on the caller's connection (inside its transaction).
+    pub async fn status_in(
+        &self,
+        conn: &mut AnyConnection,
+        id: i64,
+    ) -> Result<TxStatus, ChainError> {
         let row = sqlx::query(
             "SELECT status, mined_hash, mined_block, succeeded, failure FROM sender_transactions WHERE id = $1",
         )
             .bind(id)
-            .fetch_optional(self.db.pool())
+            .fetch_optional(&mut *conn)
             .await?
             .ok_or(ChainError::UnknownTransaction(id))?;
         let status: String = row.try_get(0)?;
@@ -242,9 +303,9 @@ impl TxSender {
                 }
             }
             _ => TxStatus::Pending {
-                hash: self
-                    .latest_attempt(id)
+                hash: attempts(conn, id)
                     .await?
+                    .pop()
                     .map(|a| a.hash)
                     .unwrap_or_default(),
             },
@@ -462,8 +523,8 @@ impl TxSender {
     }
 
     /// The key with the fewest unfinished transactions among those with enough ETH.
-    async fn pick_signer(&self) -> Result<Address, ChainError> {
-        self.health()
+    async fn pick_signer(&self, conn: &mut AnyConnection) -> Result<Address, ChainError> {
+        self.health_in(conn)
             .await?
             .into_iter()
             .filter(|signer| signer.accepting)
@@ -474,30 +535,31 @@ impl TxSender {
             })
     }
 
-    async fn unfinished_count(&self, signer: Address) -> Result<i64, ChainError> {
-        Ok(sqlx::query(
-            "SELECT COUNT(*) FROM sender_transactions WHERE signer = $1 AND status NOT IN ('confirmed', 'failed')",
-        )
-        .bind(signer.to_string())
-        .fetch_one(self.db.pool())
-        .await?
-        .try_get(0)?)
-    }
-
     async fn attempts(&self, id: i64) -> Result<Vec<Attempt>, ChainError> {
-        let rows = sqlx::query(
-            "SELECT tx_hash, raw, max_fee_per_gas, max_priority_fee_per_gas, sent_at FROM sender_attempts \
-             WHERE transaction_id = $1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(self.db.pool())
-        .await?;
-        rows.iter().map(Attempt::from_row).collect()
+        let mut conn = self.db.pool().acquire().await?;
+        attempts(&mut conn, id).await
     }
+}
 
-    async fn latest_attempt(&self, id: i64) -> Result<Option<Attempt>, ChainError> {
-        Ok(self.attempts(id).await?.pop())
-    }
+async fn unfinished_count(conn: &mut AnyConnection, signer: Address) -> Result<i64, ChainError> {
+    Ok(sqlx::query(
+        "SELECT COUNT(*) FROM sender_transactions WHERE signer = $1 AND status NOT IN ('confirmed', 'failed')",
+    )
+    .bind(signer.to_string())
+    .fetch_one(conn)
+    .await?
+    .try_get(0)?)
+}
+
+async fn attempts(conn: &mut AnyConnection, id: i64) -> Result<Vec<Attempt>, ChainError> {
+    let rows = sqlx::query(
+        "SELECT tx_hash, raw, max_fee_per_gas, max_priority_fee_per_gas, sent_at FROM sender_attempts \
+         WHERE transaction_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(Attempt::from_row).collect()
 }
 
 struct Unfinished {

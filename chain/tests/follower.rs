@@ -256,6 +256,38 @@ async fn a_reorg_rolls_back_exactly_the_orphaned_blocks() -> eyre::Result<()> {
 }
 
 #[tokio::test]
+async fn a_shorter_fork_rolls_back_too() -> eyre::Result<()> {
+    for db in with_transfers_table(databases("follower_shorter_fork").await?).await? {
+        let chain = Chain::start().await?;
+        let mut ledger = TransferLedger;
+        let follower = chain.follower(&db, 100)?;
+        chain.transfer(1).await?;
+        catch_up(&follower, &mut ledger).await?;
+        let fork_point = chain.provider.get_block_number().await?;
+        let snapshot = chain.rpc("evm_snapshot", serde_json::json!([])).await?;
+        for amount in [10, 11, 12] {
+            chain.transfer(amount).await?;
+        }
+        catch_up(&follower, &mut ledger).await?;
+
+        // The new fork has one block where the old had three: the cursor's height is gone.
+        chain
+            .rpc("evm_revert", serde_json::json!([snapshot]))
+            .await?;
+        chain.transfer(20).await?;
+        let steps = catch_up(&follower, &mut ledger).await?;
+        assert_eq!(
+            steps.first(),
+            Some(&Progress::RolledBack { fork_point }),
+            "{:?}: {steps:?}",
+            db.backend()
+        );
+        assert_eq!(recorded(&db).await?, chain.canonical_transfers().await?);
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_follower_recreated_from_the_database_resumes_exactly() -> eyre::Result<()> {
     for db in with_transfers_table(databases("follower_resume").await?).await? {
         let chain = Chain::start().await?;

@@ -1,9 +1,10 @@
 -- The best (highest-nonce) proof each payer signed per channel that phones uploaded, with the
--- receiver's Watch authorizing this watcher to submit it. Amounts are decimal strings.
+-- receiver's Watch authorizing this watcher to submit it. Amounts are decimal strings; nonces
+-- are 32-byte big-endian, so that byte order is numeric order in SQL on both backends.
 CREATE TABLE receipts (
     channel_id BYTEA NOT NULL,
     signer TEXT NOT NULL,
-    nonce TEXT NOT NULL,
+    nonce BYTEA NOT NULL,
     transferred_amount TEXT NOT NULL,
     proof_digest BYTEA NOT NULL,
     proof BYTEA NOT NULL,
@@ -11,5 +12,16 @@ CREATE TABLE receipts (
     reward TEXT NOT NULL,
     watch_deadline TEXT NOT NULL,
     watch_signature BYTEA NOT NULL,
+    PRIMARY KEY (channel_id, signer)
+);
+
+-- The latest proof each phone signed itself per channel, uploaded as a backup: what a phone
+-- restored from an old backup asks for before it closes (its claim must cover it).
+CREATE TABLE proof_backups (
+    channel_id BYTEA NOT NULL,
+    signer TEXT NOT NULL,
+    nonce BYTEA NOT NULL,
+    transferred_amount TEXT NOT NULL,
+    proof BYTEA NOT NULL,
     PRIMARY KEY (channel_id, signer)
 );

@@ -21,6 +21,7 @@ pub use messages::{
 };
 pub use rules::{PayerCapacity, check_successor};
 pub use signature::{
-    Signature65, recover, recover_k256, recover_typed, sign_digest, sign_typed, verify_typed,
+    SecpSigner, Signature65, recover, recover_k256, recover_typed, sign_digest, sign_typed,
+    verify_typed,
 };
 pub use wire::{KIND_BALANCE_PROOF, MAX_WIRE_LEN, SignedProof, TEXT_PREFIX, WIRE_VERSION};

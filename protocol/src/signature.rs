@@ -59,6 +59,55 @@ pub fn sign_digest(signer: &PrivateKeySigner, digest: &B256) -> Signature65 {
     Signature65(signature.as_bytes())
 }
 
+/// A key that signs with libsecp256k1: the watcher signs an acknowledgment for every stored
+/// receipt, so its signing sits on the same hot path as recovery. Signatures are RFC 6979 and
+/// low-`s`, as the contracts require; phones keep signing with k256 ([`sign_digest`]).
+#[derive(Clone)]
+pub struct SecpSigner {
+    key: secp256k1::SecretKey,
+    address: Address,
+}
+
+impl SecpSigner {
+    /// The same key as a local alloy signer.
+    pub fn new(signer: &PrivateKeySigner) -> Self {
+        let bytes: [u8; 32] = signer.credential().to_bytes().into();
+        Self {
+            key: secp256k1::SecretKey::from_byte_array(bytes)
+                .expect("a k256 secret key is a valid secp256k1 secret key"),
+            address: signer.address(),
+        }
+    }
+
+    /// The key's address.
+    pub const fn address(&self) -> Address {
+        self.address
+    }
+
+    /// Signs a 32-byte digest.
+    pub fn sign_digest(&self, digest: &B256) -> Signature65 {
+        let signature = SECP256K1.sign_ecdsa_recoverable(Message::from_digest(digest.0), &self.key);
+        let (recovery_id, compact) = signature.serialize_compact();
+        let mut bytes = [0u8; 65];
+        bytes[..64].copy_from_slice(&compact);
+        bytes[64] = 27 + i32::from(recovery_id) as u8;
+        Signature65(bytes)
+    }
+
+    /// Signs an EIP-712 message under `domain`.
+    pub fn sign_typed<T: SolStruct>(&self, message: &T, domain: &Eip712Domain) -> Signature65 {
+        self.sign_digest(&message.eip712_signing_hash(domain))
+    }
+}
+
+impl std::fmt::Debug for SecpSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecpSigner")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Recovers the signer of `digest` with libsecp256k1, under the contracts' rule.
 pub fn recover(digest: &B256, signature: &Signature65) -> Result<Address, ProtocolError> {
     let bytes = signature.as_bytes();
@@ -190,6 +239,17 @@ mod tests {
             Signature65::from_slice(&[0; 64]),
             Err(ProtocolError::SignatureLength(64))
         );
+    }
+
+    #[test]
+    fn libsecp256k1_signs_what_k256_signs() {
+        for byte in 1..=20u8 {
+            let digest = keccak256([byte]);
+            let fast = SecpSigner::new(&signer()).sign_digest(&digest);
+            assert_eq!(recover(&digest, &fast), Ok(signer().address()));
+            // Both are RFC 6979 with a low s: the very same bytes.
+            assert_eq!(fast, sign_digest(&signer(), &digest));
+        }
     }
 
     #[test]

@@ -17,4 +17,21 @@ pub enum SettlementError {
         /// Why.
         reason: String,
     },
+    /// A stored value does not parse (the database was edited by hand).
+    #[error("stored {field} {value} does not parse")]
+    Stored {
+        /// What kind of value.
+        field: String,
+        /// Its content.
+        value: String,
+    },
+    /// An RPC call the watcher made failed.
+    #[error("rpc call failed: {0}")]
+    Rpc(String),
+    /// The configuration does not fit the chain it points at.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Server(#[from] std::io::Error),
 }

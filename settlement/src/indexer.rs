@@ -7,11 +7,13 @@ use alloy::{
     sol_types::SolEventInterface,
 };
 use smartmesh_chain::{BlockLogs, ChainError, LogHandler};
+use std::collections::HashMap;
+
 use smartmesh_protocol::TokenNetwork::TokenNetworkEvents;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, Row, any::AnyRow};
 use tracing::debug;
 
-use crate::SettlementError;
+use crate::{SettlementError, sql};
 
 /// A channel's life cycle as the watcher sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +27,7 @@ pub enum ChannelPhase {
 }
 
 impl ChannelPhase {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Open => "open",
             Self::Closed => "closed",
@@ -281,60 +283,87 @@ async fn insert(conn: &mut AnyConnection, row: &ChannelRow) -> Result<(), Settle
     Ok(())
 }
 
+const CHANNEL_COLUMNS: &str = "channel_id, participant1, participant2, epoch, settle_timeout, state, deposit1, \
+     deposit2, withdrawn1, withdrawn2, closer, claim_transferred, closer_received, settle_at, closed_block, \
+     penalized, updated_block";
+
 /// Reads one channel's row.
 pub async fn load_channel<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
     channel_id: B256,
 ) -> Result<Option<ChannelRow>, SettlementError> {
-    let Some(row) = sqlx::query(
-        "SELECT participant1, participant2, epoch, settle_timeout, state, deposit1, deposit2, withdrawn1, \
-         withdrawn2, closer, claim_transferred, closer_received, settle_at, closed_block, penalized, updated_block \
-         FROM channels WHERE channel_id = $1",
-    )
-    .bind(channel_id.to_vec())
-    .fetch_optional(executor)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let stored = |field: &str, value: String| SettlementError::StoredEvent {
-        block: 0,
-        reason: format!("{field} {value:?}"),
-    };
-    let address = |index: usize, field: &str| -> Result<Address, SettlementError> {
-        let text: String = row.try_get(index)?;
-        text.parse().map_err(|_| stored(field, text))
-    };
-    let amount = |index: usize, field: &str| -> Result<U256, SettlementError> {
-        let text: String = row.try_get(index)?;
-        text.parse().map_err(|_| stored(field, text))
-    };
-    let optional_amount = |index: usize, field: &str| -> Result<Option<U256>, SettlementError> {
+    let query = format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE channel_id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(query))
+        .bind(channel_id.to_vec())
+        .fetch_optional(executor)
+        .await?
+        .map(|row| channel_from_row(&row))
+        .transpose()
+}
+
+/// Reads the rows of `ids` that exist, in bulk.
+pub(crate) async fn load_channels(
+    conn: &mut AnyConnection,
+    ids: &[B256],
+) -> Result<HashMap<B256, ChannelRow>, SettlementError> {
+    let mut channels = HashMap::with_capacity(ids.len());
+    for part in ids.chunks(sql::CHUNK) {
+        let query = format!(
+            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE channel_id IN ({})",
+            sql::placeholders(1, part.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(query));
+        for id in part {
+            query = query.bind(id.to_vec());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let channel = channel_from_row(&row)?;
+            channels.insert(channel.channel_id, channel);
+        }
+    }
+    Ok(channels)
+}
+
+fn channel_from_row(row: &AnyRow) -> Result<ChannelRow, SettlementError> {
+    let optional_amount = |index: usize| -> Result<Option<U256>, SettlementError> {
         row.try_get::<Option<String>, _>(index)?
-            .map(|text| text.parse().map_err(|_| stored(field, text)))
+            .map(|text| {
+                text.parse().map_err(|_| SettlementError::Stored {
+                    field: "amount".into(),
+                    value: text,
+                })
+            })
             .transpose()
     };
-    let phase: String = row.try_get(4)?;
-    Ok(Some(ChannelRow {
-        channel_id,
-        participant1: address(0, "participant1")?,
-        participant2: address(1, "participant2")?,
-        epoch: row.try_get::<i64, _>(2)? as u64,
-        settle_timeout: row.try_get::<i64, _>(3)? as u64,
-        phase: ChannelPhase::parse(&phase).ok_or_else(|| stored("state", phase.clone()))?,
-        deposit1: amount(5, "deposit1")?,
-        deposit2: amount(6, "deposit2")?,
-        withdrawn1: amount(7, "withdrawn1")?,
-        withdrawn2: amount(8, "withdrawn2")?,
+    let phase: String = row.try_get(5)?;
+    Ok(ChannelRow {
+        channel_id: sql::b256(row, 0)?,
+        participant1: sql::address(row, 1)?,
+        participant2: sql::address(row, 2)?,
+        epoch: row.try_get::<i64, _>(3)? as u64,
+        settle_timeout: row.try_get::<i64, _>(4)? as u64,
+        phase: ChannelPhase::parse(&phase).ok_or_else(|| SettlementError::Stored {
+            field: "state".into(),
+            value: phase.clone(),
+        })?,
+        deposit1: sql::u256(row, 6)?,
+        deposit2: sql::u256(row, 7)?,
+        withdrawn1: sql::u256(row, 8)?,
+        withdrawn2: sql::u256(row, 9)?,
         closer: row
-            .try_get::<Option<String>, _>(9)?
-            .map(|text| text.parse().map_err(|_| stored("closer", text)))
+            .try_get::<Option<String>, _>(10)?
+            .map(|text| {
+                text.parse().map_err(|_| SettlementError::Stored {
+                    field: "closer".into(),
+                    value: text,
+                })
+            })
             .transpose()?,
-        claim_transferred: optional_amount(10, "claim_transferred")?,
-        closer_received: optional_amount(11, "closer_received")?,
-        settle_at: row.try_get::<Option<i64>, _>(12)?.map(|v| v as u64),
-        closed_block: row.try_get::<Option<i64>, _>(13)?.map(|v| v as u64),
-        penalized: row.try_get::<i64, _>(14)? == 1,
-        updated_block: row.try_get::<i64, _>(15)? as u64,
-    }))
+        claim_transferred: optional_amount(11)?,
+        closer_received: optional_amount(12)?,
+        settle_at: row.try_get::<Option<i64>, _>(13)?.map(|v| v as u64),
+        closed_block: row.try_get::<Option<i64>, _>(14)?.map(|v| v as u64),
+        penalized: row.try_get::<i64, _>(15)? == 1,
+        updated_block: row.try_get::<i64, _>(16)? as u64,
+    })
 }

@@ -1,16 +1,30 @@
-//! SmartMesh settlement watcher: keeps offline phones' money safe. It indexes the
-//! TokenNetwork's channels from the chain and takes phones' batched receipts over HTTP;
-//! disputes of stale closes and settles for offline phones build on both.
+//! SmartMesh settlement watcher: keeps offline phones' money safe. It takes phones' batched
+//! receipts over HTTP, indexes the TokenNetwork's channels from the chain, disputes closes
+//! that under-declare what the closer paid, and settles for phones that are offline. Runs on
+//! SQLite, or on Postgres with several replicas.
 
 mod api;
+mod channels;
+mod engine;
 mod error;
 mod indexer;
+mod leader;
+mod metrics;
+mod openapi;
+mod ratelimit;
 mod receipts;
+mod service;
+mod sql;
 
-pub use api::{ApiError, AppState, MAX_BODY_BYTES, app};
+pub use api::{ApiError, ApiLimits, AppState, MAX_BODY_BYTES, app};
+pub use channels::{ChainState, ChannelView, DecisionView, HeldProofView, JobView, LatestProof};
+pub use engine::{DisputeEngine, EngineConfig};
 pub use error::SettlementError;
 pub use indexer::{ChannelIndexer, ChannelPhase, ChannelRow, load_channel};
+pub use metrics::Metrics;
+pub use openapi::openapi;
 pub use receipts::{
     BatchOutcome, ItemOutcome, ItemStatus, MAX_BATCH, ReceiptBatch, ReceiptItem,
     WatchAuthorization, WatcherAck, ack_domain,
 };
+pub use service::{INDEXER_NAME, Watcher, WatcherConfig};

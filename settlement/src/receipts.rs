@@ -1,8 +1,14 @@
 //! `POST /v1/receipts`: phones upload batches of the balance proofs they received, each with
-//! a `Watch` that lets this watcher dispute a stale close for them. Every item is checked
-//! (signature, channel, participants, nonce, amount, Watch) and answered on its own; the
-//! accepted ones are stored in one database transaction and acknowledged with the watcher's
-//! signature, so a phone can prove what the watcher holds.
+//! a `Watch` that lets this watcher dispute a stale close for them, and optionally backups of
+//! the proofs they sent. Every item is checked (signature, channel, participants, nonce,
+//! amount, Watch) and answered on its own; the accepted ones are stored in one database
+//! transaction and acknowledged with the watcher's signature, so a phone can prove what the
+//! watcher holds.
+//!
+//! The signatures are recovered first, on every core, with no database connection held; the
+//! database then sees a few bulk statements per batch rather than several per item.
+
+use std::collections::HashMap;
 
 use alloy::{
     primitives::{Address, B256, Bytes, U256},
@@ -11,13 +17,19 @@ use alloy::{
 use axum::{Json, Router, extract::State, routing::post};
 use serde::{Deserialize, Serialize};
 use smartmesh_protocol::{
-    ProtocolError, Signature65, SignedProof, Watch, sign_typed, token_network_domain, verify_typed,
+    SecpSigner, Signature65, SignedProof, Watch, recover, token_network_domain,
 };
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
 
-use crate::{AppState, ChannelPhase, api::ApiError, load_channel};
+use crate::{
+    AppState, ChannelPhase, ChannelRow, Metrics,
+    api::{ApiError, ErrorBody},
+    indexer::load_channels,
+    sql,
+};
 
-/// The largest batch a phone may upload at once.
+/// The largest batch a phone may upload at once (received proofs and backups together).
 pub const MAX_BATCH: usize = 10_000;
 
 alloy::sol! {
@@ -39,20 +51,25 @@ pub fn ack_domain(chain_id: u64, token_network: Address) -> Eip712Domain {
     }
 }
 
-/// A batch of received proofs.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// A batch of received proofs, and backups of the uploader's sent ones.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReceiptBatch {
     /// Every item's proof must be of this chain ...
     pub chain_id: u64,
     /// ... and this TokenNetwork.
+    #[schema(value_type = String, example = "0x5FC8d32690cc91D4c39d9d3abcBD16989F875707")]
     pub token_network: Address,
-    /// At most [`MAX_BATCH`] received proofs.
+    /// Received proofs, each with the receiver's Watch.
     pub items: Vec<ReceiptItem>,
+    /// The uploader's own sent proofs (`smr1...`), kept so that a phone restored from an old
+    /// backup can learn the largest amount it signed before it closes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent: Vec<String>,
 }
 
 /// One received proof and the receiver's `Watch` for it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReceiptItem {
     /// The payer's signed proof in its text form (`smr1...`).
@@ -62,40 +79,46 @@ pub struct ReceiptItem {
 }
 
 /// The fields of a `Watch` that are not derived from the proof, and its signature.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WatchAuthorization {
     /// This watcher's address, or the zero address for anyone (then without reward).
+    #[schema(value_type = String)]
     pub watcher: Address,
-    /// The reward the watcher earns from a successful dispute.
+    /// The reward the watcher earns from a successful dispute, in token wei (decimal or hex).
+    #[schema(value_type = String, example = "1000000000000000000")]
     pub reward: U256,
-    /// The latest close the Watch covers.
+    /// The latest close the Watch covers (unix seconds).
+    #[schema(value_type = String)]
     pub deadline: U256,
-    /// The receiver's 65-byte signature of the Watch.
+    /// The receiver's 65-byte signature of the Watch, hex.
+    #[schema(value_type = String)]
     pub signature: Bytes,
 }
 
 /// The answer for one item.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ItemOutcome {
-    /// The item's position in the batch.
+    /// The item's position in its list.
     pub index: usize,
     /// `stored`, `known` or `rejected`.
     pub status: ItemStatus,
-    /// Why it was rejected.
+    /// Why it was rejected, starting with the offending field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// For a stored item: the watcher's EIP-712 signature of `WatcherAck(channelId, proofDigest)`.
+    /// For a stored received proof: the watcher's EIP-712 signature of
+    /// `WatcherAck(channelId, proofDigest)` under [`ack_domain`].
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub ack: Option<Bytes>,
 }
 
 /// What became of an item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ItemStatus {
-    /// Newer than anything held: stored and acknowledged.
+    /// Newer than anything held: stored (and, for a received proof, acknowledged).
     Stored,
     /// Exactly this proof is already held.
     Known,
@@ -104,25 +127,37 @@ pub enum ItemStatus {
 }
 
 /// The answer to a batch, item by item.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct BatchOutcome {
-    /// One outcome per item, in order.
+    /// One outcome per received proof, in order.
     pub items: Vec<ItemOutcome>,
+    /// One outcome per sent-proof backup, in order.
+    #[serde(default)]
+    pub sent: Vec<ItemOutcome>,
 }
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/v1/receipts", post(upload))
 }
 
-async fn upload(
+/// Stores received proofs with their Watches, and backups of sent proofs.
+#[utoipa::path(post, path = "/v1/receipts", request_body = ReceiptBatch, responses(
+    (status = 200, description = "every item answered on its own", body = BatchOutcome),
+    (status = 400, description = "the body is not JSON", body = ErrorBody),
+    (status = 413, description = "more than 10,000 items, or a body over 8 MiB", body = ErrorBody),
+    (status = 422, description = "an unknown field, or another chain or TokenNetwork", body = ErrorBody),
+    (status = 429, description = "too many requests from this client", body = ErrorBody),
+))]
+pub(crate) async fn upload(
     State(state): State<AppState>,
     batch: Result<Json<ReceiptBatch>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<BatchOutcome>, ApiError> {
     let Json(batch) = batch.map_err(ApiError::from_json)?;
-    if batch.items.len() > MAX_BATCH {
+    let count = batch.items.len() + batch.sent.len();
+    if count > MAX_BATCH {
         return Err(ApiError::too_large(
             "items",
-            format!("{} items; at most {MAX_BATCH} per batch", batch.items.len()),
+            format!("{count} items and backups; at most {MAX_BATCH} per batch"),
         ));
     }
     if batch.chain_id != state.chain_id {
@@ -137,170 +172,403 @@ async fn upload(
             format!("this watcher guards {}", state.token_network),
         ));
     }
+    let context = Context {
+        chain_id: state.chain_id,
+        token_network: state.token_network,
+        watcher: state.watcher.address(),
+    };
+    let (received, sent) = tokio::task::spawn_blocking(move || {
+        (
+            parallel_map(batch.items, |item| context.verify_received(item)),
+            parallel_map(batch.sent, |text| context.verify_sent(text)),
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?;
+
     let mut tx = state.db.pool().begin().await.map_err(ApiError::internal)?;
-    let mut outcomes = Vec::with_capacity(batch.items.len());
-    for (index, item) in batch.items.iter().enumerate() {
-        let outcome = match check_and_store(&state, &mut tx, item).await? {
-            Ok(Accepted::Stored(channel_id, digest)) => {
-                let ack = WatcherAck {
-                    channelId: channel_id,
-                    proofDigest: digest,
-                };
-                let signature = sign_typed(
-                    &state.watcher,
-                    &ack,
-                    &ack_domain(state.chain_id, state.token_network),
-                );
-                ItemOutcome {
-                    index,
-                    status: ItemStatus::Stored,
-                    reason: None,
-                    ack: Some(Bytes::copy_from_slice(signature.as_bytes())),
-                }
-            }
-            Ok(Accepted::Known) => ItemOutcome {
-                index,
-                status: ItemStatus::Known,
-                reason: None,
-                ack: None,
-            },
-            Err(reason) => ItemOutcome {
-                index,
-                status: ItemStatus::Rejected,
-                reason: Some(reason),
-                ack: None,
-            },
-        };
-        outcomes.push(outcome);
-    }
+    let mut book = Book::load(&mut tx, &received, &sent).await?;
+    let items: Vec<Decision> = received.into_iter().map(|c| book.decide(c)).collect();
+    let backups: Vec<Decision> = sent.into_iter().map(|c| book.decide(c)).collect();
+    book.write(&mut tx).await?;
     // All accepted items of the batch land together, or none does.
     tx.commit().await.map_err(ApiError::internal)?;
-    Ok(Json(BatchOutcome { items: outcomes }))
+    if !book.closed.is_empty() {
+        state.wake.notify_one();
+    }
+
+    let signer = SecpSigner::new(&state.watcher);
+    let ack_domain = ack_domain(state.chain_id, state.token_network);
+    let outcome = tokio::task::spawn_blocking(move || BatchOutcome {
+        items: parallel_map(items.into_iter().enumerate().collect(), |(index, d)| {
+            d.outcome(index, Some((&signer, &ack_domain)))
+        }),
+        sent: backups
+            .into_iter()
+            .enumerate()
+            .map(|(index, d)| d.outcome(index, None))
+            .collect(),
+    })
+    .await
+    .map_err(ApiError::internal)?;
+
+    let m = &state.metrics;
+    let count = |list: &[ItemOutcome], status| list.iter().filter(|o| o.status == status).count();
+    Metrics::add(&m.batches, 1);
+    Metrics::add(
+        &m.receipts_stored,
+        count(&outcome.items, ItemStatus::Stored) as u64,
+    );
+    Metrics::add(
+        &m.receipts_known,
+        count(&outcome.items, ItemStatus::Known) as u64,
+    );
+    Metrics::add(
+        &m.receipts_rejected,
+        count(&outcome.items, ItemStatus::Rejected) as u64,
+    );
+    Metrics::add(
+        &m.backups_stored,
+        count(&outcome.sent, ItemStatus::Stored) as u64,
+    );
+    Ok(Json(outcome))
 }
 
-enum Accepted {
+/// Maps `items` in order on every core; the receipts' signatures dominate a batch's cost.
+fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || items.len() < 64 {
+        return items.into_iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
+    let mut items = items.into_iter();
+    loop {
+        let part: Vec<T> = items.by_ref().take(chunk).collect();
+        if part.is_empty() {
+            break;
+        }
+        chunks.push(part);
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|part| scope.spawn(move || part.into_iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("a verifying thread panicked"))
+            .collect()
+    })
+}
+
+#[derive(Clone, Copy)]
+struct Context {
+    chain_id: u64,
+    token_network: Address,
+    watcher: Address,
+}
+
+/// A proof whose signatures are recovered, waiting for the checks that need the database.
+struct Candidate {
+    channel_id: B256,
+    payer: Address,
+    nonce: U256,
+    transferred: U256,
+    digest: B256,
+    encoded: Vec<u8>,
+    /// For a received proof: its Watch, signature and recovered signer.
+    watch: Option<(Watch, Signature65, Address)>,
+}
+
+type Checked = Result<Candidate, String>;
+
+impl Context {
+    fn domain(&self) -> Eip712Domain {
+        token_network_domain(self.chain_id, self.token_network)
+    }
+
+    /// Decodes a proof and recovers its payer.
+    fn verify_proof(&self, text: &str, domain: &Eip712Domain) -> Checked {
+        let signed = SignedProof::from_text(text).map_err(|e| format!("proof: {e}"))?;
+        if signed.chain_id != self.chain_id || signed.token_network != self.token_network {
+            return Err("proof: signed for another chain or TokenNetwork".into());
+        }
+        let digest = signed.proof.eip712_signing_hash(domain);
+        let payer = recover(&digest, &signed.signature).map_err(|e| format!("proof: {e}"))?;
+        Ok(Candidate {
+            channel_id: signed.proof.channelId,
+            payer,
+            nonce: signed.proof.nonce,
+            transferred: signed.proof.transferredAmount,
+            digest,
+            encoded: signed.encode().map_err(|e| format!("proof: {e}"))?,
+            watch: None,
+        })
+    }
+
+    fn verify_received(&self, item: ReceiptItem) -> Checked {
+        let domain = self.domain();
+        let mut candidate = self.verify_proof(&item.proof, &domain)?;
+        let watch = Watch {
+            channelId: candidate.channel_id,
+            proofDigest: candidate.digest,
+            watcher: item.watch.watcher,
+            reward: item.watch.reward,
+            deadline: item.watch.deadline,
+        };
+        if watch.watcher != self.watcher && watch.watcher != Address::ZERO {
+            return Err(format!(
+                "watch.watcher: names {}, not this watcher",
+                watch.watcher
+            ));
+        }
+        if watch.watcher == Address::ZERO && !watch.reward.is_zero() {
+            return Err("watch.reward: a Watch open to anyone must carry no reward".into());
+        }
+        let signature = Signature65::from_slice(&item.watch.signature)
+            .map_err(|e| format!("watch.signature: {e}"))?;
+        let signer = recover(&watch.eip712_signing_hash(&domain), &signature)
+            .map_err(|e| format!("watch.signature: {e}"))?;
+        candidate.watch = Some((watch, signature, signer));
+        Ok(candidate)
+    }
+
+    fn verify_sent(&self, text: String) -> Checked {
+        self.verify_proof(&text, &self.domain())
+    }
+}
+
+/// An item's fate, before the acknowledgment is signed.
+enum Decision {
     Stored(B256, B256),
     Known,
+    Rejected(String),
 }
 
-/// Checks one item; `Ok(Err(reason))` is a per-item rejection, `Err` a server failure.
-async fn check_and_store(
-    state: &AppState,
-    conn: &mut AnyConnection,
-    item: &ReceiptItem,
-) -> Result<Result<Accepted, String>, ApiError> {
-    let reject = |reason: String| Ok(Err(reason));
-    let signed = match SignedProof::from_text(&item.proof) {
-        Ok(signed) => signed,
-        Err(e) => return reject(format!("proof: {e}")),
-    };
-    if signed.chain_id != state.chain_id || signed.token_network != state.token_network {
-        return reject("proof: signed for another chain or TokenNetwork".into());
+impl Decision {
+    fn outcome(self, index: usize, ack: Option<(&SecpSigner, &Eip712Domain)>) -> ItemOutcome {
+        let (status, reason, ack) = match self {
+            Self::Stored(channel_id, digest) => {
+                let ack = ack.map(|(signer, domain)| {
+                    let message = WatcherAck {
+                        channelId: channel_id,
+                        proofDigest: digest,
+                    };
+                    Bytes::copy_from_slice(signer.sign_typed(&message, domain).as_bytes())
+                });
+                (ItemStatus::Stored, None, ack)
+            }
+            Self::Known => (ItemStatus::Known, None, None),
+            Self::Rejected(reason) => (ItemStatus::Rejected, Some(reason), None),
+        };
+        ItemOutcome {
+            index,
+            status,
+            reason,
+            ack,
+        }
     }
-    let payer = match signed.signer() {
-        Ok(payer) => payer,
-        Err(e) => return reject(format!("proof: {e}")),
-    };
-    let proof = &signed.proof;
-    let channel = match load_channel(&mut *conn, proof.channelId)
-        .await
-        .map_err(ApiError::internal)?
-    {
-        Some(channel) if channel.phase != ChannelPhase::Settled => channel,
-        Some(_) => return reject("proof: the channel is settled".into()),
-        None => return reject("proof: unknown channel".into()),
-    };
-    let receiver = if payer == channel.participant1 {
-        channel.participant2
-    } else if payer == channel.participant2 {
-        channel.participant1
-    } else {
-        return reject(format!(
-            "proof: signer {payer} is not a participant of the channel"
-        ));
-    };
-    // What the payer can have paid at most: both deposits. The receiver's own payments are
-    // not always known here, so the exact capacity is the phone's check, not the watcher's.
-    if proof.transferredAmount > channel.deposit1.saturating_add(channel.deposit2) {
-        return reject("proof: transferred amount exceeds the channel's deposits".into());
+}
+
+/// What the batch's transaction knows: the channels it names, the proofs already held for
+/// them, and what the batch will write.
+struct Book {
+    channels: HashMap<B256, ChannelRow>,
+    /// (channel, signer, is a received proof) -> (nonce, digest) held.
+    held: HashMap<(B256, Address, bool), (U256, B256)>,
+    /// The winners to write, by the same key.
+    writes: HashMap<(B256, Address, bool), Candidate>,
+    /// Closed channels that got a newer proof: their dispute jobs look again at once.
+    closed: Vec<B256>,
+}
+
+impl Book {
+    async fn load(
+        conn: &mut AnyConnection,
+        received: &[Checked],
+        sent: &[Checked],
+    ) -> Result<Self, ApiError> {
+        let mut ids: Vec<B256> = received
+            .iter()
+            .chain(sent)
+            .filter_map(|c| c.as_ref().ok().map(|c| c.channel_id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let channels = load_channels(&mut *conn, &ids)
+            .await
+            .map_err(ApiError::internal)?;
+        let mut held = HashMap::new();
+        for (table, received) in [("receipts", true), ("proof_backups", false)] {
+            for part in ids.chunks(sql::CHUNK) {
+                let query = format!(
+                    "SELECT channel_id, signer, nonce, {} FROM {table} WHERE channel_id IN ({})",
+                    if received { "proof_digest" } else { "proof" },
+                    sql::placeholders(1, part.len())
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(query));
+                for id in part {
+                    query = query.bind(id.to_vec());
+                }
+                for row in query
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(ApiError::internal)?
+                {
+                    let channel = sql::b256(&row, 0).map_err(ApiError::internal)?;
+                    let signer = sql::address(&row, 1).map_err(ApiError::internal)?;
+                    let nonce = sql::u256_be(&row, 2).map_err(ApiError::internal)?;
+                    // A backup is compared by nonce alone; its digest is not needed.
+                    let digest = if received {
+                        sql::b256(&row, 3).map_err(ApiError::internal)?
+                    } else {
+                        B256::ZERO
+                    };
+                    held.insert((channel, signer, received), (nonce, digest));
+                }
+            }
+        }
+        Ok(Self {
+            channels,
+            held,
+            writes: HashMap::new(),
+            closed: Vec::new(),
+        })
     }
 
-    let domain = token_network_domain(state.chain_id, state.token_network);
-    let digest = proof.eip712_signing_hash(&domain);
-    let watch = Watch {
-        channelId: proof.channelId,
-        proofDigest: digest,
-        watcher: item.watch.watcher,
-        reward: item.watch.reward,
-        deadline: item.watch.deadline,
-    };
-    if watch.watcher != state.watcher.address() && watch.watcher != Address::ZERO {
-        return reject(format!(
-            "watch.watcher: names {}, not this watcher",
-            watch.watcher
-        ));
-    }
-    if watch.watcher == Address::ZERO && !watch.reward.is_zero() {
-        return reject("watch.reward: a Watch open to anyone must carry no reward".into());
-    }
-    let watch_signature = match Signature65::from_slice(&item.watch.signature) {
-        Ok(signature) => signature,
-        Err(e) => return reject(format!("watch.signature: {e}")),
-    };
-    match verify_typed(&watch, &domain, &watch_signature, receiver) {
-        Ok(()) => {}
-        Err(ProtocolError::WrongSigner { actual, .. }) => {
-            return reject(format!(
-                "watch.signature: signed by {actual}, not by the receiver {receiver}"
-            ));
+    fn decide(&mut self, checked: Checked) -> Decision {
+        match self.check(checked) {
+            Ok(decision) => decision,
+            Err(reason) => Decision::Rejected(reason),
         }
-        Err(e) => return reject(format!("watch.signature: {e}")),
     }
 
-    let held = sqlx::query(
-        "SELECT nonce, proof_digest FROM receipts WHERE channel_id = $1 AND signer = $2",
-    )
-    .bind(proof.channelId.to_vec())
-    .bind(payer.to_string())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(ApiError::internal)?;
-    if let Some(held) = held {
-        let held_digest: Vec<u8> = held.try_get(1).map_err(ApiError::internal)?;
-        if held_digest == digest.as_slice() {
-            return Ok(Ok(Accepted::Known));
+    fn check(&mut self, checked: Checked) -> Result<Decision, String> {
+        let candidate = checked?;
+        let channel = match self.channels.get(&candidate.channel_id) {
+            Some(channel) if channel.phase != ChannelPhase::Settled => channel,
+            Some(_) => return Err("proof: the channel is settled".into()),
+            None => return Err("proof: unknown channel".into()),
+        };
+        let payer = candidate.payer;
+        let receiver = if payer == channel.participant1 {
+            channel.participant2
+        } else if payer == channel.participant2 {
+            channel.participant1
+        } else {
+            return Err(format!(
+                "proof: signer {payer} is not a participant of the channel"
+            ));
+        };
+        // What the payer can have paid at most: both deposits. The receiver's own payments are
+        // not always known here, so the exact capacity is the phone's check, not the watcher's.
+        if candidate.transferred > channel.deposit1.saturating_add(channel.deposit2) {
+            return Err("proof: transferred amount exceeds the channel's deposits".into());
         }
-        let held_nonce: String = held.try_get(0).map_err(ApiError::internal)?;
-        let held_nonce: U256 = held_nonce.parse().map_err(ApiError::internal)?;
-        if proof.nonce <= held_nonce {
-            return reject(format!(
-                "proof.nonce: {} is not above the held {held_nonce}",
-                proof.nonce
+        if let Some((_, _, signer)) = &candidate.watch
+            && *signer != receiver
+        {
+            return Err(format!(
+                "watch.signature: signed by {signer}, not by the receiver {receiver}"
             ));
         }
+        let closed = channel.phase == ChannelPhase::Closed;
+        let key = (candidate.channel_id, payer, candidate.watch.is_some());
+        if let Some((nonce, digest)) = self.held.get(&key) {
+            if key.2 && *digest == candidate.digest {
+                return Ok(Decision::Known);
+            }
+            if candidate.nonce <= *nonce {
+                return Err(format!(
+                    "proof.nonce: {} is not above the held {nonce}",
+                    candidate.nonce
+                ));
+            }
+        }
+        if closed && !self.closed.contains(&candidate.channel_id) {
+            self.closed.push(candidate.channel_id);
+        }
+        let decision = Decision::Stored(candidate.channel_id, candidate.digest);
+        self.held.insert(key, (candidate.nonce, candidate.digest));
+        self.writes.insert(key, candidate);
+        Ok(decision)
     }
-    sqlx::query("DELETE FROM receipts WHERE channel_id = $1 AND signer = $2")
-        .bind(proof.channelId.to_vec())
-        .bind(payer.to_string())
-        .execute(&mut *conn)
-        .await
-        .map_err(ApiError::internal)?;
-    sqlx::query(
-        "INSERT INTO receipts (channel_id, signer, nonce, transferred_amount, proof_digest, proof, watcher, reward, \
-         watch_deadline, watch_signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(proof.channelId.to_vec())
-    .bind(payer.to_string())
-    .bind(proof.nonce.to_string())
-    .bind(proof.transferredAmount.to_string())
-    .bind(digest.to_vec())
-    .bind(signed.encode().map_err(ApiError::internal)?)
-    .bind(watch.watcher.to_string())
-    .bind(watch.reward.to_string())
-    .bind(watch.deadline.to_string())
-    .bind(watch_signature.as_bytes().to_vec())
-    .execute(&mut *conn)
-    .await
-    .map_err(ApiError::internal)?;
-    Ok(Ok(Accepted::Stored(proof.channelId, digest)))
+
+    /// Writes the winners in bulk. The upserts never replace a higher nonce, so replicas
+    /// storing the same channel's proofs at once cannot move it backwards.
+    async fn write(&self, conn: &mut AnyConnection) -> Result<(), ApiError> {
+        let (received, sent): (Vec<&Candidate>, Vec<&Candidate>) =
+            self.writes.values().partition(|c| c.watch.is_some());
+        for part in received.chunks(sql::CHUNK / 10) {
+            let query = format!(
+                "INSERT INTO receipts (channel_id, signer, nonce, transferred_amount, proof_digest, proof, watcher, \
+                 reward, watch_deadline, watch_signature) VALUES {} \
+                 ON CONFLICT (channel_id, signer) DO UPDATE SET nonce = excluded.nonce, \
+                 transferred_amount = excluded.transferred_amount, proof_digest = excluded.proof_digest, \
+                 proof = excluded.proof, watcher = excluded.watcher, reward = excluded.reward, \
+                 watch_deadline = excluded.watch_deadline, watch_signature = excluded.watch_signature \
+                 WHERE receipts.nonce < excluded.nonce",
+                sql::rows(part.len(), 10)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(query));
+            for c in part {
+                let (watch, signature, _) = c.watch.as_ref().expect("partitioned on the watch");
+                query = query
+                    .bind(c.channel_id.to_vec())
+                    .bind(c.payer.to_string())
+                    .bind(c.nonce.to_be_bytes::<32>().to_vec())
+                    .bind(c.transferred.to_string())
+                    .bind(c.digest.to_vec())
+                    .bind(c.encoded.clone())
+                    .bind(watch.watcher.to_string())
+                    .bind(watch.reward.to_string())
+                    .bind(watch.deadline.to_string())
+                    .bind(signature.as_bytes().to_vec());
+            }
+            query
+                .execute(&mut *conn)
+                .await
+                .map_err(ApiError::internal)?;
+        }
+        for part in sent.chunks(sql::CHUNK / 5) {
+            let query = format!(
+                "INSERT INTO proof_backups (channel_id, signer, nonce, transferred_amount, proof) VALUES {} \
+                 ON CONFLICT (channel_id, signer) DO UPDATE SET nonce = excluded.nonce, \
+                 transferred_amount = excluded.transferred_amount, proof = excluded.proof \
+                 WHERE proof_backups.nonce < excluded.nonce",
+                sql::rows(part.len(), 5)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(query));
+            for c in part {
+                query = query
+                    .bind(c.channel_id.to_vec())
+                    .bind(c.payer.to_string())
+                    .bind(c.nonce.to_be_bytes::<32>().to_vec())
+                    .bind(c.transferred.to_string())
+                    .bind(c.encoded.clone());
+            }
+            query
+                .execute(&mut *conn)
+                .await
+                .map_err(ApiError::internal)?;
+        }
+        for part in self.closed.chunks(sql::CHUNK) {
+            let query = format!(
+                "UPDATE watcher_jobs SET due_at = $1 WHERE state = 'active' AND channel_id IN ({})",
+                sql::placeholders(2, part.len())
+            );
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe(query)).bind(crate::engine::now_millis());
+            for id in part {
+                query = query.bind(id.to_vec());
+            }
+            query
+                .execute(&mut *conn)
+                .await
+                .map_err(ApiError::internal)?;
+        }
+        Ok(())
+    }
 }

@@ -1,148 +1,27 @@
-//! `POST /v1/receipts` through `app(state)` with `oneshot` (no socket), on SQLite and on the
-//! Postgres at `DATABASE_URL`, against channels indexed from the real contracts on anvil.
+//! `POST /v1/receipts` through `app(state)` with `oneshot` (no socket), on SQLite and on
+//! Postgres (`#[sqlx::test]`), against channels indexed from the real contracts on anvil.
 
 mod common;
 
-use std::sync::Arc;
-
 use alloy::{
-    primitives::{Address, B256, Bytes, U256, utils::parse_ether},
+    primitives::{Address, B256, U256, utils::parse_ether},
     signers::local::PrivateKeySigner,
     sol_types::SolStruct,
 };
-use axum::{
-    body::Body,
-    http::{Request, StatusCode},
-};
-use common::{Stack, alice_and_brandon, catch_up, channel_follower, databases};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
+use common::world::World;
 use smartmesh_chain::Database;
-use smartmesh_protocol::{
-    BalanceProof, SignedProof, Watch, recover_typed, sign_typed, token_network_domain,
-};
-use smartmesh_settlement::{
-    AppState, BatchOutcome, ItemStatus, ReceiptBatch, ReceiptItem, WatchAuthorization, WatcherAck,
-    ack_domain, app,
-};
-use sqlx::Row;
-use tower::ServiceExt;
-
-struct World {
-    stack: Stack,
-    db: Database,
-    channel_id: B256,
-    watcher: PrivateKeySigner,
-}
-
-impl World {
-    /// Alice and Brandon's channel (100 and 50 SMT), indexed into `db`.
-    async fn new(db: Database) -> eyre::Result<Self> {
-        let stack = Stack::deploy().await?;
-        let channel_id = alice_and_brandon(&stack).await?;
-        catch_up(&channel_follower(&stack, &db)?).await?;
-        Ok(Self {
-            watcher: stack.keys[7].clone(),
-            stack,
-            db,
-            channel_id,
-        })
-    }
-
-    fn alice(&self) -> &PrivateKeySigner {
-        &self.stack.keys[1]
-    }
-
-    fn brandon(&self) -> &PrivateKeySigner {
-        &self.stack.keys[2]
-    }
-
-    fn state(&self) -> AppState {
-        AppState {
-            db: self.db.clone(),
-            chain_id: self.stack.chain_id,
-            token_network: self.stack.network,
-            watcher: Arc::new(self.watcher.clone()),
-        }
-    }
-
-    /// Alice's proof that she paid `transferred` in total at `nonce`, signed by `payer`, and
-    /// the Watch `watch_signer` gives this watcher for it.
-    fn item(
-        &self,
-        payer: &PrivateKeySigner,
-        watch_signer: &PrivateKeySigner,
-        nonce: u64,
-        transferred: &str,
-    ) -> ReceiptItem {
-        let domain = token_network_domain(self.stack.chain_id, self.stack.network);
-        let proof = BalanceProof {
-            channelId: self.channel_id,
-            nonce: U256::from(nonce),
-            transferredAmount: parse_ether(transferred).unwrap(),
-            ..Default::default()
-        };
-        let signed = SignedProof {
-            chain_id: self.stack.chain_id,
-            token_network: self.stack.network,
-            signature: sign_typed(payer, &proof, &domain),
-            proof: proof.clone(),
-        };
-        let watch = Watch {
-            channelId: self.channel_id,
-            proofDigest: proof.eip712_signing_hash(&domain),
-            watcher: self.watcher.address(),
-            reward: parse_ether("1").unwrap(),
-            deadline: U256::from(u64::MAX),
-        };
-        ReceiptItem {
-            proof: signed.to_text().unwrap(),
-            watch: WatchAuthorization {
-                watcher: watch.watcher,
-                reward: watch.reward,
-                deadline: watch.deadline,
-                signature: Bytes::copy_from_slice(
-                    sign_typed(watch_signer, &watch, &domain).as_bytes(),
-                ),
-            },
-        }
-    }
-
-    fn batch(&self, items: Vec<ReceiptItem>) -> serde_json::Value {
-        serde_json::to_value(ReceiptBatch {
-            chain_id: self.stack.chain_id,
-            token_network: self.stack.network,
-            items,
-        })
-        .unwrap()
-    }
-
-    async fn post(&self, body: String) -> eyre::Result<(StatusCode, serde_json::Value)> {
-        let request = Request::post("/v1/receipts")
-            .header("content-type", "application/json")
-            .body(Body::from(body))?;
-        let response = app(self.state()).oneshot(request).await?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        Ok((status, serde_json::from_slice(&bytes)?))
-    }
-
-    async fn stored(&self) -> eyre::Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT signer, nonce FROM receipts ORDER BY signer")
-            .fetch_all(self.db.pool())
-            .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect()
-    }
-}
+use smartmesh_protocol::{SignedProof, recover_typed, sign_typed, token_network_domain};
+use smartmesh_settlement::{BatchOutcome, ItemStatus, ReceiptItem, WatcherAck, ack_domain};
 
 fn outcome(body: serde_json::Value) -> BatchOutcome {
     serde_json::from_value(body).expect("a batch outcome")
 }
 
-#[tokio::test]
-async fn a_received_proof_is_stored_acknowledged_and_known_on_resend() -> eyre::Result<()> {
-    for db in databases("receipts_stored").await? {
+on_both_backends!(stored_acknowledged_and_known_on_resend => receipt_stored_sqlite, pg_receipt_stored);
+
+async fn stored_acknowledged_and_known_on_resend(db: Database) -> eyre::Result<()> {
+    {
         let world = World::new(db).await?;
         let body = world
             .batch(vec![world.item(world.alice(), world.brandon(), 3, "7")])
@@ -180,15 +59,16 @@ async fn a_received_proof_is_stored_acknowledged_and_known_on_resend() -> eyre::
         );
         assert_eq!(
             world.stored().await?,
-            vec![(world.alice().address().to_string(), "3".to_string())]
+            vec![(world.alice().address().to_string(), U256::from(3))]
         );
     }
     Ok(())
 }
 
-#[tokio::test]
-async fn each_bad_item_is_rejected_with_its_reason_and_stores_nothing() -> eyre::Result<()> {
-    for db in databases("receipts_rejected").await? {
+on_both_backends!(each_bad_item_is_rejected => bad_items_sqlite, pg_bad_items);
+
+async fn each_bad_item_is_rejected(db: Database) -> eyre::Result<()> {
+    {
         let world = World::new(db).await?;
         let stranger = PrivateKeySigner::from_bytes(&[0x33; 32].into())?;
         let mut tampered = world.item(world.alice(), world.brandon(), 4, "8");
@@ -299,9 +179,10 @@ async fn each_bad_item_is_rejected_with_its_reason_and_stores_nothing() -> eyre:
     Ok(())
 }
 
-#[tokio::test]
-async fn bad_requests_get_a_json_error_naming_the_field() -> eyre::Result<()> {
-    for db in databases("receipts_bad_requests").await? {
+on_both_backends!(bad_requests_get_a_json_error => bad_requests_sqlite, pg_bad_requests);
+
+async fn bad_requests_get_a_json_error(db: Database) -> eyre::Result<()> {
+    {
         let world = World::new(db).await?;
         let (status, body) = world.post("{not json".into()).await?;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -325,11 +206,185 @@ async fn bad_requests_get_a_json_error_naming_the_field() -> eyre::Result<()> {
             "{body}"
         );
 
+        let mut batch = world.batch(vec![]);
+        batch["tokenNetwork"] = serde_json::json!(Address::repeat_byte(9));
+        let (status, body) = world.post(batch.to_string()).await?;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body["detail"].as_str().unwrap().starts_with("tokenNetwork"),
+            "{body}"
+        );
+
+        let mut batch = world.batch(vec![world.item(world.alice(), world.brandon(), 1, "1")]);
+        batch["items"][0]["watch"]["reward"] = serde_json::json!("lots");
+        let (status, body) = world.post(batch.to_string()).await?;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("reward"),
+            "{body}"
+        );
+
+        // A body over the limit is refused before it is parsed.
+        let huge = format!(
+            "{{\"chainId\": 1, \"padding\": \"{}\"}}",
+            "x".repeat(smartmesh_settlement::MAX_BODY_BYTES)
+        );
+        let (status, body) = world.post(huge).await?;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert_eq!(body["error"], "too_large");
+
         let item = world.item(world.alice(), world.brandon(), 1, "1");
         let oversized = world.batch(vec![item; smartmesh_settlement::MAX_BATCH + 1]);
         let (status, body) = world.post(oversized.to_string()).await?;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
         assert!(world.stored().await?.is_empty());
     }
+    Ok(())
+}
+
+on_both_backends!(backups_answer_the_latest_signed_proof => backups_sqlite, pg_backups);
+
+/// Brandon uploads Alice's proof as a receipt; Alice uploads a newer one of her own as a
+/// backup: the latest proof Alice signed is the backup.
+async fn backups_answer_the_latest_signed_proof(db: Database) -> eyre::Result<()> {
+    let world = World::new(db).await?;
+    let (alice, brandon) = (world.alice().clone(), world.brandon().clone());
+    let receipt = world.batch(vec![world.item(&alice, &brandon, 4, "8")]);
+    let (status, _) = world.post(receipt.to_string()).await?;
+    assert_eq!(status, StatusCode::OK);
+    let latest = format!(
+        "/v1/proofs/latest?channel={}&signer={}",
+        world.channel_id,
+        alice.address()
+    );
+    let (status, body) = world.get(&latest).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["source"], "receipt");
+    assert_eq!(body["nonce"], serde_json::json!(U256::from(4)));
+
+    let stranger = PrivateKeySigner::from_bytes(&[0x44; 32].into())?;
+    let backups = vec![
+        world.proof(&alice, 5, "9").to_text()?,
+        world.proof(&stranger, 6, "1").to_text()?,
+        "smr1nonsense".to_owned(),
+    ];
+    let (status, answer) = world
+        .post(world.batch_with_backups(vec![], backups).to_string())
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let sent = outcome(answer).sent;
+    assert_eq!(sent[0].status, ItemStatus::Stored, "{sent:?}");
+    assert!(sent[0].ack.is_none(), "backups are not acknowledged");
+    assert!(
+        sent[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("not a participant"),
+        "{sent:?}"
+    );
+    assert!(
+        sent[2].reason.as_deref().unwrap().starts_with("proof:"),
+        "{sent:?}"
+    );
+
+    let (_, body) = world.get(&latest).await?;
+    assert_eq!(body["source"], "backup", "{body}");
+    assert_eq!(body["nonce"], serde_json::json!(U256::from(5)));
+    assert_eq!(
+        body["transferredAmount"],
+        serde_json::json!(parse_ether("9")?)
+    );
+    let proof = SignedProof::from_text(body["proof"].as_str().unwrap())?;
+    assert_eq!(
+        proof.signer()?,
+        alice.address(),
+        "the proof itself, verifiable"
+    );
+    // An older backup does not replace a newer one.
+    let (_, answer) = world
+        .post(
+            world
+                .batch_with_backups(vec![], vec![world.proof(&alice, 2, "3").to_text()?])
+                .to_string(),
+        )
+        .await?;
+    assert_eq!(outcome(answer).sent[0].status, ItemStatus::Rejected);
+
+    // Bad queries name their parameter; an unknown signer is a 404.
+    let (status, body) = world
+        .get(&format!("/v1/proofs/latest?channel={}", world.channel_id))
+        .await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("signer"),
+        "{body}"
+    );
+    let (status, body) = world
+        .get(&format!(
+            "/v1/proofs/latest?channel=0x12&signer={}",
+            alice.address()
+        ))
+        .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("channel"),
+        "{body}"
+    );
+    let (status, body) = world
+        .get(&format!(
+            "/v1/proofs/latest?channel={}&signer={}",
+            world.channel_id,
+            Address::repeat_byte(3)
+        ))
+        .await?;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "not_found");
+    Ok(())
+}
+
+on_both_backends!(a_batch_keeps_the_newest_of_its_own_items => newest_in_batch_sqlite, pg_newest_in_batch);
+
+/// Several proofs of one payer in one batch: each newer one is stored in turn, the newest is
+/// what the watcher holds, and a resend of the whole batch changes nothing.
+async fn a_batch_keeps_the_newest_of_its_own_items(db: Database) -> eyre::Result<()> {
+    let world = World::new(db).await?;
+    let (alice, brandon) = (world.alice().clone(), world.brandon().clone());
+    let items = vec![
+        world.item(&alice, &brandon, 1, "1"),
+        world.item(&alice, &brandon, 3, "3"),
+        world.item(&alice, &brandon, 2, "2"),
+        world.item(&brandon, &alice, 1, "0.5"),
+    ];
+    let body = world.batch(items).to_string();
+    let (_, answer) = world.post(body.clone()).await?;
+    let statuses: Vec<ItemStatus> = outcome(answer).items.iter().map(|o| o.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ItemStatus::Stored,
+            ItemStatus::Stored,
+            ItemStatus::Rejected,
+            ItemStatus::Stored
+        ]
+    );
+    let mut expected = vec![
+        (alice.address().to_string(), U256::from(3)),
+        (brandon.address().to_string(), U256::from(1)),
+    ];
+    expected.sort();
+    assert_eq!(world.stored().await?, expected);
+    let (_, again) = world.post(body).await?;
+    let statuses: Vec<ItemStatus> = outcome(again).items.iter().map(|o| o.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ItemStatus::Rejected,
+            ItemStatus::Known,
+            ItemStatus::Rejected,
+            ItemStatus::Known
+        ]
+    );
+    assert_eq!(world.stored().await?, expected);
     Ok(())
 }

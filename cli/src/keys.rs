@@ -1,0 +1,25 @@
+//! Private keys come from a file or an environment variable, never from the command line
+//! (where `ps` shows them) and never into logs.
+
+use std::path::Path;
+
+use alloy::signers::local::PrivateKeySigner;
+use eyre::{WrapErr, bail};
+
+/// Reads a key: the file when given, else the environment variable `env`.
+pub(crate) fn load(file: Option<&Path>, env: &str) -> eyre::Result<PrivateKeySigner> {
+    let (text, origin) = match file {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .wrap_err_with(|| format!("cannot read the key file {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => match std::env::var(env) {
+            Ok(text) => (text, format!("${env}")),
+            Err(_) => bail!("no key: pass --key-file FILE (a hex private key) or set {env}"),
+        },
+    };
+    text.trim().parse::<PrivateKeySigner>().map_err(|_| {
+        eyre::eyre!("{origin} does not hold a hex private key (64 hex digits, 0x optional)")
+    })
+}

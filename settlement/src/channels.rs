@@ -1,0 +1,341 @@
+//! What the watcher knows of a channel: `GET /v1/channels/{id}` (on-chain state, the best
+//! proofs held per direction, the jobs and every decision taken), and
+//! `GET /v1/proofs/latest` (the latest proof a participant signed, which a phone restored from
+//! a backup must learn before it closes).
+
+use alloy::primitives::{Address, B256, U256};
+use axum::{
+    Json, Router,
+    extract::{
+        Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
+    routing::get,
+};
+use serde::{Deserialize, Serialize};
+use smartmesh_protocol::SignedProof;
+use sqlx::Row;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    AppState, ChannelRow,
+    api::{ApiError, ErrorBody},
+    load_channel, sql,
+};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/channels/{id}", get(channel))
+        .route("/v1/proofs/latest", get(latest_proof))
+}
+
+/// A channel as the watcher sees it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelView {
+    /// The channel id.
+    #[schema(value_type = String)]
+    pub channel_id: B256,
+    /// The indexed on-chain state; absent when the channel is not indexed (yet).
+    pub chain: Option<ChainState>,
+    /// The best proof held per payer.
+    pub proofs: Vec<HeldProofView>,
+    /// The watcher's work on the channel.
+    pub jobs: Vec<JobView>,
+    /// Every decision taken, oldest first.
+    pub decisions: Vec<DecisionView>,
+}
+
+/// A channel's indexed on-chain state. Amounts are decimal token wei.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainState {
+    /// `open`, `closed` or `settled`.
+    pub state: String,
+    /// The lower participant.
+    #[schema(value_type = String)]
+    pub participant1: Address,
+    /// The higher participant.
+    #[schema(value_type = String)]
+    pub participant2: Address,
+    /// The pair's channel count when this one opened.
+    pub epoch: u64,
+    /// The hold period, in seconds.
+    pub settle_timeout: u64,
+    /// Participant 1's total deposit.
+    #[schema(value_type = String)]
+    pub deposit1: U256,
+    /// Participant 2's total deposit.
+    #[schema(value_type = String)]
+    pub deposit2: U256,
+    /// Participant 1's total withdrawal.
+    #[schema(value_type = String)]
+    pub withdrawn1: U256,
+    /// Participant 2's total withdrawal.
+    #[schema(value_type = String)]
+    pub withdrawn2: U256,
+    /// Who closed it.
+    #[schema(value_type = Option<String>)]
+    pub closer: Option<Address>,
+    /// What the closer declared it paid.
+    #[schema(value_type = Option<String>)]
+    pub claim_transferred: Option<U256>,
+    /// The end of the hold period (unix seconds).
+    pub settle_at: Option<u64>,
+    /// Whether a dispute proved the closer under-declared.
+    pub penalized: bool,
+    /// The block of the channel's last event.
+    pub updated_block: u64,
+}
+
+impl From<ChannelRow> for ChainState {
+    fn from(row: ChannelRow) -> Self {
+        Self {
+            state: row.phase.as_str().to_owned(),
+            participant1: row.participant1,
+            participant2: row.participant2,
+            epoch: row.epoch,
+            settle_timeout: row.settle_timeout,
+            deposit1: row.deposit1,
+            deposit2: row.deposit2,
+            withdrawn1: row.withdrawn1,
+            withdrawn2: row.withdrawn2,
+            closer: row.closer,
+            claim_transferred: row.claim_transferred,
+            settle_at: row.settle_at,
+            penalized: row.penalized,
+            updated_block: row.updated_block,
+        }
+    }
+}
+
+/// The best received proof held from one payer, with the Watch to submit it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldProofView {
+    /// Who signed (paid).
+    #[schema(value_type = String)]
+    pub signer: Address,
+    /// The proof's nonce.
+    #[schema(value_type = String)]
+    pub nonce: U256,
+    /// What the signer had paid in total.
+    #[schema(value_type = String)]
+    pub transferred_amount: U256,
+    /// The proof's EIP-712 digest (what the watcher's acknowledgment signs).
+    #[schema(value_type = String)]
+    pub proof_digest: B256,
+    /// The reward the receiver's Watch grants.
+    #[schema(value_type = String)]
+    pub reward: U256,
+}
+
+/// A job of the watcher's on the channel.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    /// `dispute` or `settle`.
+    pub kind: String,
+    /// `active` or `done`.
+    pub state: String,
+    /// The last decision's code.
+    pub last_decision: Option<String>,
+    /// The sender transaction in flight, if any.
+    pub tx_id: Option<i64>,
+}
+
+/// One decision of the watcher's.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionView {
+    /// `dispute` or `settle`.
+    pub kind: String,
+    /// A stable code, such as `dispute_queued`, `claim_covers_proof` or `settled`.
+    pub decision: String,
+    /// What the watcher saw.
+    pub detail: String,
+    /// The transaction it queued, if any.
+    pub tx_id: Option<i64>,
+    /// When (unix milliseconds).
+    pub decided_at: i64,
+}
+
+fn parse_b256(field: &str, text: &str) -> Result<B256, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::invalid(
+            field,
+            format!("{text:?} is not a 0x-prefixed 32-byte hex id"),
+        )
+    })
+}
+
+/// The watcher's view of one channel.
+#[utoipa::path(get, path = "/v1/channels/{id}",
+    params(("id" = String, Path, description = "the channel id, 0x and 64 hex digits")),
+    responses(
+        (status = 200, body = ChannelView),
+        (status = 404, description = "neither indexed nor named by any receipt", body = ErrorBody),
+        (status = 422, description = "the id does not parse", body = ErrorBody),
+    ))]
+pub(crate) async fn channel(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let Path(id) = id.map_err(|e| ApiError::from_path("id", e))?;
+    let channel_id = parse_b256("id", &id)?;
+    let pool = state.db.pool();
+    let chain = load_channel(pool, channel_id)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut proofs = Vec::new();
+    for row in sqlx::query(
+        "SELECT signer, nonce, transferred_amount, proof_digest, reward FROM receipts WHERE channel_id = $1 ORDER BY signer",
+    )
+    .bind(channel_id.to_vec())
+    .fetch_all(pool)
+    .await
+    .map_err(ApiError::internal)?
+    {
+        proofs.push(HeldProofView {
+            signer: sql::address(&row, 0).map_err(ApiError::internal)?,
+            nonce: sql::u256_be(&row, 1).map_err(ApiError::internal)?,
+            transferred_amount: sql::u256(&row, 2).map_err(ApiError::internal)?,
+            proof_digest: sql::b256(&row, 3).map_err(ApiError::internal)?,
+            reward: sql::u256(&row, 4).map_err(ApiError::internal)?,
+        });
+    }
+    let mut jobs = Vec::new();
+    for row in sqlx::query(
+        "SELECT kind, state, last_decision, tx_id FROM watcher_jobs WHERE channel_id = $1 ORDER BY kind",
+    )
+    .bind(channel_id.to_vec())
+    .fetch_all(pool)
+    .await
+    .map_err(ApiError::internal)?
+    {
+        jobs.push(JobView {
+            kind: row.try_get(0).map_err(ApiError::internal)?,
+            state: row.try_get(1).map_err(ApiError::internal)?,
+            last_decision: row.try_get(2).map_err(ApiError::internal)?,
+            tx_id: row.try_get(3).map_err(ApiError::internal)?,
+        });
+    }
+    let mut decisions = Vec::new();
+    for row in sqlx::query(
+        "SELECT kind, decision, detail, tx_id, decided_at FROM watcher_decisions WHERE channel_id = $1 ORDER BY id",
+    )
+    .bind(channel_id.to_vec())
+    .fetch_all(pool)
+    .await
+    .map_err(ApiError::internal)?
+    {
+        decisions.push(DecisionView {
+            kind: row.try_get(0).map_err(ApiError::internal)?,
+            decision: row.try_get(1).map_err(ApiError::internal)?,
+            detail: row.try_get(2).map_err(ApiError::internal)?,
+            tx_id: row.try_get(3).map_err(ApiError::internal)?,
+            decided_at: row.try_get(4).map_err(ApiError::internal)?,
+        });
+    }
+    if chain.is_none() && proofs.is_empty() {
+        return Err(ApiError::not_found(
+            "id",
+            format!("channel {channel_id} is neither indexed nor named by any receipt"),
+        ));
+    }
+    Ok(Json(ChannelView {
+        channel_id,
+        chain: chain.map(ChainState::from),
+        proofs,
+        jobs,
+        decisions,
+    }))
+}
+
+/// Which proof `GET /v1/proofs/latest` looks for.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LatestQuery {
+    /// The channel id.
+    channel: String,
+    /// The participant who signed the proof.
+    signer: String,
+}
+
+/// The latest proof a participant signed on a channel.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatestProof {
+    /// The channel id.
+    #[schema(value_type = String)]
+    pub channel_id: B256,
+    /// Who signed it.
+    #[schema(value_type = String)]
+    pub signer: Address,
+    /// Its nonce.
+    #[schema(value_type = String)]
+    pub nonce: U256,
+    /// What the signer had paid in total: the least a close by it must claim.
+    #[schema(value_type = String)]
+    pub transferred_amount: U256,
+    /// The signed proof, `smr1...`.
+    pub proof: String,
+    /// Where the watcher has it from: `receipt` (the partner uploaded it) or `backup` (the
+    /// signer did).
+    pub source: String,
+}
+
+/// The latest proof `signer` signed on `channel`, from the partner's receipts or the signer's
+/// own backups, whichever is newer.
+#[utoipa::path(get, path = "/v1/proofs/latest", params(LatestQuery), responses(
+    (status = 200, body = LatestProof),
+    (status = 400, description = "a parameter is missing or unknown", body = ErrorBody),
+    (status = 404, description = "no proof of that signer is held", body = ErrorBody),
+    (status = 422, description = "a parameter does not parse", body = ErrorBody),
+))]
+pub(crate) async fn latest_proof(
+    State(state): State<AppState>,
+    query: Result<Query<LatestQuery>, QueryRejection>,
+) -> Result<Json<LatestProof>, ApiError> {
+    let Query(query) = query.map_err(ApiError::from_query)?;
+    let channel_id = parse_b256("channel", &query.channel)?;
+    let signer: Address = query.signer.parse().map_err(|_| {
+        ApiError::invalid(
+            "signer",
+            format!("{:?} is not a 0x-prefixed address", query.signer),
+        )
+    })?;
+    let mut best: Option<(U256, Vec<u8>, &str)> = None;
+    for (table, source) in [("receipts", "receipt"), ("proof_backups", "backup")] {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT nonce, proof FROM {table} WHERE channel_id = $1 AND signer = $2"
+        )))
+        .bind(channel_id.to_vec())
+        .bind(signer.to_string())
+        .fetch_optional(state.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+        if let Some(row) = row {
+            let nonce = sql::u256_be(&row, 0).map_err(ApiError::internal)?;
+            if best.as_ref().is_none_or(|(held, _, _)| nonce > *held) {
+                best = Some((nonce, row.try_get(1).map_err(ApiError::internal)?, source));
+            }
+        }
+    }
+    let Some((nonce, bytes, source)) = best else {
+        return Err(ApiError::not_found(
+            "signer",
+            format!("no proof signed by {signer} on channel {channel_id} is held"),
+        ));
+    };
+    let signed = SignedProof::decode(&bytes).map_err(ApiError::internal)?;
+    Ok(Json(LatestProof {
+        channel_id,
+        signer,
+        nonce,
+        transferred_amount: signed.proof.transferredAmount,
+        proof: signed.to_text().map_err(ApiError::internal)?,
+        source: source.to_owned(),
+    }))
+}

@@ -1,0 +1,639 @@
+//! The dispute engine and the settler. Each closed channel the watcher guards gets a
+//! `dispute` job and a `settle` job, reconciled against the indexed chain until the channel
+//! is settled: a job looks at the channel, the best proof held and its own transaction in
+//! flight, and decides what to do next. Nothing is sent that a simulation says would revert,
+//! and a transaction is queued in the same database transaction that records it in the job,
+//! so a crash can neither lose a dispute nor send it twice. Replicas sharing a Postgres claim
+//! jobs with `FOR UPDATE SKIP LOCKED`.
+
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use alloy::{
+    primitives::{Address, B256, Bytes, U256},
+    providers::{DynProvider, Provider},
+    rpc::types::TransactionRequest,
+    sol_types::SolCall,
+};
+use smartmesh_chain::{Backend, Database, TxRequest, TxSender, TxStatus};
+use smartmesh_protocol::{
+    SignedProof,
+    TokenNetwork::{self, TokenNetworkErrors},
+    Watch,
+};
+use sqlx::{AnyConnection, Row};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use crate::{ChannelPhase, ChannelRow, Metrics, SettlementError, load_channel, sql};
+
+/// Settings of the [`DisputeEngine`].
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How soon a job that found nothing to do looks again (a receipt for the channel, or a
+    /// new block range from the indexer, wakes it sooner).
+    pub recheck: Duration,
+    /// How soon a job with a transaction in flight looks again.
+    pub in_flight: Duration,
+    /// The pause between passes when nothing woke the engine.
+    pub poll_interval: Duration,
+    /// How long after `settleAt` the watcher waits for the participants to settle before it
+    /// settles for them.
+    pub settle_grace: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            recheck: Duration::from_secs(30),
+            in_flight: Duration::from_secs(2),
+            poll_interval: Duration::from_secs(1),
+            settle_grace: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Disputes stale closes and settles guarded channels, through the transaction sender.
+#[derive(Clone)]
+pub struct DisputeEngine {
+    provider: DynProvider,
+    db: Database,
+    sender: TxSender,
+    token_network: Address,
+    /// The key the Watches name: disputes are sent from it.
+    watcher: Address,
+    config: EngineConfig,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    sender_wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for DisputeEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DisputeEngine")
+            .field("token_network", &self.token_network)
+            .field("watcher", &self.watcher)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The kinds of job.
+const DISPUTE: &str = "dispute";
+const SETTLE: &str = "settle";
+
+struct Job {
+    channel_id: B256,
+    kind: String,
+    tx_id: Option<i64>,
+    last_decision: Option<String>,
+    hurried_at: Option<i64>,
+}
+
+/// What a reconcile decided.
+struct Step {
+    done: bool,
+    tx_id: Option<i64>,
+    due_in: Duration,
+    decisions: Vec<(&'static str, String)>,
+    hurried: bool,
+}
+
+impl Step {
+    fn new(tx_id: Option<i64>, due_in: Duration) -> Self {
+        Self {
+            done: false,
+            tx_id,
+            due_in,
+            decisions: Vec::new(),
+            hurried: false,
+        }
+    }
+
+    fn decide(mut self, code: &'static str, detail: impl Into<String>) -> Self {
+        self.decisions.push((code, detail.into()));
+        self
+    }
+
+    fn finished(mut self) -> Self {
+        self.done = true;
+        self
+    }
+}
+
+impl DisputeEngine {
+    /// An engine sending through `sender`, which must hold the `watcher` key.
+    pub fn new(
+        provider: DynProvider,
+        db: Database,
+        sender: TxSender,
+        token_network: Address,
+        watcher: Address,
+        config: EngineConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            provider,
+            db,
+            sender,
+            token_network,
+            watcher,
+            config,
+            metrics,
+            wake: Arc::default(),
+            sender_wake: Arc::default(),
+        }
+    }
+
+    /// Shares the notifications with the rest of the service: `wake` wakes the engine (new
+    /// blocks indexed, a receipt for a closed channel), `sender_wake` is notified when a
+    /// transaction was queued.
+    pub fn with_notifications(mut self, wake: Arc<Notify>, sender_wake: Arc<Notify>) -> Self {
+        self.wake = wake;
+        self.sender_wake = sender_wake;
+        self
+    }
+
+    /// Passes until `shutdown` resolves. A failing pass is logged and retried: the jobs are
+    /// all in the database, so nothing is forgotten meanwhile.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(error) = self.pass().await {
+                warn!(target: "smartmesh::engine", %error, "pass failed; retrying");
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Creates the jobs of newly closed channels, then works every job that is due. Returns
+    /// how many jobs it worked.
+    pub async fn pass(&self) -> Result<usize, SettlementError> {
+        self.plan().await?;
+        let chain_now = self
+            .provider
+            .get_block_by_number(Default::default())
+            .await
+            .map_err(|e| SettlementError::Rpc(e.to_string()))?
+            .map_or(0, |block| block.header.timestamp);
+        let mut worked = 0;
+        while self.work_one(chain_now).await? {
+            worked += 1;
+        }
+        Ok(worked)
+    }
+
+    /// Every replica plans; the primary key makes it idempotent.
+    async fn plan(&self) -> Result<(), SettlementError> {
+        let now = now_millis();
+        let mut tx = self.db.pool().begin().await?;
+        // A dispute job for each close whose closer signed a proof we hold with a Watch.
+        sqlx::query(
+            "INSERT INTO watcher_jobs (channel_id, kind, state, due_at) \
+             SELECT c.channel_id, 'dispute', 'active', $1 FROM channels c \
+             WHERE c.state = 'closed' AND c.penalized = 0 \
+             AND EXISTS (SELECT 1 FROM receipts r WHERE r.channel_id = c.channel_id AND r.signer = c.closer) \
+             ON CONFLICT (channel_id, kind) DO NOTHING",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // A settle job for each closed channel a phone trusted us with.
+        sqlx::query(
+            "INSERT INTO watcher_jobs (channel_id, kind, state, due_at) \
+             SELECT c.channel_id, 'settle', 'active', $1 FROM channels c \
+             WHERE c.state = 'closed' \
+             AND (EXISTS (SELECT 1 FROM receipts r WHERE r.channel_id = c.channel_id) \
+                  OR EXISTS (SELECT 1 FROM proof_backups b WHERE b.channel_id = c.channel_id)) \
+             ON CONFLICT (channel_id, kind) DO NOTHING",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // A reorg can undo what finished a job (a penalty, a settle): work it again.
+        sqlx::query(
+            "UPDATE watcher_jobs SET state = 'active', due_at = $1 WHERE state = 'done' AND channel_id IN \
+             (SELECT channel_id FROM channels WHERE state = 'closed' \
+              AND (watcher_jobs.kind = 'settle' OR penalized = 0))",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims one due job, reconciles it and commits; false when none is due.
+    async fn work_one(&self, chain_now: u64) -> Result<bool, SettlementError> {
+        let lock = match self.db.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let mut tx = self.db.pool().begin().await?;
+        let query = format!(
+            "SELECT channel_id, kind, tx_id, last_decision, hurried_at FROM watcher_jobs \
+             WHERE state = 'active' AND due_at <= $1 ORDER BY due_at LIMIT 1{lock}"
+        );
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(query))
+            .bind(now_millis())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let job = Job {
+            channel_id: sql::b256(&row, 0)?,
+            kind: row.try_get(1)?,
+            tx_id: row.try_get(2)?,
+            last_decision: row.try_get(3)?,
+            hurried_at: row.try_get(4)?,
+        };
+        let channel = load_channel(&mut *tx, job.channel_id).await?;
+        let step = match (job.kind.as_str(), channel) {
+            (_, None) => Step::new(None, self.config.recheck)
+                .decide(
+                    "channel_gone",
+                    "the channel is not indexed (its opening was reorged out)",
+                )
+                .finished(),
+            (_, Some(channel)) if channel.phase == ChannelPhase::Settled => {
+                Step::new(None, self.config.recheck)
+                    .decide("settled", "the channel is settled")
+                    .finished()
+            }
+            (_, Some(channel)) if channel.phase == ChannelPhase::Open => {
+                Step::new(job.tx_id, self.config.recheck)
+                    .decide("open", "the channel is open (its close was reorged out)")
+            }
+            (DISPUTE, Some(channel)) => self.dispute(&mut tx, &job, &channel, chain_now).await?,
+            (SETTLE, Some(channel)) => self.settle(&mut tx, &job, &channel, chain_now).await?,
+            (kind, Some(_)) => Step::new(None, self.config.recheck)
+                .decide("unknown_job", format!("no such job kind {kind:?}"))
+                .finished(),
+        };
+        self.record(&mut tx, &job, step).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn dispute(
+        &self,
+        conn: &mut AnyConnection,
+        job: &Job,
+        channel: &ChannelRow,
+        chain_now: u64,
+    ) -> Result<Step, SettlementError> {
+        if channel.penalized {
+            return Ok(Step::new(None, self.config.recheck)
+                .decide("penalized", "the closer is penalized")
+                .finished());
+        }
+        let mut step = Step::new(None, self.config.recheck);
+        if let Some(tx_id) = job.tx_id {
+            match self.in_flight(conn, tx_id).await? {
+                Flight::Waiting(detail) => {
+                    let mut step = Step::new(Some(tx_id), self.config.in_flight)
+                        .decide("dispute_in_flight", detail);
+                    if self.should_hurry(job, channel, chain_now) {
+                        self.sender.hurry(conn, tx_id).await?;
+                        Metrics::add(&self.metrics.escalations, 1);
+                        step.hurried = true;
+                        step = step.decide(
+                            "dispute_escalated",
+                            format!(
+                                "settleAt {} is near (chain time {chain_now}): fees raised",
+                                channel.settle_at.unwrap_or_default()
+                            ),
+                        );
+                    }
+                    return Ok(step);
+                }
+                Flight::Over(code, detail) => step = step.decide(code, detail),
+            }
+        }
+        let (Some(closer), Some(claim), Some(settle_at)) =
+            (channel.closer, channel.claim_transferred, channel.settle_at)
+        else {
+            return Ok(step.decide("no_close", "the indexed channel has no close"));
+        };
+        let Some(held) = self.best_proof(conn, channel.channel_id, closer).await? else {
+            return Ok(step.decide("no_proof", "no proof signed by the closer is held"));
+        };
+        if held.signed.proof.transferredAmount <= claim {
+            return Ok(step.decide(
+                "claim_covers_proof",
+                format!(
+                    "the claim {claim} covers the best proof held ({} at nonce {}): no dispute",
+                    held.signed.proof.transferredAmount, held.signed.proof.nonce
+                ),
+            ));
+        }
+        let closed_at = settle_at.saturating_sub(channel.settle_timeout);
+        if held.watch.deadline < U256::from(closed_at) {
+            return Ok(step.decide(
+                "watch_expired",
+                format!(
+                    "the Watch expired at {} before the close at {closed_at}",
+                    held.watch.deadline
+                ),
+            ));
+        }
+        let call = TokenNetwork::updateClaimCall {
+            channelId: channel.channel_id,
+            closerProof: held.signed.proof.clone().into(),
+            closerSig: Bytes::copy_from_slice(held.signed.signature.as_bytes()),
+            watch: held.watch.clone().into(),
+            nonCloserSig: held.watch_signature.clone(),
+        };
+        let detail = format!(
+            "closer {closer} claimed {claim} but signed {} (nonce {}); reward {}",
+            held.signed.proof.transferredAmount, held.signed.proof.nonce, held.watch.reward
+        );
+        match self
+            .queue(conn, call.abi_encode(), Some(self.watcher))
+            .await?
+        {
+            Ok(tx_id) => {
+                Metrics::add(&self.metrics.disputes_queued, 1);
+                Ok(Step::new(Some(tx_id), self.config.in_flight).decide("dispute_queued", detail))
+            }
+            Err(revert) => {
+                Ok(step.decide("dispute_not_sent", format!("simulation reverted: {revert}")))
+            }
+        }
+    }
+
+    async fn settle(
+        &self,
+        conn: &mut AnyConnection,
+        job: &Job,
+        channel: &ChannelRow,
+        chain_now: u64,
+    ) -> Result<Step, SettlementError> {
+        let settle_at = channel.settle_at.unwrap_or_default();
+        let due = settle_at.saturating_add(self.config.settle_grace.as_secs());
+        if chain_now < due {
+            // Wall time and chain time can run apart (a test chain jumps): look again soon.
+            let wait = Duration::from_secs(due - chain_now).min(self.config.recheck);
+            return Ok(Step::new(job.tx_id, wait).decide(
+                "holding",
+                format!("the hold period ends at {settle_at}; settling from {due} if nobody has"),
+            ));
+        }
+        let mut step = Step::new(None, self.config.recheck);
+        if let Some(tx_id) = job.tx_id {
+            match self.in_flight(conn, tx_id).await? {
+                Flight::Waiting(detail) => {
+                    return Ok(Step::new(Some(tx_id), self.config.in_flight)
+                        .decide("settle_in_flight", detail));
+                }
+                Flight::Over(code, detail) => step = step.decide(code, detail),
+            }
+        }
+        // Never settle over our own dispute still on its way: it would forfeit the penalty.
+        let dispute_in_flight: Option<i64> = sqlx::query_scalar(
+            "SELECT tx_id FROM watcher_jobs WHERE channel_id = $1 AND kind = 'dispute' AND state = 'active'",
+        )
+        .bind(channel.channel_id.to_vec())
+        .fetch_optional(&mut *conn)
+        .await?
+        .flatten();
+        if dispute_in_flight.is_some() {
+            return Ok(Step::new(None, self.config.in_flight).decide(
+                "waiting_for_dispute",
+                "our dispute of this close is still in flight",
+            ));
+        }
+        let call = TokenNetwork::settleCall {
+            channelId: channel.channel_id,
+        };
+        match self.queue(conn, call.abi_encode(), None).await? {
+            Ok(tx_id) => {
+                Metrics::add(&self.metrics.settles_queued, 1);
+                Ok(Step::new(Some(tx_id), self.config.in_flight).decide(
+                    "settle_queued",
+                    format!("the hold period ended at {settle_at}; settling for the participants"),
+                ))
+            }
+            Err(revert) => {
+                Ok(step.decide("settle_not_sent", format!("simulation reverted: {revert}")))
+            }
+        }
+    }
+
+    /// Simulates the call against the latest state and queues it; `Ok(Err(reason))` when the
+    /// simulation reverts (nothing is queued: no gas is wasted).
+    async fn queue(
+        &self,
+        conn: &mut AnyConnection,
+        input: Vec<u8>,
+        from: Option<Address>,
+    ) -> Result<Result<i64, String>, SettlementError> {
+        let input = Bytes::from(input);
+        let simulation = TransactionRequest::default()
+            .from(from.unwrap_or(self.watcher))
+            .to(self.token_network)
+            .input(input.clone().into());
+        let gas = match self.provider.estimate_gas(simulation).await {
+            Ok(gas) => gas,
+            Err(error) => {
+                if let Some(payload) = error.as_error_resp() {
+                    if let Some(decoded) =
+                        payload.as_decoded_interface_error::<TokenNetworkErrors>()
+                    {
+                        return Ok(Err(format!("{decoded:?}")));
+                    }
+                    if payload.message.contains("revert") {
+                        return Ok(Err(payload.message.to_string()));
+                    }
+                }
+                return Err(SettlementError::Rpc(error.to_string()));
+            }
+        };
+        let request = TxRequest {
+            to: self.token_network,
+            input,
+            value: U256::ZERO,
+            // A margin over the estimate: state may change a little before inclusion.
+            gas_limit: gas + gas / 4 + 10_000,
+        };
+        let id = self.sender.submit_in(conn, &request, from).await?;
+        self.sender_wake.notify_one();
+        Ok(Ok(id))
+    }
+
+    async fn in_flight(
+        &self,
+        conn: &mut AnyConnection,
+        tx_id: i64,
+    ) -> Result<Flight, SettlementError> {
+        Ok(match self.sender.status_in(conn, tx_id).await? {
+            TxStatus::Queued => Flight::Waiting(format!("transaction {tx_id} queued")),
+            TxStatus::Pending { hash } => {
+                Flight::Waiting(format!("transaction {tx_id} sent as {hash}"))
+            }
+            TxStatus::Mined {
+                hash,
+                block,
+                succeeded: true,
+            }
+            | TxStatus::Confirmed {
+                hash,
+                block,
+                succeeded: true,
+            } => {
+                let indexed: Option<i64> = sqlx::query_scalar(
+                    "SELECT block_number FROM follower_cursor WHERE follower = $1",
+                )
+                .bind(crate::INDEXER_NAME)
+                .fetch_optional(&mut *conn)
+                .await?;
+                if indexed.is_some_and(|indexed| indexed as u64 >= block) {
+                    // Indexed past its block, yet the channel shows nothing of it: a reorg
+                    // undid it. Decide afresh.
+                    Flight::Over(
+                        "transaction_undone",
+                        format!("{hash} of block {block} no longer shows on chain"),
+                    )
+                } else {
+                    Flight::Waiting(format!(
+                        "{hash} mined in block {block}; waiting for the indexer"
+                    ))
+                }
+            }
+            TxStatus::Mined {
+                hash,
+                block,
+                succeeded: false,
+            }
+            | TxStatus::Confirmed {
+                hash,
+                block,
+                succeeded: false,
+            } => Flight::Over(
+                "transaction_reverted",
+                format!("{hash} reverted in block {block}"),
+            ),
+            TxStatus::Failed { reason } => Flight::Over("transaction_failed", reason),
+        })
+    }
+
+    /// Escalate when less than half the hold period is left, each time a quarter of what is
+    /// left has passed (at least a second apart).
+    fn should_hurry(&self, job: &Job, channel: &ChannelRow, chain_now: u64) -> bool {
+        let settle_at = channel.settle_at.unwrap_or_default();
+        let left = settle_at.saturating_sub(chain_now);
+        if left.saturating_mul(2) > channel.settle_timeout {
+            return false;
+        }
+        let every = (left * 1000 / 4).max(1000) as i64;
+        job.hurried_at
+            .is_none_or(|at| now_millis().saturating_sub(at) >= every)
+    }
+
+    async fn best_proof(
+        &self,
+        conn: &mut AnyConnection,
+        channel_id: B256,
+        closer: Address,
+    ) -> Result<Option<HeldProof>, SettlementError> {
+        let Some(row) = sqlx::query(
+            "SELECT proof, proof_digest, watcher, reward, watch_deadline, watch_signature FROM receipts \
+             WHERE channel_id = $1 AND signer = $2",
+        )
+        .bind(channel_id.to_vec())
+        .bind(closer.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let bytes: Vec<u8> = row.try_get(0)?;
+        let signed = SignedProof::decode(&bytes).map_err(|e| SettlementError::Stored {
+            field: "proof".into(),
+            value: e.to_string(),
+        })?;
+        let digest = sql::b256(&row, 1)?;
+        let watch = Watch {
+            channelId: channel_id,
+            proofDigest: digest,
+            watcher: sql::address(&row, 2)?,
+            reward: sql::u256(&row, 3)?,
+            deadline: sql::u256(&row, 4)?,
+        };
+        Ok(Some(HeldProof {
+            signed,
+            watch,
+            watch_signature: Bytes::from(row.try_get::<Vec<u8>, _>(5)?),
+        }))
+    }
+
+    async fn record(
+        &self,
+        conn: &mut AnyConnection,
+        job: &Job,
+        step: Step,
+    ) -> Result<(), SettlementError> {
+        let mut last = job.last_decision.clone();
+        let now = now_millis();
+        for (code, detail) in &step.decisions {
+            if last.as_deref() == Some(*code) {
+                continue;
+            }
+            info!(target: "smartmesh::engine", channel = %job.channel_id, kind = %job.kind, decision = code, tx = ?step.tx_id, "{detail}");
+            sqlx::query(
+                "INSERT INTO watcher_decisions (channel_id, kind, decision, detail, tx_id, decided_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(job.channel_id.to_vec())
+            .bind(&job.kind)
+            .bind(*code)
+            .bind(detail)
+            .bind(step.tx_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            last = Some((*code).to_owned());
+        }
+        sqlx::query(
+            "UPDATE watcher_jobs SET state = $1, tx_id = $2, due_at = $3, last_decision = $4, hurried_at = $5 \
+             WHERE channel_id = $6 AND kind = $7",
+        )
+        .bind(if step.done { "done" } else { "active" })
+        .bind(step.tx_id)
+        .bind(now.saturating_add(step.due_in.as_millis() as i64))
+        .bind(last)
+        .bind(if step.hurried { Some(now) } else { job.hurried_at })
+        .bind(job.channel_id.to_vec())
+        .bind(&job.kind)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+enum Flight {
+    /// Still on its way: wait.
+    Waiting(String),
+    /// Over without the effect showing: decide afresh.
+    Over(&'static str, String),
+}
+
+struct HeldProof {
+    signed: SignedProof,
+    watch: Watch,
+    watch_signature: Bytes,
+}
+
+/// Wall-clock milliseconds, for scheduling jobs.
+pub(crate) fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}

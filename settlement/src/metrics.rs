@@ -1,0 +1,166 @@
+//! `GET /metrics`: Prometheus text. Counters of what this replica did since it started, and
+//! gauges read from the database, which every replica shares.
+
+use std::{
+    fmt::Write,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use axum::{
+    Router,
+    extract::State,
+    http::header::CONTENT_TYPE,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use sqlx::Row;
+
+use crate::{ApiError, AppState};
+
+/// What this replica counted since it started.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Batches answered by `POST /v1/receipts`.
+    pub batches: AtomicU64,
+    /// Receipts stored (newer than anything held).
+    pub receipts_stored: AtomicU64,
+    /// Receipts already held.
+    pub receipts_known: AtomicU64,
+    /// Receipts rejected.
+    pub receipts_rejected: AtomicU64,
+    /// Backups of phones' own sent proofs stored.
+    pub backups_stored: AtomicU64,
+    /// `updateClaim` transactions queued.
+    pub disputes_queued: AtomicU64,
+    /// `settle` transactions queued.
+    pub settles_queued: AtomicU64,
+    /// Fee escalations of in-flight transactions.
+    pub escalations: AtomicU64,
+    /// Blocks the indexer committed while this replica led.
+    pub indexed_batches: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// Prometheus text: this replica's counters and the shared database's gauges.
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
+))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let m = &state.metrics;
+    let mut text = String::new();
+    let mut counter = |name: &str, help: &str, value: &AtomicU64| {
+        let _ = writeln!(
+            text,
+            "# HELP smartmesh_{name} {help}\n# TYPE smartmesh_{name} counter\nsmartmesh_{name} {}",
+            value.load(Ordering::Relaxed)
+        );
+    };
+    counter(
+        "receipt_batches_total",
+        "Receipt batches answered.",
+        &m.batches,
+    );
+    counter(
+        "receipts_stored_total",
+        "Receipts stored.",
+        &m.receipts_stored,
+    );
+    counter(
+        "receipts_known_total",
+        "Receipts already held.",
+        &m.receipts_known,
+    );
+    counter(
+        "receipts_rejected_total",
+        "Receipts rejected.",
+        &m.receipts_rejected,
+    );
+    counter(
+        "backups_stored_total",
+        "Sent-proof backups stored.",
+        &m.backups_stored,
+    );
+    counter(
+        "disputes_queued_total",
+        "updateClaim transactions queued.",
+        &m.disputes_queued,
+    );
+    counter(
+        "settles_queued_total",
+        "settle transactions queued.",
+        &m.settles_queued,
+    );
+    counter(
+        "escalations_total",
+        "Fee escalations of in-flight transactions.",
+        &m.escalations,
+    );
+    counter(
+        "indexed_batches_total",
+        "Block ranges the indexer committed.",
+        &m.indexed_batches,
+    );
+
+    let pool = state.db.pool();
+    let channels = sqlx::query("SELECT state, COUNT(*) FROM channels GROUP BY state")
+        .fetch_all(pool)
+        .await
+        .map_err(ApiError::internal)?;
+    let _ = writeln!(
+        text,
+        "# HELP smartmesh_channels Indexed channels by state.\n# TYPE smartmesh_channels gauge"
+    );
+    for row in channels {
+        let phase: String = row.try_get(0).map_err(ApiError::internal)?;
+        let count: i64 = row.try_get(1).map_err(ApiError::internal)?;
+        let _ = writeln!(text, "smartmesh_channels{{state=\"{phase}\"}} {count}");
+    }
+    let jobs =
+        sqlx::query("SELECT kind, COUNT(*) FROM watcher_jobs WHERE state = 'active' GROUP BY kind")
+            .fetch_all(pool)
+            .await
+            .map_err(ApiError::internal)?;
+    let _ = writeln!(
+        text,
+        "# HELP smartmesh_jobs_active Disputes and settles being worked on.\n# TYPE smartmesh_jobs_active gauge"
+    );
+    for row in jobs {
+        let kind: String = row.try_get(0).map_err(ApiError::internal)?;
+        let count: i64 = row.try_get(1).map_err(ApiError::internal)?;
+        let _ = writeln!(text, "smartmesh_jobs_active{{kind=\"{kind}\"}} {count}");
+    }
+    let receipts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM receipts")
+        .fetch_one(pool)
+        .await
+        .map_err(ApiError::internal)?;
+    let _ = writeln!(
+        text,
+        "# HELP smartmesh_receipts_held Latest receipts held.\n# TYPE smartmesh_receipts_held gauge\nsmartmesh_receipts_held {receipts}"
+    );
+    let indexed: Option<i64> =
+        sqlx::query_scalar("SELECT block_number FROM follower_cursor WHERE follower = $1")
+            .bind(crate::INDEXER_NAME)
+            .fetch_optional(pool)
+            .await
+            .map_err(ApiError::internal)?;
+    let _ = writeln!(
+        text,
+        "# HELP smartmesh_indexed_block The last block the indexer committed.\n# TYPE smartmesh_indexed_block gauge\nsmartmesh_indexed_block {}",
+        indexed.unwrap_or(-1)
+    );
+    Ok((
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response())
+}
