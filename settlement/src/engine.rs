@@ -359,10 +359,14 @@ impl DisputeEngine {
             .queue(conn, call.abi_encode(), Some(self.watcher))
             .await?
         {
-            Ok(tx_id) => {
+            Ok(Queued::New(tx_id)) => {
                 Metrics::add(&self.metrics.disputes_queued, 1);
                 Ok(Step::new(Some(tx_id), self.config.in_flight).decide("dispute_queued", detail))
             }
+            Ok(Queued::Adopted(tx_id)) => Ok(Step::new(Some(tx_id), self.config.in_flight).decide(
+                "dispute_in_flight",
+                format!("transaction {tx_id} already carries this dispute"),
+            )),
             Err(revert) => {
                 Ok(step.decide("dispute_not_sent", format!("simulation reverted: {revert}")))
             }
@@ -414,7 +418,11 @@ impl DisputeEngine {
             channelId: channel.channel_id,
         };
         match self.queue(conn, call.abi_encode(), None).await? {
-            Ok(tx_id) => {
+            Ok(Queued::Adopted(tx_id)) => Ok(Step::new(Some(tx_id), self.config.in_flight).decide(
+                "settle_in_flight",
+                format!("transaction {tx_id} already carries this settle"),
+            )),
+            Ok(Queued::New(tx_id)) => {
                 Metrics::add(&self.metrics.settles_queued, 1);
                 Ok(Step::new(Some(tx_id), self.config.in_flight).decide(
                     "settle_queued",
@@ -434,7 +442,22 @@ impl DisputeEngine {
         conn: &mut AnyConnection,
         input: Vec<u8>,
         from: Option<Address>,
-    ) -> Result<Result<i64, String>, SettlementError> {
+    ) -> Result<Result<Queued, String>, SettlementError> {
+        // The same call for the same channel may still be on its way though the job forgot it
+        // (a reorg undid what finished the job, and the sender is sending it again): follow
+        // that one rather than send a second.
+        let head = input[..36.min(input.len())].to_vec();
+        let adopted: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM sender_transactions WHERE to_address = $1 AND substr(input, 1, 36) = $2 \
+             AND (status IN ('queued', 'pending') OR (status = 'mined' AND succeeded = 1)) ORDER BY id DESC LIMIT 1",
+        )
+        .bind(self.token_network.to_string())
+        .bind(head)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(id) = adopted {
+            return Ok(Ok(Queued::Adopted(id)));
+        }
         let input = Bytes::from(input);
         let simulation = TransactionRequest::default()
             .from(from.unwrap_or(self.watcher))
@@ -465,7 +488,7 @@ impl DisputeEngine {
         };
         let id = self.sender.submit_in(conn, &request, from).await?;
         self.sender_wake.notify_one();
-        Ok(Ok(id))
+        Ok(Ok(Queued::New(id)))
     }
 
     async fn in_flight(
@@ -616,6 +639,13 @@ impl DisputeEngine {
         .await?;
         Ok(())
     }
+}
+
+enum Queued {
+    /// Queued now.
+    New(i64),
+    /// The same call was already on its way.
+    Adopted(i64),
 }
 
 enum Flight {

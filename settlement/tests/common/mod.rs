@@ -17,6 +17,7 @@ use smartmesh_settlement::ChannelIndexer;
 pub(crate) use stack::Stack;
 #[allow(unused_imports)]
 pub(crate) use storage::databases;
+pub(crate) mod watcher;
 pub(crate) mod world;
 
 /// A follower of the stack's TokenNetwork into `db`, with no confirmations.

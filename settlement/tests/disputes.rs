@@ -1,0 +1,321 @@
+//! The whole watcher end to end on anvil with the real contracts, on SQLite and on Postgres
+//! (`#[sqlx::test]`): Brandon uploads his receipts and goes offline; Alice closes with a stale
+//! claim; the watcher disputes within a block, and after the hold period settles, so Brandon
+//! gets both deposits minus the watcher's reward. An honest close gets no dispute. A reorg
+//! that moves the close ends with exactly one dispute. As `settleAt` nears, a dispute the
+//! chain will not take gets higher fees.
+
+mod common;
+
+use alloy::{primitives::U256, providers::Provider};
+use common::{
+    Stack, alice_and_brandon,
+    watcher::{
+        RunningWatcher, close, ether, event_blocks, eventually, fast_config, nonce,
+        pass_hold_period, proof, receipt, rpc, smt, upload,
+    },
+};
+use smartmesh_chain::Database;
+use smartmesh_protocol::TokenNetwork::{ChannelSettled, CloserPenalized};
+use sqlx::Row;
+
+/// Alice pays Brandon 10, 20 then 30 SMT in total; Brandon uploads the last proof with a
+/// Watch rewarding the watcher 1 SMT.
+async fn brandon_syncs(
+    stack: &Stack,
+    channel_id: alloy::primitives::B256,
+    watcher: &RunningWatcher,
+) -> eyre::Result<()> {
+    let (alice, brandon) = (&stack.keys[1], &stack.keys[2]);
+    // A phone uploads once the watcher has indexed its channel (it retries until then).
+    eventually(30, "the channel to be indexed", || async {
+        Ok(watcher
+            .channel(channel_id)
+            .await
+            .is_ok_and(|view| view.chain.is_some()))
+    })
+    .await?;
+    let proofs: Vec<_> = [(1, "10"), (2, "20"), (3, "30")]
+        .into_iter()
+        .map(|(n, amount)| proof(stack, channel_id, alice, n, ether(amount)))
+        .collect();
+    let item = receipt(stack, &proofs[2], brandon, watcher.address, ether("1"));
+    let answer = upload(&watcher.url, stack, vec![item]).await?;
+    assert_eq!(answer["items"][0]["status"], "stored", "{answer}");
+    Ok(())
+}
+
+on_both_backends!(a_stale_close_is_disputed_and_settled => stale_close_sqlite, pg_stale_close);
+
+async fn a_stale_close_is_disputed_and_settled(db: Database) -> eyre::Result<()> {
+    let stack = Stack::deploy().await?;
+    let channel_id = alice_and_brandon(&stack).await?;
+    let (alice, brandon) = (stack.keys[1].clone(), stack.keys[2].clone());
+    let watcher = RunningWatcher::start(&stack, db, stack.keys[7].clone(), fast_config()).await?;
+    let watcher_smt = smt(&stack, watcher.address).await?;
+    brandon_syncs(&stack, channel_id, &watcher).await?;
+
+    // Brandon is offline from here. Alice declares she paid 10 where she signed 30.
+    let (close_block, settle_at) = close(&stack, channel_id, &alice, ether("10")).await?;
+    eventually(30, "the dispute", || async {
+        Ok(!event_blocks::<CloserPenalized>(&stack, channel_id)
+            .await?
+            .is_empty())
+    })
+    .await?;
+    let penalties = event_blocks::<CloserPenalized>(&stack, channel_id).await?;
+    assert_eq!(
+        penalties,
+        vec![close_block + 1],
+        "disputed in the block after the close"
+    );
+
+    pass_hold_period(&stack, 3_601).await?;
+    eventually(30, "the settle", || async {
+        Ok(!event_blocks::<ChannelSettled>(&stack, channel_id)
+            .await?
+            .is_empty())
+    })
+    .await?;
+    assert_eq!(
+        smt(&stack, brandon.address()).await?,
+        ether("149"),
+        "both deposits minus the reward"
+    );
+    assert_eq!(
+        smt(&stack, alice.address()).await?,
+        U256::ZERO,
+        "Alice's deposit confiscated"
+    );
+    assert_eq!(
+        smt(&stack, watcher.address).await? - watcher_smt,
+        ether("1"),
+        "the reward"
+    );
+    assert_eq!(
+        nonce(&stack, watcher.address).await?,
+        2,
+        "one dispute and one settle, nothing else"
+    );
+    let block = stack
+        .provider(&stack.keys[0])
+        .get_block_by_number(penalties[0].into())
+        .await?
+        .unwrap();
+    assert!(block.header.timestamp < settle_at);
+
+    eventually(10, "the jobs to finish", || async {
+        let view = watcher.channel(channel_id).await?;
+        Ok(view.jobs.iter().all(|job| job.state == "done"))
+    })
+    .await?;
+    let decisions = watcher.decisions(channel_id).await?;
+    for expected in [
+        "dispute:dispute_queued",
+        "dispute:penalized",
+        "settle:settle_queued",
+        "settle:settled",
+    ] {
+        assert!(
+            decisions.iter().any(|d| d == expected),
+            "{expected} missing: {decisions:?}"
+        );
+    }
+    watcher.stop().await
+}
+
+on_both_backends!(an_honest_close_is_not_disputed => honest_close_sqlite, pg_honest_close);
+
+async fn an_honest_close_is_not_disputed(db: Database) -> eyre::Result<()> {
+    let stack = Stack::deploy().await?;
+    let channel_id = alice_and_brandon(&stack).await?;
+    let (alice, brandon) = (stack.keys[1].clone(), stack.keys[2].clone());
+    let watcher = RunningWatcher::start(&stack, db, stack.keys[7].clone(), fast_config()).await?;
+    brandon_syncs(&stack, channel_id, &watcher).await?;
+
+    close(&stack, channel_id, &alice, ether("30")).await?;
+    eventually(30, "the watcher to look at the close", || async {
+        Ok(watcher
+            .decisions(channel_id)
+            .await?
+            .contains(&"dispute:claim_covers_proof".to_owned()))
+    })
+    .await?;
+    assert_eq!(nonce(&stack, watcher.address).await?, 0, "no dispute sent");
+
+    // Brandon never comes back: the watcher settles for him, and he gets what he was owed.
+    pass_hold_period(&stack, 3_601).await?;
+    eventually(30, "the settle", || async {
+        Ok(!event_blocks::<ChannelSettled>(&stack, channel_id)
+            .await?
+            .is_empty())
+    })
+    .await?;
+    assert_eq!(smt(&stack, brandon.address()).await?, ether("80"));
+    assert_eq!(smt(&stack, alice.address()).await?, ether("70"));
+    assert_eq!(nonce(&stack, watcher.address).await?, 1, "only the settle");
+    assert!(
+        event_blocks::<CloserPenalized>(&stack, channel_id)
+            .await?
+            .is_empty()
+    );
+    let decisions = watcher.decisions(channel_id).await?;
+    assert!(
+        !decisions.iter().any(|d| d.contains("dispute_queued")),
+        "{decisions:?}"
+    );
+    watcher.stop().await
+}
+
+on_both_backends!(a_reorged_close_ends_with_one_dispute => reorged_close_sqlite, pg_reorged_close);
+
+/// The close and the dispute are mined, then a reorg removes both; the close lands again in
+/// another block. The watcher ends with exactly one dispute on the canonical chain.
+async fn a_reorged_close_ends_with_one_dispute(db: Database) -> eyre::Result<()> {
+    let stack = Stack::deploy().await?;
+    let channel_id = alice_and_brandon(&stack).await?;
+    let alice = stack.keys[1].clone();
+    let mut config = fast_config();
+    // Deeper than the reorg: the sender still follows its mined dispute when the block goes.
+    config.sender.confirmations = 4;
+    let watcher = RunningWatcher::start(&stack, db.clone(), stack.keys[7].clone(), config).await?;
+    brandon_syncs(&stack, channel_id, &watcher).await?;
+
+    let snapshot = rpc(&stack, "evm_snapshot", serde_json::json!([])).await?;
+    let (first_close, _) = close(&stack, channel_id, &alice, ether("10")).await?;
+    eventually(30, "the first dispute to be indexed", || async {
+        Ok(watcher
+            .channel(channel_id)
+            .await?
+            .chain
+            .is_some_and(|c| c.penalized))
+    })
+    .await?;
+
+    assert_eq!(
+        rpc(&stack, "evm_revert", serde_json::json!([snapshot])).await?,
+        true
+    );
+    rpc(&stack, "evm_mine", serde_json::json!([])).await?;
+    let (second_close, settle_at) = close(&stack, channel_id, &alice, ether("10")).await?;
+    assert_ne!(
+        first_close, second_close,
+        "the close moved to another block"
+    );
+    eventually(30, "the dispute on the new fork", || async {
+        let penalized = !event_blocks::<CloserPenalized>(&stack, channel_id)
+            .await?
+            .is_empty();
+        let indexed = watcher
+            .channel(channel_id)
+            .await?
+            .chain
+            .is_some_and(|c| c.penalized);
+        Ok(penalized && indexed)
+    })
+    .await?;
+    // A few more engine passes: nothing else is sent.
+    for _ in 0..5 {
+        rpc(&stack, "evm_mine", serde_json::json!([])).await?;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let penalties = event_blocks::<CloserPenalized>(&stack, channel_id).await?;
+    assert_eq!(penalties.len(), 1, "exactly one dispute: {penalties:?}");
+    assert!(penalties[0] > second_close);
+    let block = stack
+        .provider(&stack.keys[0])
+        .get_block_by_number(penalties[0].into())
+        .await?
+        .unwrap();
+    assert!(block.header.timestamp < settle_at);
+    // Every transaction the watcher sent after the reorg: the dispute again, at most once
+    // more if the first was re-sent before the close came back (then it reverted).
+    let sent: i64 = sqlx::query("SELECT COUNT(*) FROM sender_transactions")
+        .fetch_one(db.pool())
+        .await?
+        .try_get(0)?;
+    assert!(sent <= 2, "{sent} transactions");
+    watcher.stop().await
+}
+
+#[tokio::test]
+async fn a_dispute_gets_higher_fees_as_settle_at_nears() -> eyre::Result<()> {
+    let db = common::sqlite("dispute_escalation").await?;
+    let stack = Stack::deploy().await?;
+    let channel_id = alice_and_brandon(&stack).await?;
+    let alice = stack.keys[1].clone();
+    let mut config = fast_config();
+    // Only the escalation may replace the transaction, and high fees are allowed.
+    config.sender.stuck_after = std::time::Duration::from_secs(3_600);
+    config.sender.max_fee_cap = 10_000_000_000_000;
+    let watcher = RunningWatcher::start(&stack, db.clone(), stack.keys[7].clone(), config).await?;
+    brandon_syncs(&stack, channel_id, &watcher).await?;
+
+    rpc(&stack, "evm_setAutomine", serde_json::json!([false])).await?;
+    let network = stack.network(&alice);
+    let pending = network
+        .close(
+            channel_id,
+            smartmesh_protocol::BalanceProof::default().into(),
+            alloy::primitives::Bytes::new(),
+            ether("10"),
+        )
+        .send()
+        .await?;
+    rpc(&stack, "evm_mine", serde_json::json!([])).await?;
+    let close_receipt = pending.get_receipt().await?;
+    assert!(close_receipt.status());
+    let attempts = || async {
+        Ok::<i64, eyre::Report>(
+            sqlx::query("SELECT COUNT(*) FROM sender_attempts")
+                .fetch_one(db.pool())
+                .await?
+                .try_get(0)?,
+        )
+    };
+    eventually(30, "the dispute's broadcast", || async {
+        Ok(attempts().await? >= 1)
+    })
+    .await?;
+
+    // Base fees soar: the dispute cannot be mined, and two thirds of the hold period pass.
+    rpc(
+        &stack,
+        "anvil_setNextBlockBaseFeePerGas",
+        serde_json::json!(["0xe8d4a51000"]),
+    )
+    .await?;
+    rpc(&stack, "evm_increaseTime", serde_json::json!([2_400])).await?;
+    rpc(&stack, "evm_mine", serde_json::json!([])).await?;
+    assert!(
+        event_blocks::<CloserPenalized>(&stack, channel_id)
+            .await?
+            .is_empty()
+    );
+    eventually(30, "a replacement with higher fees", || async {
+        Ok(attempts().await? >= 2)
+    })
+    .await?;
+    let fees: Vec<u128> = sqlx::query("SELECT max_fee_per_gas FROM sender_attempts ORDER BY id")
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>(0).unwrap().parse().unwrap())
+        .collect();
+    assert!(fees[1] > fees[0] * 110 / 100, "{fees:?}");
+
+    rpc(&stack, "evm_setAutomine", serde_json::json!([true])).await?;
+    rpc(&stack, "evm_mine", serde_json::json!([])).await?;
+    eventually(30, "the dispute", || async {
+        Ok(!event_blocks::<CloserPenalized>(&stack, channel_id)
+            .await?
+            .is_empty())
+    })
+    .await?;
+    let decisions = watcher.decisions(channel_id).await?;
+    assert!(
+        decisions.contains(&"dispute:dispute_escalated".to_owned()),
+        "{decisions:?}"
+    );
+    watcher.stop().await
+}
