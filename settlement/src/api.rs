@@ -2,7 +2,13 @@
 //! shares (body size, per-client rate, request timeout); errors are JSON `{error, detail}`
 //! naming the offending field.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
 use axum::{
@@ -42,6 +48,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// The limits of the HTTP API.
     pub limits: ApiLimits,
+    /// Whether this replica leads (indexes and sends); for `GET /v1/health`.
+    pub leading: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -60,6 +68,7 @@ impl AppState {
             metrics: Arc::default(),
             wake: Arc::default(),
             limits: ApiLimits::default(),
+            leading: Arc::default(),
         }
     }
 }
@@ -120,6 +129,7 @@ pub fn app(state: AppState) -> Router {
 
 /// Whether the watcher can serve: its database answers.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Health {
     /// `ok`.
     status: &'static str,
@@ -133,6 +143,9 @@ pub(crate) struct Health {
     watcher: Address,
     /// The last block the indexer committed, if it has started.
     indexed_block: Option<i64>,
+    /// Whether this replica leads: indexes the chain and sends transactions. Every replica
+    /// serves the API and works disputes.
+    leader: bool,
 }
 
 /// The watcher's health and identity.
@@ -160,6 +173,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Health>
         token_network: state.token_network,
         watcher: state.watcher.address(),
         indexed_block,
+        leader: state.leading.load(Ordering::Relaxed),
     }))
 }
 

@@ -3,7 +3,15 @@
 //! when shutdown is signalled; the API finishes the requests it is answering (a batch in
 //! flight is stored whole) before the service returns.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use alloy::{
     primitives::Address,
@@ -68,6 +76,7 @@ pub struct Watcher {
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     sender_wake: Arc<Notify>,
+    leading: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -125,6 +134,7 @@ impl Watcher {
             metrics: Arc::default(),
             wake: Arc::default(),
             sender_wake: Arc::default(),
+            leading: Arc::default(),
         })
     }
 
@@ -143,6 +153,7 @@ impl Watcher {
             metrics: self.metrics.clone(),
             wake: self.wake.clone(),
             limits: self.config.limits,
+            leading: self.leading.clone(),
         }
     }
 
@@ -183,6 +194,7 @@ impl Watcher {
         let leadership = tokio::spawn(lead(
             Leadership::new(self.db.clone()),
             leading_tx,
+            self.leading.clone(),
             self.config.poll_interval,
             stop.clone(),
         ));
@@ -232,6 +244,7 @@ impl Watcher {
 async fn lead(
     mut leadership: Leadership,
     leading: watch::Sender<bool>,
+    shown: Arc<AtomicBool>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -244,6 +257,7 @@ async fn lead(
             }
         };
         leading.send_if_modified(|was| std::mem::replace(was, now) != now);
+        shown.store(now, Ordering::Relaxed);
         tokio::select! {
             _ = stop.wait_for(|stopped| *stopped) => break,
             _ = tokio::time::sleep(interval) => {}
@@ -251,6 +265,7 @@ async fn lead(
     }
     // Stop leading before giving the lock up, so no task of ours acts as leader after.
     leading.send_replace(false);
+    shown.store(false, Ordering::Relaxed);
     leadership.resign().await;
 }
 

@@ -1,0 +1,148 @@
+//! What the CLI's tests share: the deployed stack, the watcher test helpers, and the
+//! `smartmesh` binary run as a real process that is killed when dropped.
+
+// Each test binary uses a different part of it.
+#![allow(dead_code)]
+
+#[path = "../../../protocol/tests/common/mod.rs"]
+pub(crate) mod stack;
+#[path = "../../../settlement/tests/common/watcher.rs"]
+pub(crate) mod watcher;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use alloy::signers::local::PrivateKeySigner;
+use smartmesh_chain::Deployment;
+pub(crate) use stack::Stack;
+
+/// A scratch directory of a test's own, emptied first.
+pub(crate) fn scratch(name: &str) -> eyre::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("smartmesh-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Writes the stack's deployment manifest and a key file into `dir`.
+pub(crate) fn write_config(
+    stack: &Stack,
+    dir: &Path,
+    key: &PrivateKeySigner,
+) -> eyre::Result<PathBuf> {
+    Deployment {
+        chain_id: stack.chain_id,
+        token: stack.token,
+        signed_agent: stack.agent,
+        token_network: stack.network,
+        deploy_block: 0,
+    }
+    .write(dir)?;
+    let key_file = dir.join("watcher.key");
+    std::fs::write(&key_file, alloy::hex::encode(key.to_bytes()))?;
+    Ok(key_file)
+}
+
+/// `smartmesh settlement` as a process; killed (SIGKILL) when dropped.
+pub(crate) struct WatcherProcess {
+    child: Child,
+    pub(crate) url: String,
+}
+
+impl WatcherProcess {
+    /// Starts the watcher with fast settings, on a free port, and waits until it serves.
+    pub(crate) fn start(stack: &Stack, dir: &Path, database_url: &str) -> eyre::Result<Self> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_smartmesh"))
+            .args(["settlement", "--rpc-url"])
+            .arg(stack.anvil.endpoint())
+            .args(["--database-url", database_url, "--key-file"])
+            .arg(dir.join("watcher.key"))
+            .arg("--deployments-dir")
+            .arg(dir)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--confirmations",
+                "0",
+                "--poll-ms",
+                "20",
+            ])
+            .args([
+                "--settle-grace-secs",
+                "0",
+                "--recheck-secs",
+                "1",
+                "--rate-limit",
+                "1000",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped");
+        let (line_tx, line_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = line_tx.send(line);
+            }
+            // Keep draining so the process never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = match line_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                eyre::bail!(
+                    "the watcher did not start: {:?}",
+                    child.wait_with_output()?.status
+                );
+            }
+        };
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .ok_or_else(|| eyre::eyre!("no endpoint in {line:?}"))?
+            .to_owned();
+        Ok(Self { child, url })
+    }
+
+    /// SIGKILL: no graceful anything.
+    pub(crate) fn kill(mut self) -> eyre::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub(crate) fn terminate(mut self) -> eyre::Result<std::process::ExitStatus> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        eyre::ensure!(status.success(), "kill -TERM failed");
+        for _ in 0..500 {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eyre::bail!("the watcher did not stop within 10 s of SIGTERM")
+    }
+
+    /// `GET path` as JSON.
+    pub(crate) async fn get(&self, path: &str) -> eyre::Result<serde_json::Value> {
+        let response = alloy::transports::http::reqwest::get(format!("{}{path}", self.url)).await?;
+        Ok(serde_json::from_str(&response.text().await?)?)
+    }
+}
+
+impl Drop for WatcherProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
