@@ -319,3 +319,68 @@ async fn a_dispute_gets_higher_fees_as_settle_at_nears() -> eyre::Result<()> {
     );
     watcher.stop().await
 }
+
+#[tokio::test]
+async fn shutdown_finishes_the_batch_being_stored() -> eyre::Result<()> {
+    let db = common::sqlite("shutdown_mid_batch").await?;
+    let stack = Stack::deploy().await?;
+    let channel_id = alice_and_brandon(&stack).await?;
+    let (alice, brandon) = (stack.keys[1].clone(), stack.keys[2].clone());
+    let mut config = fast_config();
+    config.limits.timeout = std::time::Duration::from_secs(300);
+    let watcher = RunningWatcher::start(&stack, db.clone(), stack.keys[7].clone(), config).await?;
+    eventually(30, "the channel to be indexed", || async {
+        Ok(watcher
+            .channel(channel_id)
+            .await
+            .is_ok_and(|view| view.chain.is_some()))
+    })
+    .await?;
+    // A batch long enough to be cut by a shutdown if it could be.
+    let items: Vec<_> = (1..=2_000u64)
+        .map(|n| {
+            let paid = proof(&stack, channel_id, &alice, n, U256::from(n));
+            receipt(&stack, &paid, &brandon, watcher.address, U256::ZERO)
+        })
+        .collect();
+    let url = watcher.url.clone();
+    let upload = tokio::spawn({
+        let stack_chain = (stack.chain_id, stack.network);
+        async move {
+            let body = serde_json::to_string(&smartmesh_settlement::ReceiptBatch {
+                chain_id: stack_chain.0,
+                token_network: stack_chain.1,
+                items,
+                sent: vec![],
+            })?;
+            let response = alloy::transports::http::reqwest::Client::new()
+                .post(format!("{url}/v1/receipts"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await?;
+            eyre::Ok((response.status(), response.text().await?))
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    watcher.stop().await?;
+    let (status, body) = upload.await??;
+    assert!(status.is_success(), "{status}: {body}");
+    let answer: smartmesh_settlement::BatchOutcome = serde_json::from_str(&body)?;
+    assert!(
+        answer
+            .items
+            .iter()
+            .all(|item| item.status == smartmesh_settlement::ItemStatus::Stored)
+    );
+    let held: Vec<u8> = sqlx::query("SELECT nonce FROM receipts")
+        .fetch_one(db.pool())
+        .await?
+        .try_get(0)?;
+    assert_eq!(
+        U256::from_be_slice(&held),
+        U256::from(2_000),
+        "the whole batch is stored"
+    );
+    Ok(())
+}

@@ -152,3 +152,16 @@ async fn each_client_is_rate_limited_on_its_own() -> eyre::Result<()> {
     drop(world);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_request_over_its_time_gets_a_json_503() -> eyre::Result<()> {
+    let mut world = World::new(common::sqlite("request_timeout").await?).await?;
+    world.state.limits.timeout = std::time::Duration::from_millis(1);
+    let items = (1..=500)
+        .map(|nonce| world.item(world.alice(), world.brandon(), nonce, "1"))
+        .collect();
+    let (status, body) = world.post(world.batch(items).to_string()).await?;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "timeout");
+    Ok(())
+}
