@@ -431,3 +431,61 @@ async fn run_sends_until_shutdown() -> eyre::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_stuck_key_does_not_block_the_others() -> eyre::Result<()> {
+    for db in databases("sender_stuck_key").await? {
+        let node = Node::start().await?;
+        let config = SenderConfig {
+            min_balance: U256::from(1),
+            ..config()
+        };
+        let sender = node.sender(&db, &[1, 2], config).await?;
+        // Key 1 keeps a little ETH: enough to be picked, too little to pay for any gas.
+        node.rpc(
+            "anvil_setBalance",
+            serde_json::json!([node.key(1).address(), "0x3e8"]),
+        )
+        .await?;
+        let stuck = sender.submit(&payment(0xd1, 1)).await?;
+        let ids = [
+            sender.submit(&payment(0xd2, 2)).await?,
+            sender.submit(&payment(0xd3, 3)).await?,
+        ];
+        for _ in 0..3 {
+            sender.tick().await?;
+            node.mine().await?;
+        }
+        sender.tick().await?;
+        assert!(
+            !matches!(sender.status(stuck).await?, TxStatus::Confirmed { .. }),
+            "{:?}: key 1 cannot pay",
+            db.backend()
+        );
+        // The least loaded key takes the next transaction: key 2, behind nothing stuck.
+        assert!(
+            matches!(
+                sender.status(ids[0]).await?,
+                TxStatus::Confirmed {
+                    succeeded: true,
+                    ..
+                }
+            ),
+            "{:?}: key 2 kept sending",
+            db.backend()
+        );
+        assert_eq!(
+            node.provider
+                .get_balance(Address::repeat_byte(0xd2))
+                .await?,
+            U256::from(2)
+        );
+        assert_eq!(
+            node.provider
+                .get_balance(Address::repeat_byte(0xd1))
+                .await?,
+            U256::ZERO
+        );
+    }
+    Ok(())
+}

@@ -16,7 +16,10 @@ use alloy::{
 };
 use common::{
     Stack, WatcherProcess, scratch,
-    watcher::{close, ether, event_blocks, eventually, nonce, proof, receipt, rpc, upload},
+    watcher::{
+        block_timestamp, close, ether, eventually, nonce, proof, receipt, rpc, upload,
+        wait_for_event,
+    },
     write_config,
 };
 use smartmesh_protocol::{
@@ -111,20 +114,10 @@ async fn a_watcher_killed_before_its_dispute_is_mined_disputes_once_after_restar
     .await?;
     rpc(&stack, "evm_setAutomine", serde_json::json!([true])).await?;
     rpc(&stack, "evm_mine", serde_json::json!([])).await?;
-    eventually(30, "the dispute", || async {
-        Ok(!event_blocks::<CloserPenalized>(&stack, channel_id)
-            .await?
-            .is_empty())
-    })
-    .await?;
-    let penalties = event_blocks::<CloserPenalized>(&stack, channel_id).await?;
+    let penalties = wait_for_event::<CloserPenalized>(&stack, channel_id, "the dispute").await?;
     assert_eq!(penalties.len(), 1);
-    let block = stack
-        .provider(&stack.keys[0])
-        .get_block_by_number(penalties[0].into())
-        .await?
-        .unwrap();
-    assert!(block.header.timestamp < settle_at, "mined before settleAt");
+    let mined_at = block_timestamp(&stack, penalties[0]).await?;
+    assert!(mined_at < settle_at, "mined before settleAt");
     assert_eq!(
         nonce(&stack, watcher_key.address()).await?,
         1,
@@ -240,13 +233,7 @@ async fn pg_two_replicas_dispute_200_stale_closes_exactly_once(
     _: sqlx::postgres::PgPoolOptions,
     options: sqlx::postgres::PgConnectOptions,
 ) -> eyre::Result<()> {
-    let database = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    );
+    let database = common::watcher::postgres_url(&options);
     let stack = Stack::deploy().await?;
     let crowd = crowd(&stack).await?;
     let watcher_key = stack.keys[7].clone();

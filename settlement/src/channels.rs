@@ -14,11 +14,11 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use smartmesh_protocol::SignedProof;
-use sqlx::Row;
+use sqlx::{AnyPool, Row, any::AnyRow};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    AppState, ChannelRow,
+    AppState, ChannelRow, SettlementError,
     api::{ApiError, ErrorBody},
     load_channel, sql,
 };
@@ -187,56 +187,50 @@ pub(crate) async fn channel(
     let chain = load_channel(pool, channel_id)
         .await
         .map_err(ApiError::internal)?;
-    let mut proofs = Vec::new();
-    for row in sqlx::query(
+    let proofs = rows(
+        pool,
         "SELECT signer, nonce, transferred_amount, proof_digest, reward FROM receipts WHERE channel_id = $1 ORDER BY signer",
+        channel_id,
+        |row| {
+            Ok(HeldProofView {
+                signer: sql::address(row, 0)?,
+                nonce: sql::u256_be(row, 1)?,
+                transferred_amount: sql::u256(row, 2)?,
+                proof_digest: sql::b256(row, 3)?,
+                reward: sql::u256(row, 4)?,
+            })
+        },
     )
-    .bind(channel_id.to_vec())
-    .fetch_all(pool)
-    .await
-    .map_err(ApiError::internal)?
-    {
-        proofs.push(HeldProofView {
-            signer: sql::address(&row, 0).map_err(ApiError::internal)?,
-            nonce: sql::u256_be(&row, 1).map_err(ApiError::internal)?,
-            transferred_amount: sql::u256(&row, 2).map_err(ApiError::internal)?,
-            proof_digest: sql::b256(&row, 3).map_err(ApiError::internal)?,
-            reward: sql::u256(&row, 4).map_err(ApiError::internal)?,
-        });
-    }
-    let mut jobs = Vec::new();
-    for row in sqlx::query(
+    .await?;
+    let jobs = rows(
+        pool,
         "SELECT kind, state, last_decision, tx_id FROM watcher_jobs WHERE channel_id = $1 ORDER BY kind",
+        channel_id,
+        |row| {
+            Ok(JobView {
+                kind: row.try_get(0)?,
+                state: row.try_get(1)?,
+                last_decision: row.try_get(2)?,
+                tx_id: row.try_get(3)?,
+            })
+        },
     )
-    .bind(channel_id.to_vec())
-    .fetch_all(pool)
-    .await
-    .map_err(ApiError::internal)?
-    {
-        jobs.push(JobView {
-            kind: row.try_get(0).map_err(ApiError::internal)?,
-            state: row.try_get(1).map_err(ApiError::internal)?,
-            last_decision: row.try_get(2).map_err(ApiError::internal)?,
-            tx_id: row.try_get(3).map_err(ApiError::internal)?,
-        });
-    }
-    let mut decisions = Vec::new();
-    for row in sqlx::query(
+    .await?;
+    let decisions = rows(
+        pool,
         "SELECT kind, decision, detail, tx_id, decided_at FROM watcher_decisions WHERE channel_id = $1 ORDER BY id",
+        channel_id,
+        |row| {
+            Ok(DecisionView {
+                kind: row.try_get(0)?,
+                decision: row.try_get(1)?,
+                detail: row.try_get(2)?,
+                tx_id: row.try_get(3)?,
+                decided_at: row.try_get(4)?,
+            })
+        },
     )
-    .bind(channel_id.to_vec())
-    .fetch_all(pool)
-    .await
-    .map_err(ApiError::internal)?
-    {
-        decisions.push(DecisionView {
-            kind: row.try_get(0).map_err(ApiError::internal)?,
-            decision: row.try_get(1).map_err(ApiError::internal)?,
-            detail: row.try_get(2).map_err(ApiError::internal)?,
-            tx_id: row.try_get(3).map_err(ApiError::internal)?,
-            decided_at: row.try_get(4).map_err(ApiError::internal)?,
-        });
-    }
+    .await?;
     if chain.is_none() && proofs.is_empty() {
         return Err(ApiError::not_found(
             "id",
@@ -261,6 +255,23 @@ pub(crate) struct LatestQuery {
     channel: String,
     /// The participant who signed the proof.
     signer: String,
+}
+
+/// Every row `query` (with `$1` the channel id) returns, read by `read`.
+async fn rows<T>(
+    pool: &AnyPool,
+    query: &'static str,
+    channel_id: B256,
+    read: impl Fn(&AnyRow) -> Result<T, SettlementError>,
+) -> Result<Vec<T>, ApiError> {
+    sqlx::query(query)
+        .bind(channel_id.to_vec())
+        .fetch_all(pool)
+        .await
+        .map_err(ApiError::internal)?
+        .iter()
+        .map(|row| read(row).map_err(ApiError::internal))
+        .collect()
 }
 
 /// The latest proof a participant signed on a channel.

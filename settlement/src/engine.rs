@@ -18,7 +18,7 @@ use alloy::{
     rpc::types::TransactionRequest,
     sol_types::SolCall,
 };
-use smartmesh_chain::{Backend, Database, TxRequest, TxSender, TxStatus};
+use smartmesh_chain::{Backend, ChainError, Database, TxRequest, TxSender, TxStatus};
 use smartmesh_protocol::{
     SignedProof,
     TokenNetwork::{self, TokenNetworkErrors},
@@ -367,9 +367,7 @@ impl DisputeEngine {
                 "dispute_in_flight",
                 format!("transaction {tx_id} already carries this dispute"),
             )),
-            Err(revert) => {
-                Ok(step.decide("dispute_not_sent", format!("simulation reverted: {revert}")))
-            }
+            Err(revert) => Ok(step.decide("dispute_not_sent", revert)),
         }
     }
 
@@ -429,14 +427,13 @@ impl DisputeEngine {
                     format!("the hold period ended at {settle_at}; settling for the participants"),
                 ))
             }
-            Err(revert) => {
-                Ok(step.decide("settle_not_sent", format!("simulation reverted: {revert}")))
-            }
+            Err(revert) => Ok(step.decide("settle_not_sent", revert)),
         }
     }
 
     /// Simulates the call against the latest state and queues it; `Ok(Err(reason))` when the
-    /// simulation reverts (nothing is queued: no gas is wasted).
+    /// simulation reverts (nothing is queued: no gas is wasted) or sending is paused because
+    /// the key's ETH runs low.
     async fn queue(
         &self,
         conn: &mut AnyConnection,
@@ -470,10 +467,10 @@ impl DisputeEngine {
                     if let Some(decoded) =
                         payload.as_decoded_interface_error::<TokenNetworkErrors>()
                     {
-                        return Ok(Err(format!("{decoded:?}")));
+                        return Ok(Err(format!("simulation reverted: {decoded:?}")));
                     }
                     if payload.message.contains("revert") {
-                        return Ok(Err(payload.message.to_string()));
+                        return Ok(Err(format!("simulation reverted: {}", payload.message)));
                     }
                 }
                 return Err(SettlementError::Rpc(error.to_string()));
@@ -486,7 +483,12 @@ impl DisputeEngine {
             // A margin over the estimate: state may change a little before inclusion.
             gas_limit: gas + gas / 4 + 10_000,
         };
-        let id = self.sender.submit_in(conn, &request, from).await?;
+        let id = match self.sender.submit_in(conn, &request, from).await {
+            Ok(id) => id,
+            // Paused until the key is funded: said in the job's decisions, tried again later.
+            Err(error @ ChainError::LowBalance { .. }) => return Ok(Err(error.to_string())),
+            Err(error) => return Err(error.into()),
+        };
         self.sender_wake.notify_one();
         Ok(Ok(Queued::New(id)))
     }

@@ -7,12 +7,12 @@
 
 mod common;
 
-use alloy::{primitives::U256, providers::Provider};
+use alloy::primitives::U256;
 use common::{
     Stack, alice_and_brandon,
     watcher::{
-        RunningWatcher, close, ether, event_blocks, eventually, fast_config, nonce,
-        pass_hold_period, proof, receipt, rpc, smt, upload,
+        RunningWatcher, block_timestamp, close, ether, event_blocks, eventually, fast_config,
+        nonce, pass_hold_period, proof, receipt, rpc, smt, upload, wait_for_event,
     },
 };
 use smartmesh_chain::Database;
@@ -57,13 +57,7 @@ async fn a_stale_close_is_disputed_and_settled(db: Database) -> eyre::Result<()>
 
     // Brandon is offline from here. Alice declares she paid 10 where she signed 30.
     let (close_block, settle_at) = close(&stack, channel_id, &alice, ether("10")).await?;
-    eventually(30, "the dispute", || async {
-        Ok(!event_blocks::<CloserPenalized>(&stack, channel_id)
-            .await?
-            .is_empty())
-    })
-    .await?;
-    let penalties = event_blocks::<CloserPenalized>(&stack, channel_id).await?;
+    let penalties = wait_for_event::<CloserPenalized>(&stack, channel_id, "the dispute").await?;
     assert_eq!(
         penalties,
         vec![close_block + 1],
@@ -71,12 +65,7 @@ async fn a_stale_close_is_disputed_and_settled(db: Database) -> eyre::Result<()>
     );
 
     pass_hold_period(&stack, 3_601).await?;
-    eventually(30, "the settle", || async {
-        Ok(!event_blocks::<ChannelSettled>(&stack, channel_id)
-            .await?
-            .is_empty())
-    })
-    .await?;
+    wait_for_event::<ChannelSettled>(&stack, channel_id, "the settle").await?;
     assert_eq!(
         smt(&stack, brandon.address()).await?,
         ether("149"),
@@ -97,12 +86,8 @@ async fn a_stale_close_is_disputed_and_settled(db: Database) -> eyre::Result<()>
         2,
         "one dispute and one settle, nothing else"
     );
-    let block = stack
-        .provider(&stack.keys[0])
-        .get_block_by_number(penalties[0].into())
-        .await?
-        .unwrap();
-    assert!(block.header.timestamp < settle_at);
+    let mined_at = block_timestamp(&stack, penalties[0]).await?;
+    assert!(mined_at < settle_at);
 
     eventually(10, "the jobs to finish", || async {
         let view = watcher.channel(channel_id).await?;
@@ -145,12 +130,7 @@ async fn an_honest_close_is_not_disputed(db: Database) -> eyre::Result<()> {
 
     // Brandon never comes back: the watcher settles for him, and he gets what he was owed.
     pass_hold_period(&stack, 3_601).await?;
-    eventually(30, "the settle", || async {
-        Ok(!event_blocks::<ChannelSettled>(&stack, channel_id)
-            .await?
-            .is_empty())
-    })
-    .await?;
+    wait_for_event::<ChannelSettled>(&stack, channel_id, "the settle").await?;
     assert_eq!(smt(&stack, brandon.address()).await?, ether("80"));
     assert_eq!(smt(&stack, alice.address()).await?, ether("70"));
     assert_eq!(nonce(&stack, watcher.address).await?, 1, "only the settle");
@@ -222,12 +202,8 @@ async fn a_reorged_close_ends_with_one_dispute(db: Database) -> eyre::Result<()>
     let penalties = event_blocks::<CloserPenalized>(&stack, channel_id).await?;
     assert_eq!(penalties.len(), 1, "exactly one dispute: {penalties:?}");
     assert!(penalties[0] > second_close);
-    let block = stack
-        .provider(&stack.keys[0])
-        .get_block_by_number(penalties[0].into())
-        .await?
-        .unwrap();
-    assert!(block.header.timestamp < settle_at);
+    let mined_at = block_timestamp(&stack, penalties[0]).await?;
+    assert!(mined_at < settle_at);
     // Every transaction the watcher sent after the reorg: the dispute again, at most once
     // more if the first was re-sent before the close came back (then it reverted).
     let sent: i64 = sqlx::query("SELECT COUNT(*) FROM sender_transactions")
@@ -306,12 +282,7 @@ async fn a_dispute_gets_higher_fees_as_settle_at_nears() -> eyre::Result<()> {
 
     rpc(&stack, "evm_setAutomine", serde_json::json!([true])).await?;
     rpc(&stack, "evm_mine", serde_json::json!([])).await?;
-    eventually(30, "the dispute", || async {
-        Ok(!event_blocks::<CloserPenalized>(&stack, channel_id)
-            .await?
-            .is_empty())
-    })
-    .await?;
+    wait_for_event::<CloserPenalized>(&stack, channel_id, "the dispute").await?;
     let decisions = watcher.decisions(channel_id).await?;
     assert!(
         decisions.contains(&"dispute:dispute_escalated".to_owned()),
@@ -383,4 +354,40 @@ async fn shutdown_finishes_the_batch_being_stored() -> eyre::Result<()> {
         "the whole batch is stored"
     );
     Ok(())
+}
+
+#[tokio::test]
+async fn a_watcher_without_eth_says_so_and_disputes_once_funded() -> eyre::Result<()> {
+    let db = common::sqlite("dispute_unfunded").await?;
+    let stack = Stack::deploy().await?;
+    let channel_id = alice_and_brandon(&stack).await?;
+    let alice = stack.keys[1].clone();
+    let broke = alloy::signers::local::PrivateKeySigner::from_bytes(&[0x5a; 32].into())?;
+    let watcher = RunningWatcher::start(&stack, db, broke.clone(), fast_config()).await?;
+    brandon_syncs(&stack, channel_id, &watcher).await?;
+
+    close(&stack, channel_id, &alice, ether("10")).await?;
+    eventually(30, "the watcher to say it cannot send", || async {
+        let view = watcher.channel(channel_id).await?;
+        Ok(view
+            .decisions
+            .iter()
+            .any(|d| d.decision == "dispute_not_sent" && d.detail.contains("fund")))
+    })
+    .await?;
+    assert!(
+        event_blocks::<CloserPenalized>(&stack, channel_id)
+            .await?
+            .is_empty()
+    );
+
+    rpc(
+        &stack,
+        "anvil_setBalance",
+        serde_json::json!([broke.address(), "0xde0b6b3a7640000"]),
+    )
+    .await?;
+    wait_for_event::<CloserPenalized>(&stack, channel_id, "the dispute once funded").await?;
+    assert_eq!(nonce(&stack, broke.address()).await?, 1);
+    watcher.stop().await
 }

@@ -4,25 +4,11 @@
 
 mod common;
 
-use alloy::{
-    primitives::{B256, Bytes, U256, utils::parse_ether},
-    providers::Provider,
-};
-use common::{Stack, alice_and_brandon, catch_up, channel_follower, databases};
+use alloy::primitives::{B256, Bytes, U256, utils::parse_ether};
+use common::{Stack, alice_and_brandon, catch_up, channel_follower, databases, watcher::rpc};
 use smartmesh_chain::Progress;
 use smartmesh_protocol::{BalanceProof, TokenNetwork, Watch, sign_typed, token_network_domain};
 use smartmesh_settlement::{ChannelPhase, load_channel};
-
-async fn rpc(
-    stack: &Stack,
-    method: &'static str,
-    params: serde_json::Value,
-) -> eyre::Result<serde_json::Value> {
-    Ok(stack
-        .provider(&stack.keys[0])
-        .raw_request(method.into(), params)
-        .await?)
-}
 
 #[tokio::test]
 async fn channel_rows_follow_the_chain_through_a_reorg() -> eyre::Result<()> {

@@ -76,14 +76,7 @@ pub(crate) async fn sqlite(test: &str) -> eyre::Result<Database> {
 
 /// The database `#[sqlx::test]` made for one test, migrated by the watcher's own code.
 pub(crate) async fn postgres(options: &sqlx::postgres::PgConnectOptions) -> eyre::Result<Database> {
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    );
-    Ok(Database::connect(&url).await?)
+    Ok(Database::connect(&watcher::postgres_url(options)).await?)
 }
 
 /// Runs `$body(db)` on SQLite as `$sqlite` and on Postgres as `$pg`, a `#[sqlx::test]` that

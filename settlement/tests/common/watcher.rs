@@ -298,3 +298,37 @@ pub(crate) async fn nonce(stack: &Stack, who: Address) -> eyre::Result<u64> {
 pub(crate) fn ether(amount: &str) -> U256 {
     parse_ether(amount).unwrap()
 }
+
+/// Waits until an event `E` of `channel_id` is on the chain; returns the blocks of all of them.
+pub(crate) async fn wait_for_event<E: SolEvent>(
+    stack: &Stack,
+    channel_id: B256,
+    what: &str,
+) -> eyre::Result<Vec<u64>> {
+    eventually(30, what, || async {
+        Ok(!event_blocks::<E>(stack, channel_id).await?.is_empty())
+    })
+    .await?;
+    event_blocks::<E>(stack, channel_id).await
+}
+
+pub(crate) async fn block_timestamp(stack: &Stack, number: u64) -> eyre::Result<u64> {
+    Ok(stack
+        .provider(&stack.keys[0])
+        .get_block_by_number(number.into())
+        .await?
+        .ok_or_else(|| eyre::eyre!("no block {number}"))?
+        .header
+        .timestamp)
+}
+
+/// The URL of the database `#[sqlx::test]` made for a test.
+pub(crate) fn postgres_url(options: &sqlx::postgres::PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres")
+    )
+}
