@@ -120,6 +120,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
             rate_per_second: args.rate_limit,
             burst: args.burst,
             timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            max_body: smartmesh_settlement::MAX_BODY_BYTES,
         },
     };
     let watcher = Watcher::new(provider, db, deployment.clone(), key, config).await?;
@@ -134,28 +135,10 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         deployment.chain_id,
         deployment.token_network
     );
-    watcher.run(listener, shutdown_signal()).await?;
+    watcher
+        .run(listener, smartmesh_http::shutdown_signal())
+        .await?;
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-    tracing::info!(target: "smartmesh::cli", "signal received: stopping");
 }
 
 /// The directory of a `sqlite://` file, to create before connecting.

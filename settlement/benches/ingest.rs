@@ -233,6 +233,7 @@ async fn ingest_rate(fixture: &Fixture, db: Database) -> eyre::Result<f64> {
         rate_per_second: 1_000_000,
         burst: 1_000_000,
         timeout: Duration::from_secs(300),
+        max_body: smartmesh_settlement::MAX_BODY_BYTES,
     };
     let router = app(state);
     let mut nonce = 0;

@@ -11,7 +11,6 @@ mod indexer;
 mod leader;
 mod metrics;
 mod openapi;
-mod ratelimit;
 mod receipts;
 mod service;
 mod sql;

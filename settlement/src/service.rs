@@ -60,7 +60,10 @@ impl Default for WatcherConfig {
             poll_interval: Duration::from_secs(1),
             engine: EngineConfig::default(),
             sender: SenderConfig::default(),
-            limits: ApiLimits::default(),
+            limits: ApiLimits {
+                max_body: crate::MAX_BODY_BYTES,
+                ..ApiLimits::default()
+            },
         }
     }
 }

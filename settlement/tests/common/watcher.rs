@@ -42,6 +42,7 @@ pub(crate) fn fast_config() -> WatcherConfig {
         limits: ApiLimits {
             rate_per_second: 1_000,
             burst: 1_000,
+            max_body: smartmesh_settlement::MAX_BODY_BYTES,
             ..ApiLimits::default()
         },
     }

@@ -1,0 +1,12 @@
+//! What SmartMesh's HTTP services (the settlement watcher and the relayer) share: the JSON
+//! error `{error, detail}` that names the offending field, the limits every endpoint runs
+//! under (body size, per-client rate, request timeout), and the shutdown signal.
+
+mod error;
+mod limits;
+mod ratelimit;
+mod shutdown;
+
+pub use error::{ApiError, ErrorBody};
+pub use limits::{ApiLimits, with_limits};
+pub use shutdown::shutdown_signal;
