@@ -11,7 +11,7 @@ use std::{
 
 use alloy::{
     consensus::{SignableTransaction, TxEip1559, TxEnvelope},
-    eips::Encodable2718,
+    eips::{BlockId, Encodable2718},
     network::TxSignerSync,
     primitives::{Address, B256, Bytes, TxKind, U256},
     providers::{DynProvider, Provider},
@@ -35,6 +35,10 @@ pub struct SenderConfig {
     pub max_fee_cap: u128,
     /// Below this ETH balance a signer takes no new transactions.
     pub min_balance: U256,
+    /// Simulate each transaction against the pending state right before its first
+    /// broadcast; one that would revert is never sent (its nonce is filled instead), so no gas
+    /// is spent on a call that state changes since it was accepted have doomed.
+    pub simulate_first: bool,
 }
 
 impl Default for SenderConfig {
@@ -45,6 +49,7 @@ impl Default for SenderConfig {
             bump_percent: 15,
             max_fee_cap: 500_000_000_000,
             min_balance: U256::from(10_000_000_000_000_000u64),
+            simulate_first: true,
         }
     }
 }
@@ -322,9 +327,11 @@ impl TxSender {
         .fetch_all(self.db.pool())
         .await?;
         let head = self.provider.get_block_number().await?;
+        // Fees are read once per tick, not once per transaction.
+        let fees = tokio::sync::OnceCell::new();
         for row in rows {
             let unfinished = Unfinished::from_row(&row)?;
-            self.advance(&unfinished, head).await?;
+            self.advance(&unfinished, head, &fees).await?;
         }
         Ok(())
     }
@@ -351,7 +358,13 @@ impl TxSender {
         }
     }
 
-    async fn advance(&self, unfinished: &Unfinished, head: u64) -> Result<(), ChainError> {
+    async fn advance(
+        &self,
+        unfinished: &Unfinished,
+        head: u64,
+        fees: &tokio::sync::OnceCell<(u128, u128)>,
+    ) -> Result<(), ChainError> {
+        let current_fees = || fees.get_or_try_init(|| self.current_fees());
         let attempts = self.attempts(unfinished.id).await?;
         for attempt in &attempts {
             if let Some(receipt) = self.provider.get_transaction_receipt(attempt.hash).await? {
@@ -390,14 +403,21 @@ impl TxSender {
             .await?;
         }
         let Some(latest) = attempts.last() else {
-            let (max_fee, priority) = self.current_fees().await?;
+            let (max_fee, priority) = *current_fees().await?;
+            if self.config.simulate_first
+                && unfinished.failure.is_none()
+                && let Some(revert) = self.simulate(unfinished).await?
+            {
+                warn!(target: "smartmesh::sender", id = unfinished.id, nonce = unfinished.nonce, %revert, "would revert: not sent, filling its nonce");
+                return self.refuse(unfinished, revert, max_fee, priority).await;
+            }
             return self
                 .sign_store_broadcast(unfinished, max_fee, priority)
                 .await;
         };
         let waited = now_seconds().saturating_sub(latest.sent_at);
         if waited >= self.config.stuck_after.as_secs() {
-            let (current_max, current_priority) = self.current_fees().await?;
+            let (current_max, current_priority) = *current_fees().await?;
             let bump = |fee: u128| fee + fee * u128::from(self.config.bump_percent) / 100 + 1;
             let priority = bump(latest.priority_fee).max(current_priority);
             let max_fee = bump(latest.max_fee).max(current_max).max(priority);
@@ -477,21 +497,66 @@ impl TxSender {
         match self.broadcast(&raw).await {
             Some(refusal) if unfinished.failure.is_none() && is_permanent(&refusal) => {
                 warn!(target: "smartmesh::sender", id = unfinished.id, nonce = unfinished.nonce, %refusal, "refused for good: filling its nonce");
-                sqlx::query("UPDATE sender_transactions SET failure = $1 WHERE id = $2")
-                    .bind(&refusal)
-                    .bind(unfinished.id)
-                    .execute(self.db.pool())
-                    .await?;
-                let failed = Unfinished {
-                    failure: Some(refusal),
-                    request: unfinished.request.clone(),
-                    mined: false,
-                    ..*unfinished
-                };
                 let bump = |fee: u128| fee + fee * u128::from(self.config.bump_percent) / 100 + 1;
-                Box::pin(self.sign_store_broadcast(&failed, bump(max_fee), bump(priority))).await
+                Box::pin(self.refuse(unfinished, refusal, bump(max_fee), bump(priority))).await
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Records why the payload will never be sent and sends a filler for its nonce instead.
+    async fn refuse(
+        &self,
+        unfinished: &Unfinished,
+        reason: String,
+        max_fee: u128,
+        priority: u128,
+    ) -> Result<(), ChainError> {
+        sqlx::query("UPDATE sender_transactions SET failure = $1 WHERE id = $2")
+            .bind(&reason)
+            .bind(unfinished.id)
+            .execute(self.db.pool())
+            .await?;
+        let failed = Unfinished {
+            failure: Some(reason),
+            request: unfinished.request.clone(),
+            mined: false,
+            ..*unfinished
+        };
+        self.sign_store_broadcast(&failed, max_fee, priority).await
+    }
+
+    /// `Some(reason)` when the payload would revert against the pending state.
+    async fn simulate(&self, unfinished: &Unfinished) -> Result<Option<String>, ChainError> {
+        let call = alloy::rpc::types::TransactionRequest::default()
+            .from(unfinished.signer)
+            .to(unfinished.request.to)
+            .input(unfinished.request.input.clone().into())
+            .value(unfinished.request.value)
+            .gas_limit(unfinished.request.gas_limit);
+        match self.provider.call(call).block(BlockId::pending()).await {
+            Ok(_) => Ok(None),
+            Err(error) => match error.as_error_resp() {
+                // The node executed it and it failed: a revert, or out of gas. Any other
+                // answer says nothing about the payload: retried at the next tick.
+                Some(payload)
+                    if payload.as_revert_data().is_some()
+                        || is_permanent(&payload.message)
+                        || ["revert", "out of gas", "invalid opcode", "intrinsic gas"]
+                            .iter()
+                            .any(|word| payload.message.to_ascii_lowercase().contains(word)) =>
+                {
+                    Ok(Some(format!(
+                        "failed in simulation before broadcast: {}{}",
+                        payload.message,
+                        payload
+                            .as_revert_data()
+                            .map(|data| format!(" (data {data})"))
+                            .unwrap_or_default()
+                    )))
+                }
+                _ => Err(error.into()),
+            },
         }
     }
 

@@ -283,9 +283,27 @@ async fn a_key_without_eth_pauses_sending_with_a_clear_error() -> eyre::Result<(
 
 #[tokio::test]
 async fn a_payload_refused_for_good_leaves_no_nonce_gap() -> eyre::Result<()> {
-    for db in databases("sender_gap").await? {
+    // Caught by the pre-broadcast simulation, or else refused by the node at broadcast.
+    for (db, simulate_first) in databases("sender_gap")
+        .await?
+        .into_iter()
+        .flat_map(|db| [(db.clone(), true), (db, false)])
+    {
+        sqlx::query("DELETE FROM sender_attempts")
+            .execute(db.pool())
+            .await?;
+        sqlx::query("DELETE FROM sender_transactions")
+            .execute(db.pool())
+            .await?;
+        sqlx::query("DELETE FROM sender_nonces")
+            .execute(db.pool())
+            .await?;
         let node = Node::start().await?;
-        let sender = node.sender(&db, &[1], config()).await?;
+        let config = SenderConfig {
+            simulate_first,
+            ..config()
+        };
+        let sender = node.sender(&db, &[1], config).await?;
         // 20,000 gas is below the 21,000 any transaction costs: no node will ever take it.
         let doomed = sender
             .submit(&TxRequest {
@@ -299,7 +317,8 @@ async fn a_payload_refused_for_good_leaves_no_nonce_gap() -> eyre::Result<()> {
         sender.tick().await?;
         match sender.status(doomed).await? {
             TxStatus::Failed { reason } => {
-                assert!(reason.contains("intrinsic gas too low"), "{reason}")
+                // Refused by the pre-broadcast simulation, or by the node when that is off.
+                assert!(reason.contains("intrinsic gas"), "{reason}")
             }
             other => panic!("{:?}: expected a failure, got {other:?}", db.backend()),
         }
@@ -485,6 +504,57 @@ async fn a_stuck_key_does_not_block_the_others() -> eyre::Result<()> {
                 .get_balance(Address::repeat_byte(0xd1))
                 .await?,
             U256::ZERO
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_call_that_would_revert_is_never_sent() -> eyre::Result<()> {
+    for db in databases("sender_simulated_revert").await? {
+        let node = Node::start().await?;
+        let sender = node.sender(&db, &[1], config()).await?;
+        // PUSH1 0 PUSH1 0 REVERT: a contract that refuses every call.
+        let refuser = Address::repeat_byte(0x7e);
+        node.rpc(
+            "anvil_setCode",
+            serde_json::json!([refuser, "0x60006000fd"]),
+        )
+        .await?;
+        let doomed = sender
+            .submit(&TxRequest {
+                to: refuser,
+                input: Bytes::new(),
+                value: U256::ZERO,
+                gas_limit: 50_000,
+            })
+            .await?;
+        sender.tick().await?;
+        node.mine().await?;
+        sender.tick().await?;
+        match sender.status(doomed).await? {
+            TxStatus::Failed { reason } => {
+                assert!(reason.contains("simulation"), "{reason}")
+            }
+            other => panic!("{:?}: expected a failure, got {other:?}", db.backend()),
+        }
+        // Its nonce carried a 0-value transfer to the key itself, not the doomed call.
+        let block = node
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .full()
+            .await?
+            .expect("a block");
+        let sent: Vec<_> = block
+            .transactions
+            .txns()
+            .map(alloy::consensus::Transaction::to)
+            .collect();
+        assert_eq!(
+            sent,
+            vec![Some(node.key(1).address())],
+            "{:?}",
+            db.backend()
         );
     }
     Ok(())
