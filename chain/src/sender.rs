@@ -696,8 +696,8 @@ async fn record_attempt(
     priority: u128,
 ) -> Result<(), ChainError> {
     sqlx::query(
-        "INSERT INTO sender_attempts (transaction_id, tx_hash, raw, max_fee_per_gas, max_priority_fee_per_gas, sent_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO sender_attempts (transaction_id, tx_hash, raw, max_fee_per_gas, max_priority_fee_per_gas, sent_at, sent_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id)
     .bind(hash.to_vec())
@@ -705,6 +705,11 @@ async fn record_attempt(
     .bind(max_fee.to_string())
     .bind(priority.to_string())
     .bind(now_seconds() as i64)
+    .bind(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as i64),
+    )
     .execute(conn)
     .await?;
     Ok(())

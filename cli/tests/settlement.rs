@@ -233,7 +233,7 @@ async fn pg_two_replicas_dispute_200_stale_closes_exactly_once(
     _: sqlx::postgres::PgPoolOptions,
     options: sqlx::postgres::PgConnectOptions,
 ) -> eyre::Result<()> {
-    let database = common::watcher::postgres_url(&options);
+    let database = common::storage::postgres_url(&options);
     let stack = Stack::deploy().await?;
     let crowd = crowd(&stack).await?;
     let watcher_key = stack.keys[7].clone();

@@ -6,6 +6,8 @@
 
 #[path = "../../../protocol/tests/common/mod.rs"]
 pub(crate) mod stack;
+#[path = "../../../chain/tests/common/mod.rs"]
+pub(crate) mod storage;
 #[path = "../../../settlement/tests/common/watcher.rs"]
 pub(crate) mod watcher;
 

@@ -16,7 +16,7 @@ use smartmesh_chain::{Database, FollowerConfig, LogFollower, Progress, connect};
 use smartmesh_settlement::ChannelIndexer;
 pub(crate) use stack::Stack;
 #[allow(unused_imports)]
-pub(crate) use storage::databases;
+pub(crate) use storage::{databases, postgres, sqlite};
 pub(crate) mod watcher;
 pub(crate) mod world;
 
@@ -59,42 +59,4 @@ pub(crate) async fn alice_and_brandon(stack: &Stack) -> eyre::Result<B256> {
         .fund_and_deposit(channel_id, brandon, parse_ether("50")?)
         .await?;
     Ok(channel_id)
-}
-
-/// A fresh SQLite database for one test.
-pub(crate) async fn sqlite(test: &str) -> eyre::Result<Database> {
-    let file = std::env::temp_dir().join(format!("smartmesh_{test}_{}.sqlite", std::process::id()));
-    for path in [
-        file.clone(),
-        file.with_extension("sqlite-wal"),
-        file.with_extension("sqlite-shm"),
-    ] {
-        let _ = std::fs::remove_file(path);
-    }
-    Ok(Database::connect(&format!("sqlite://{}", file.display())).await?)
-}
-
-/// The database `#[sqlx::test]` made for one test, migrated by the watcher's own code.
-pub(crate) async fn postgres(options: &sqlx::postgres::PgConnectOptions) -> eyre::Result<Database> {
-    Ok(Database::connect(&watcher::postgres_url(options)).await?)
-}
-
-/// Runs `$body(db)` on SQLite as `$sqlite` and on Postgres as `$pg`, a `#[sqlx::test]` that
-/// gets a database of its own on the server at `DATABASE_URL`.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($body:path => $sqlite:ident, $pg:ident) => {
-        #[tokio::test]
-        async fn $sqlite() -> eyre::Result<()> {
-            $body(common::sqlite(stringify!($sqlite)).await?).await
-        }
-
-        #[sqlx::test(migrations = false)]
-        async fn $pg(
-            _: sqlx::postgres::PgPoolOptions,
-            options: sqlx::postgres::PgConnectOptions,
-        ) -> eyre::Result<()> {
-            $body(common::postgres(&options).await?).await
-        }
-    };
 }

@@ -322,14 +322,3 @@ pub(crate) async fn block_timestamp(stack: &Stack, number: u64) -> eyre::Result<
         .header
         .timestamp)
 }
-
-/// The URL of the database `#[sqlx::test]` made for a test.
-pub(crate) fn postgres_url(options: &sqlx::postgres::PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    )
-}

@@ -1,0 +1,291 @@
+//! How much gas a relay takes, measured rather than guessed: the forwarded call is estimated
+//! against the chain as the SignedAgent will make it, the fee payment likewise, and the agent's
+//! own overhead (signature check, nonce bit, trust checks) is measured at startup by
+//! estimating a real `execute` of a throwaway request.
+
+use alloy::{
+    eips::BlockId,
+    primitives::{Address, Bytes, U256, keccak256},
+    providers::{DynProvider, Provider},
+    rpc::types::TransactionRequest,
+    signers::local::PrivateKeySigner,
+    sol_types::{SolCall, SolInterface},
+    transports::{RpcError, TransportErrorKind},
+};
+use smartmesh_protocol::{
+    AgentRequest, SignedAgent, SmartMeshToken, TokenNetwork, agent_domain, sign_typed,
+};
+
+use crate::RelayerError;
+
+/// Gas the SignedAgent keeps aside for the CALL itself (`CALL_GAS_MARGIN` in the contract).
+const CALL_GAS_MARGIN: u64 = 10_000;
+/// A cold call to the fee token and its return data, when the token is not the target.
+const FEE_CALL_OVERHEAD: u64 = 3_500;
+/// The intrinsic cost of any transaction.
+const INTRINSIC: u64 = 21_000;
+
+/// Estimates relays on one deployment.
+#[derive(Debug, Clone)]
+pub(crate) struct Estimator {
+    provider: DynProvider,
+    chain_id: u64,
+    agent: Address,
+    token: Address,
+    /// What `execute` costs besides calldata, the forwarded call and the fee payment.
+    base_overhead: u64,
+}
+
+impl Estimator {
+    /// Measures the agent's overhead by estimating a relay of a throwaway request sent by
+    /// `relayer`: an SMT `approve` of nothing, from a fresh key (so its nonce word is new, the
+    /// dearest case), with no fee.
+    pub(crate) async fn calibrate(
+        provider: DynProvider,
+        chain_id: u64,
+        agent: Address,
+        token: Address,
+        relayer: Address,
+    ) -> Result<Self, RelayerError> {
+        let user = PrivateKeySigner::from_bytes(&keccak256(
+            [
+                b"smartmesh relayer calibration".as_slice(),
+                relayer.as_slice(),
+            ]
+            .concat(),
+        ))
+        .map_err(|e| RelayerError::Config(e.to_string()))?;
+        let data = Bytes::from(
+            SmartMeshToken::approveCall {
+                spender: relayer,
+                value: U256::ZERO,
+            }
+            .abi_encode(),
+        );
+        let mut estimator = Self {
+            provider,
+            chain_id,
+            agent,
+            token,
+            base_overhead: 0,
+        };
+        let inner = estimator
+            .inner_gas(user.address(), token, &data)
+            .await?
+            .map_err(|reason| {
+                RelayerError::Config(format!("calibration call reverts: {reason}"))
+            })?;
+        let gas = request_gas(inner);
+        let request = AgentRequest {
+            from: user.address(),
+            agent: relayer,
+            target: token,
+            data,
+            gas: U256::from(gas),
+            feeToken: token,
+            fee: U256::ZERO,
+            nonce: U256::ZERO,
+            deadline: U256::from(u64::MAX),
+        };
+        let signature = sign_typed(&user, &request, &agent_domain(chain_id, agent));
+        let measured = estimator
+            .simulate(relayer, &request, signature.as_bytes())
+            .await?
+            .map_err(|reason| {
+                RelayerError::Config(format!("calibration relay reverts: {reason}"))
+            })?;
+        let calldata = execute_calldata(&request, signature.as_bytes());
+        estimator.base_overhead =
+            measured.saturating_sub(INTRINSIC + calldata_gas(&calldata) + forwarded(gas));
+        tracing::info!(target: "smartmesh::relayer", measured, overhead = estimator.base_overhead, "agent overhead measured");
+        Ok(estimator)
+    }
+
+    /// The agent's measured overhead.
+    pub(crate) fn base_overhead(&self) -> u64 {
+        self.base_overhead
+    }
+
+    /// Gas the call takes when the agent forwards it for `from`; `Ok(Err(reason))` when it
+    /// reverts.
+    pub(crate) async fn inner_gas(
+        &self,
+        from: Address,
+        target: Address,
+        data: &Bytes,
+    ) -> Result<Result<u64, String>, RelayerError> {
+        let call = TransactionRequest::default()
+            .from(self.agent)
+            .to(target)
+            .input([data.as_ref(), from.as_slice()].concat().into());
+        Ok(self
+            .estimate(call)
+            .await?
+            .map(|gas| gas.saturating_sub(INTRINSIC)))
+    }
+
+    /// Gas of paying a fee from `from` to `relayer` (an ERC-2771 `transfer` by the agent).
+    pub(crate) async fn fee_payment_gas(
+        &self,
+        from: Address,
+        relayer: Address,
+    ) -> Result<Result<u64, String>, RelayerError> {
+        let data = SmartMeshToken::transferCall {
+            to: relayer,
+            value: U256::from(1),
+        }
+        .abi_encode();
+        let input = [data.as_slice(), from.as_slice()].concat();
+        let call_data = calldata_gas(&input);
+        let call = TransactionRequest::default()
+            .from(self.agent)
+            .to(self.token)
+            .input(input.into());
+        Ok(self
+            .estimate(call)
+            .await?
+            .map(|gas| gas.saturating_sub(INTRINSIC + call_data) + FEE_CALL_OVERHEAD))
+    }
+
+    /// The whole transaction's gas for `request`, with its fee payment.
+    pub(crate) fn total(&self, request: &AgentRequest, fee_payment: u64) -> u64 {
+        let gas = request.gas.saturating_to::<u64>();
+        // The dearest calldata this request can have: every field of its final form non-zero.
+        let dearest = AgentRequest {
+            fee: U256::MAX,
+            nonce: U256::MAX,
+            deadline: U256::MAX,
+            ..request.clone()
+        };
+        let calldata = execute_calldata(&dearest, &[0xff; 65]);
+        INTRINSIC + calldata_gas(&calldata) + self.base_overhead + forwarded(gas) + fee_payment
+    }
+
+    /// Estimates `execute(request, signature)` sent by `relayer` against the pending state;
+    /// `Ok(Err(reason))` when it would revert, with the reason decoded.
+    pub(crate) async fn simulate(
+        &self,
+        relayer: Address,
+        request: &AgentRequest,
+        signature: &[u8],
+    ) -> Result<Result<u64, String>, RelayerError> {
+        let call = TransactionRequest::default()
+            .from(relayer)
+            .to(self.agent)
+            .input(execute_calldata(request, signature).into());
+        self.estimate(call).await
+    }
+
+    /// The agent's domain.
+    pub(crate) fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    async fn estimate(
+        &self,
+        call: TransactionRequest,
+    ) -> Result<Result<u64, String>, RelayerError> {
+        match self
+            .provider
+            .estimate_gas(call)
+            .block(BlockId::pending())
+            .await
+        {
+            Ok(gas) => Ok(Ok(gas)),
+            Err(error) => match revert_reason(&error) {
+                Some(reason) => Ok(Err(reason)),
+                None => Err(RelayerError::Rpc(error.to_string())),
+            },
+        }
+    }
+}
+
+/// The gas a request forwards: the call's estimate and a margin for state that moves between
+/// the quote and the relay.
+pub(crate) fn request_gas(inner: u64) -> u64 {
+    inner + inner / 5 + 10_000
+}
+
+/// What the agent needs in hand to forward `gas` (the contract's up-front check).
+fn forwarded(gas: u64) -> u64 {
+    gas + gas / 63 + CALL_GAS_MARGIN
+}
+
+/// `SignedAgent.execute(request, signature)` calldata.
+pub(crate) fn execute_calldata(request: &AgentRequest, signature: &[u8]) -> Vec<u8> {
+    SignedAgent::executeCall {
+        request: request.clone().into(),
+        signature: Bytes::copy_from_slice(signature),
+    }
+    .abi_encode()
+}
+
+/// Calldata gas: 4 per zero byte, 16 per other byte.
+fn calldata_gas(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .map(|byte| if *byte == 0 { 4 } else { 16 })
+        .sum()
+}
+
+/// Why a call reverted, decoded from the contracts' errors where it can be; `None` when the
+/// node failed for another reason.
+pub(crate) fn revert_reason(error: &RpcError<TransportErrorKind>) -> Option<String> {
+    let payload = error.as_error_resp()?;
+    if let Some(data) = payload.as_revert_data() {
+        return Some(decode_revert(&data));
+    }
+    let message = payload.message.to_ascii_lowercase();
+    ["revert", "out of gas", "insufficient", "invalid opcode"]
+        .iter()
+        .any(|word| message.contains(word))
+        .then(|| payload.message.to_string())
+}
+
+/// A revert's data in words: the agent's errors, and what the forwarded call said.
+fn decode_revert(data: &[u8]) -> String {
+    if let Ok(error) = SignedAgent::SignedAgentErrors::abi_decode(data) {
+        return match error {
+            SignedAgent::SignedAgentErrors::CallFailed(failed) => {
+                format!("the call failed: {}", decode_revert(&failed.reason))
+            }
+            other => format!("{other:?}"),
+        };
+    }
+    if let Ok(error) = TokenNetwork::TokenNetworkErrors::abi_decode(data) {
+        return format!("{error:?}");
+    }
+    if let Ok(error) = SmartMeshToken::SmartMeshTokenErrors::abi_decode(data) {
+        return format!("{error:?}");
+    }
+    if let Ok(message) = <alloy::sol_types::Revert as alloy::sol_types::SolError>::abi_decode(data)
+    {
+        return message.reason;
+    }
+    format!("revert data 0x{}", alloy::hex::encode(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverts_are_decoded_through_the_agent() {
+        let inner =
+            TokenNetwork::TokenNetworkErrors::InvalidPartner(TokenNetwork::InvalidPartner {
+                partner: Address::ZERO,
+            })
+            .abi_encode();
+        let outer = SignedAgent::SignedAgentErrors::CallFailed(SignedAgent::CallFailed {
+            reason: inner.into(),
+        })
+        .abi_encode();
+        let text = decode_revert(&outer);
+        assert!(
+            text.starts_with("the call failed: InvalidPartner"),
+            "{text}"
+        );
+        assert!(decode_revert(&[1, 2, 3]).starts_with("revert data 0x010203"));
+        assert_eq!(calldata_gas(&[0, 1, 0, 2]), 40);
+    }
+}

@@ -1,0 +1,217 @@
+//! `POST /v1/quote`: the fee in SMT a request must carry, for a call the user has not signed
+//! yet. `fee = estimated gas × max fee per gas × SMT per ETH × (1 + markup)`, rounded up;
+//! the estimate covers the forwarded call, the agent's own measured overhead and the fee
+//! payment. The quote is stored: a relay must name it before it expires.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alloy::{
+    primitives::{Address, Bytes, U256, keccak256},
+    providers::Provider,
+};
+use axum::{
+    Json, Router,
+    extract::{State, rejection::JsonRejection},
+    http::StatusCode,
+    routing::post,
+};
+use serde::{Deserialize, Serialize};
+use smartmesh_protocol::AgentRequest;
+use utoipa::ToSchema;
+
+use crate::{
+    AppState,
+    api::{ApiError, Core, ErrorBody, Metrics},
+    estimate::request_gas,
+    pricing,
+};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/v1/quote", post(quote))
+}
+
+/// The call a user wants relayed.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuoteRequest {
+    /// The user who will sign the request.
+    #[schema(value_type = String)]
+    pub from: Address,
+    /// The contract called: the SMT token or the TokenNetwork.
+    #[schema(value_type = String)]
+    pub target: Address,
+    /// The calldata, hex.
+    #[schema(value_type = String)]
+    pub data: Bytes,
+}
+
+/// What the user signs into its `AgentRequest`, and until when.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Quote {
+    /// Name it in the relay.
+    pub quote_id: i64,
+    /// The user.
+    #[schema(value_type = String)]
+    pub from: Address,
+    /// The contract called.
+    #[schema(value_type = String)]
+    pub target: Address,
+    /// The relayer key to name as the request's `agent`.
+    #[schema(value_type = String)]
+    pub agent: Address,
+    /// The SignedAgent: the EIP-712 domain's verifying contract.
+    #[schema(value_type = String)]
+    pub signed_agent: Address,
+    /// The EIP-712 domain's chain.
+    pub chain_id: u64,
+    /// The request's `feeToken`: SMT.
+    #[schema(value_type = String)]
+    pub fee_token: Address,
+    /// The request's `gas`: what the call is given.
+    #[schema(value_type = String)]
+    pub gas: U256,
+    /// The least `fee`, in SMT wei.
+    #[schema(value_type = String)]
+    pub fee: U256,
+    /// The whole transaction's estimated gas the fee pays for.
+    pub estimated_gas: u64,
+    /// The fee per gas it is priced at, in wei.
+    #[schema(value_type = String)]
+    pub max_fee_per_gas: U256,
+    /// The SMT/ETH rate it is priced at.
+    pub smt_per_eth: String,
+    /// The markup, in basis points.
+    pub markup_bps: u32,
+    /// The last moment (unix seconds) the quote may be relayed.
+    pub expires_at: u64,
+}
+
+/// Prices a call.
+#[utoipa::path(post, path = "/v1/quote", request_body = QuoteRequest, responses(
+    (status = 200, body = Quote),
+    (status = 400, description = "the body is not JSON", body = ErrorBody),
+    (status = 422, description = "a call not relayed, one that would revert, or a user that cannot pay a fee", body = ErrorBody),
+    (status = 503, description = "no SMT/ETH rate fresh enough, or no key with ETH to send", body = ErrorBody),
+))]
+pub(crate) async fn quote(
+    State(state): State<AppState>,
+    request: Result<Json<QuoteRequest>, JsonRejection>,
+) -> Result<Json<Quote>, ApiError> {
+    let Json(request) = request.map_err(ApiError::from_json)?;
+    let core = &state.core;
+    core.allow
+        .check(request.target, &request.data)
+        .map_err(|(field, reason)| ApiError::invalid(field, reason))?;
+    let rate = core.policy.rate.rate().map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        )
+    })?;
+    let agent = pick_key(core).await?;
+    let inner = core
+        .estimator
+        .inner_gas(request.from, request.target, &request.data)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|reason| ApiError::invalid("data", format!("the call would revert: {reason}")))?;
+    let fee_payment = core
+        .estimator
+        .fee_payment_gas(request.from, agent)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|reason| {
+            ApiError::invalid("from", format!("cannot pay a fee in SMT: {reason}"))
+        })?;
+    let gas = request_gas(inner);
+    let template = AgentRequest {
+        from: request.from,
+        agent,
+        target: request.target,
+        data: request.data.clone(),
+        gas: U256::from(gas),
+        feeToken: core.token,
+        ..Default::default()
+    };
+    let estimated_gas = core.estimator.total(&template, fee_payment);
+    let max_fee_per_gas = max_fee_per_gas(core).await?;
+    let fee = pricing::fee(estimated_gas, max_fee_per_gas, rate, core.policy.markup_bps)
+        .map_err(|e| ApiError::invalid("data", e.to_string()))?;
+    let expires_at = now_secs() + core.policy.quote_ttl.as_secs();
+    let quote_id: i64 = sqlx::query_scalar(
+        "INSERT INTO relay_quotes (from_address, target, data_hash, agent, gas, fee, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(request.from.to_string())
+    .bind(request.target.to_string())
+    .bind(keccak256(&request.data).to_vec())
+    .bind(agent.to_string())
+    .bind(gas as i64)
+    .bind(fee.to_string())
+    .bind(expires_at as i64)
+    .fetch_one(core.db.pool())
+    .await
+    .map_err(ApiError::internal)?;
+    Metrics::add(&core.metrics.quotes);
+    Ok(Json(Quote {
+        quote_id,
+        from: request.from,
+        target: request.target,
+        agent,
+        signed_agent: core.agent,
+        chain_id: core.chain_id,
+        fee_token: core.token,
+        gas: U256::from(gas),
+        fee,
+        estimated_gas,
+        max_fee_per_gas: U256::from(max_fee_per_gas),
+        smt_per_eth: pricing::format_rate(rate),
+        markup_bps: core.policy.markup_bps,
+        expires_at,
+    }))
+}
+
+/// The least loaded key that may send; a 503 when every key is short of ETH.
+async fn pick_key(core: &Core) -> Result<Address, ApiError> {
+    core.sender
+        .health()
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|key| key.accepting)
+        .min_by_key(|key| key.unfinished)
+        .map(|key| key.address)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "paused",
+                "relaying is paused: every relayer key is short of ETH",
+            )
+        })
+}
+
+/// What the relayer may pay per gas: twice the latest base fee plus the suggested tip, as its
+/// transaction sender offers.
+async fn max_fee_per_gas(core: &Core) -> Result<u128, ApiError> {
+    let block = core
+        .provider
+        .get_block_by_number(Default::default())
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal("the node has no latest block"))?;
+    let base = u128::from(block.header.base_fee_per_gas.unwrap_or(1_000_000_000));
+    let tip = core
+        .provider
+        .get_max_priority_fee_per_gas()
+        .await
+        .unwrap_or(1_000_000_000);
+    Ok(2 * base + tip)
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}

@@ -1,0 +1,531 @@
+//! `POST /v1/relay`: a user's signed `AgentRequest`, checked from the cheapest check to the
+//! dearest (quote, agent, fee, deadline, allow-list, signature, nonce, SMT balance, the
+//! user's requests in flight, the relayer's ETH, a simulation against the pending state), then
+//! queued through the transaction sender in the same database transaction that records it.
+//! A repeat of an accepted `(from, nonce)` gets the first answer. `GET /v1/relay/{id}` follows
+//! it to the chain.
+
+use alloy::{
+    primitives::{Address, B256, Bytes, U256, keccak256},
+    providers::Provider,
+    sol_types::SolStruct,
+};
+use axum::{
+    Json, Router,
+    extract::{
+        Path, State,
+        rejection::{JsonRejection, PathRejection},
+    },
+    http::StatusCode,
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use smartmesh_chain::{TxRequest, TxStatus};
+use smartmesh_protocol::{
+    AgentRequest, ProtocolError, Signature65, SignedAgent, SmartMeshToken, agent_domain, recover,
+};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::{
+    AppState,
+    api::{ApiError, Core, ErrorBody, Metrics},
+    estimate::execute_calldata,
+    quote::now_secs,
+};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/relay", post(relay))
+        .route("/v1/relay/{id}", get(status))
+}
+
+/// The `AgentRequest` as signed, in JSON. Amounts are decimal or hex strings.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignedRequest {
+    /// The user.
+    #[schema(value_type = String)]
+    pub from: Address,
+    /// The relayer key allowed to send it (the quote's `agent`), or the zero address.
+    #[schema(value_type = String)]
+    pub agent: Address,
+    /// The contract called.
+    #[schema(value_type = String)]
+    pub target: Address,
+    /// The calldata.
+    #[schema(value_type = String)]
+    pub data: Bytes,
+    /// The gas given to the call: the quote's `gas`.
+    #[schema(value_type = String)]
+    pub gas: U256,
+    /// SMT.
+    #[schema(value_type = String)]
+    pub fee_token: Address,
+    /// The fee, at least the quote's.
+    #[schema(value_type = String)]
+    pub fee: U256,
+    /// An unordered nonce of the user's.
+    #[schema(value_type = String)]
+    pub nonce: U256,
+    /// The last timestamp at which it may run.
+    #[schema(value_type = String)]
+    pub deadline: U256,
+}
+
+impl From<SignedRequest> for AgentRequest {
+    fn from(r: SignedRequest) -> Self {
+        Self {
+            from: r.from,
+            agent: r.agent,
+            target: r.target,
+            data: r.data,
+            gas: r.gas,
+            feeToken: r.fee_token,
+            fee: r.fee,
+            nonce: r.nonce,
+            deadline: r.deadline,
+        }
+    }
+}
+
+/// A request to relay.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RelayRequest {
+    /// The quote the fee was taken from.
+    pub quote_id: i64,
+    /// The signed request.
+    pub request: SignedRequest,
+    /// The user's 65-byte EIP-712 signature of it, hex.
+    #[schema(value_type = String)]
+    pub signature: Bytes,
+}
+
+/// The answer to a relay.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    /// Follow it at `GET /v1/relay/{id}`.
+    pub id: i64,
+    /// `queued` at first.
+    pub status: String,
+}
+
+/// Relays a signed request.
+#[utoipa::path(post, path = "/v1/relay", request_body = RelayRequest, responses(
+    (status = 200, description = "accepted (or accepted before: the same answer)", body = Accepted),
+    (status = 400, description = "the body is not JSON", body = ErrorBody),
+    (status = 409, description = "the nonce is used by another request or on chain", body = ErrorBody),
+    (status = 422, description = "a field is refused; the detail names it", body = ErrorBody),
+    (status = 429, description = "too many requests of this user in flight", body = ErrorBody),
+    (status = 503, description = "relaying is paused: the relayer is short of ETH", body = ErrorBody),
+))]
+pub(crate) async fn relay(
+    State(state): State<AppState>,
+    body: Result<Json<RelayRequest>, JsonRejection>,
+) -> Result<Json<Accepted>, ApiError> {
+    let Json(body) = body.map_err(ApiError::from_json)?;
+    let core = &state.core;
+    let result = accept(core, body).await;
+    Metrics::add(match &result {
+        Ok((_, true)) => &core.metrics.repeats,
+        Ok(_) => &core.metrics.accepted,
+        Err(_) => &core.metrics.refused,
+    });
+    let (id, _) = result?;
+    core.sender_wake.notify_one();
+    Ok(Json(Accepted {
+        id,
+        status: "queued".into(),
+    }))
+}
+
+/// The relay's id, and whether it was a repeat.
+async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError> {
+    let request = AgentRequest::from(body.request);
+    let domain = agent_domain(core.chain_id, core.agent);
+    let digest = request.eip712_signing_hash(&domain);
+    let nonce_bytes = request.nonce.to_be_bytes::<32>().to_vec();
+    if let Some(id) = repeat(core, request.from, &nonce_bytes, digest).await? {
+        return Ok((id, true));
+    }
+
+    let quote = sqlx::query(
+        "SELECT from_address, target, data_hash, agent, gas, fee, expires_at FROM relay_quotes WHERE id = $1",
+    )
+    .bind(body.quote_id)
+    .fetch_optional(core.db.pool())
+    .await
+    .map_err(ApiError::internal)?
+    .ok_or_else(|| ApiError::invalid("quoteId", format!("no quote {}", body.quote_id)))?;
+    let text = |index: usize| -> Result<String, ApiError> {
+        quote.try_get(index).map_err(ApiError::internal)
+    };
+    let quoted_agent: Address = text(3)?.parse().map_err(ApiError::internal)?;
+    let quoted_fee: U256 = text(5)?.parse().map_err(ApiError::internal)?;
+    let quoted_gas: i64 = quote.try_get(4).map_err(ApiError::internal)?;
+    let expires_at: i64 = quote.try_get(6).map_err(ApiError::internal)?;
+    let data_hash: Vec<u8> = quote.try_get(2).map_err(ApiError::internal)?;
+    if text(0)? != request.from.to_string()
+        || text(1)? != request.target.to_string()
+        || data_hash != keccak256(&request.data).as_slice()
+    {
+        return Err(ApiError::invalid(
+            "quoteId",
+            format!("quote {} was made for another call", body.quote_id),
+        ));
+    }
+    if now_secs() > expires_at as u64 {
+        return Err(ApiError::invalid(
+            "quoteId",
+            format!("stale quote: it expired at {expires_at}; ask for a new one"),
+        ));
+    }
+    let key = if request.agent == Address::ZERO {
+        quoted_agent
+    } else if core.keys.contains(&request.agent) {
+        request.agent
+    } else {
+        return Err(ApiError::invalid(
+            "request.agent",
+            format!(
+                "names {}, not a key of this relayer (quoted {quoted_agent})",
+                request.agent
+            ),
+        ));
+    };
+    if request.feeToken != core.token {
+        return Err(ApiError::invalid(
+            "request.feeToken",
+            format!("fees are paid in SMT, {}", core.token),
+        ));
+    }
+    if request.fee < quoted_fee {
+        return Err(ApiError::invalid(
+            "request.fee",
+            format!("{} is below the quoted {quoted_fee}", request.fee),
+        ));
+    }
+    if request.gas != U256::from(quoted_gas) {
+        return Err(ApiError::invalid(
+            "request.gas",
+            format!("must be the quoted {quoted_gas}"),
+        ));
+    }
+    let chain_now = core
+        .provider
+        .get_block_by_number(Default::default())
+        .await
+        .map_err(ApiError::internal)?
+        .map_or(0, |block| block.header.timestamp);
+    let earliest = now_secs().max(chain_now) + core.policy.min_validity.as_secs();
+    if request.deadline < U256::from(earliest) {
+        return Err(ApiError::invalid(
+            "request.deadline",
+            format!(
+                "{} leaves less than the {} s a relay needs; sign a later deadline",
+                request.deadline,
+                core.policy.min_validity.as_secs()
+            ),
+        ));
+    }
+    core.allow
+        .check(request.target, &request.data)
+        .map_err(|(field, reason)| ApiError::invalid(&format!("request.{field}"), reason))?;
+    let signature = Signature65::from_slice(&body.signature)
+        .map_err(|e| ApiError::invalid("signature", e.to_string()))?;
+    match recover(&digest, &signature) {
+        Ok(signer) if signer == request.from => {}
+        Ok(signer) => {
+            return Err(ApiError::invalid(
+                "signature",
+                format!(
+                    "signed by {signer}, not by {} (or for another chain or SignedAgent)",
+                    request.from
+                ),
+            ));
+        }
+        Err(ProtocolError::HighS) => {
+            return Err(ApiError::invalid(
+                "signature",
+                "has a high s value: use its low-s twin".into(),
+            ));
+        }
+        Err(e) => return Err(ApiError::invalid("signature", e.to_string())),
+    }
+    let agent = SignedAgent::new(core.agent, core.provider.clone());
+    if agent
+        .nonceUsed(request.from, request.nonce)
+        .call()
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "request.nonce: {} is used or canceled on chain",
+                request.nonce
+            ),
+        ));
+    }
+    let balance = SmartMeshToken::new(core.token, core.provider.clone())
+        .balanceOf(request.from)
+        .call()
+        .await
+        .map_err(ApiError::internal)?;
+    if balance < request.fee {
+        return Err(ApiError::invalid(
+            "request.fee",
+            format!(
+                "{} holds {balance} SMT wei, less than the fee",
+                request.from
+            ),
+        ));
+    }
+    let in_flight: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM relays WHERE from_address = $1 AND settled_at IS NULL",
+    )
+    .bind(request.from.to_string())
+    .fetch_one(core.db.pool())
+    .await
+    .map_err(ApiError::internal)?;
+    if in_flight >= core.policy.max_in_flight_per_sender {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "request.from: {in_flight} requests of {} are in flight; wait for one",
+                request.from
+            ),
+        ));
+    }
+    check_eth(core, key).await?;
+    let gas = core
+        .estimator
+        .simulate(key, &request, signature.as_bytes())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|reason| {
+            ApiError::invalid("request", format!("the call would revert: {reason}"))
+        })?;
+
+    let mut tx = core.db.pool().begin().await.map_err(ApiError::internal)?;
+    let tx_id = core
+        .sender
+        .submit_in(
+            &mut tx,
+            &TxRequest {
+                to: core.agent,
+                input: execute_calldata(&request, signature.as_bytes()).into(),
+                value: U256::ZERO,
+                gas_limit: gas + gas / 10,
+            },
+            Some(key),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let inserted = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO relays (from_address, nonce, request_hash, agent, target, selector, fee, quote_id, tx_id, accepted_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(request.from.to_string())
+    .bind(nonce_bytes.clone())
+    .bind(digest.to_vec())
+    .bind(key.to_string())
+    .bind(request.target.to_string())
+    .bind(request.data[..4].to_vec())
+    .bind(request.fee.to_string())
+    .bind(body.quote_id)
+    .bind(tx_id)
+    .bind(now_millis())
+    .fetch_one(&mut *tx)
+    .await;
+    match inserted {
+        Ok(id) => {
+            tx.commit().await.map_err(ApiError::internal)?;
+            tracing::info!(target: "smartmesh::relayer", id, from = %request.from, nonce = %request.nonce, tx_id, "accepted");
+            Ok((id, false))
+        }
+        // The same (from, nonce) accepted at the same moment by another request.
+        Err(error) => {
+            drop(tx);
+            match repeat(core, request.from, &nonce_bytes, digest).await? {
+                Some(id) => Ok((id, true)),
+                None => Err(ApiError::internal(error)),
+            }
+        }
+    }
+}
+
+/// The id of an accepted relay of `(from, nonce)`; a 409 when it carried another request.
+async fn repeat(
+    core: &Core,
+    from: Address,
+    nonce: &[u8],
+    digest: B256,
+) -> Result<Option<i64>, ApiError> {
+    let Some(row) =
+        sqlx::query("SELECT id, request_hash FROM relays WHERE from_address = $1 AND nonce = $2")
+            .bind(from.to_string())
+            .bind(nonce.to_vec())
+            .fetch_optional(core.db.pool())
+            .await
+            .map_err(ApiError::internal)?
+    else {
+        return Ok(None);
+    };
+    let hash: Vec<u8> = row.try_get(1).map_err(ApiError::internal)?;
+    if hash != digest.as_slice() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "request.nonce: {} of {from} already carries another request",
+                U256::from_be_slice(nonce)
+            ),
+        ));
+    }
+    Ok(Some(row.try_get(0).map_err(ApiError::internal)?))
+}
+
+/// A 503 when `key` may not take another transaction: it is short of ETH, or low and its
+/// queue full.
+async fn check_eth(core: &Core, key: Address) -> Result<(), ApiError> {
+    let health = core.sender.health().await.map_err(ApiError::internal)?;
+    let Some(key_health) = health.iter().find(|health| health.address == key) else {
+        return Err(ApiError::internal(format!("no health for key {key}")));
+    };
+    let paused = |detail: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "paused", detail);
+    if !key_health.accepting {
+        return Err(paused(format!(
+            "relaying is paused: key {key} is short of ETH"
+        )));
+    }
+    if key_health.balance < core.policy.low_balance
+        && key_health.unfinished >= core.policy.low_balance_queue_cap
+    {
+        return Err(paused(format!(
+            "key {key} runs low on ETH and has {} transactions waiting; retry later",
+            key_health.unfinished
+        )));
+    }
+    Ok(())
+}
+
+/// Where a relay stands.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayStatus {
+    /// The relay's id.
+    pub id: i64,
+    /// `queued`, `submitted`, `mined` or `failed`.
+    pub status: String,
+    /// The user.
+    #[schema(value_type = String)]
+    pub from: Address,
+    /// The request's nonce.
+    #[schema(value_type = String)]
+    pub nonce: U256,
+    /// The latest transaction hash, once submitted.
+    #[schema(value_type = Option<String>)]
+    pub tx_hash: Option<B256>,
+    /// The block it was mined in.
+    pub block: Option<u64>,
+    /// Blocks on top of it, its own included.
+    pub confirmations: Option<u64>,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// The fee the relayer earned: the request's fee once mined, else zero.
+    #[schema(value_type = String)]
+    pub fee_earned: U256,
+}
+
+/// Where a relay stands.
+#[utoipa::path(get, path = "/v1/relay/{id}",
+    params(("id" = i64, Path, description = "the id `POST /v1/relay` returned")),
+    responses(
+        (status = 200, body = RelayStatus),
+        (status = 400, description = "the id is not a number", body = ErrorBody),
+        (status = 404, description = "no such relay", body = ErrorBody),
+    ))]
+pub(crate) async fn status(
+    State(state): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<RelayStatus>, ApiError> {
+    let Path(id) = id.map_err(|e| ApiError::from_path("id", e))?;
+    let core = &state.core;
+    let row = sqlx::query("SELECT from_address, nonce, fee, tx_id FROM relays WHERE id = $1")
+        .bind(id)
+        .fetch_optional(core.db.pool())
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("id", format!("no relay {id}")))?;
+    let from: String = row.try_get(0).map_err(ApiError::internal)?;
+    let nonce: Vec<u8> = row.try_get(1).map_err(ApiError::internal)?;
+    let fee: String = row.try_get(2).map_err(ApiError::internal)?;
+    let tx_id: i64 = row.try_get(3).map_err(ApiError::internal)?;
+    let mut answer = RelayStatus {
+        id,
+        status: "queued".into(),
+        from: from.parse().map_err(ApiError::internal)?,
+        nonce: U256::from_be_slice(&nonce),
+        tx_hash: None,
+        block: None,
+        confirmations: None,
+        reason: None,
+        fee_earned: U256::ZERO,
+    };
+    match core
+        .sender
+        .status(tx_id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        TxStatus::Queued => {}
+        TxStatus::Pending { hash } => {
+            answer.status = "submitted".into();
+            answer.tx_hash = Some(hash);
+        }
+        TxStatus::Mined {
+            hash,
+            block,
+            succeeded,
+        }
+        | TxStatus::Confirmed {
+            hash,
+            block,
+            succeeded,
+        } => {
+            let head = core
+                .provider
+                .get_block_number()
+                .await
+                .map_err(ApiError::internal)?;
+            answer.tx_hash = Some(hash);
+            answer.block = Some(block);
+            answer.confirmations = Some(head.saturating_sub(block) + 1);
+            if succeeded {
+                answer.status = "mined".into();
+                answer.fee_earned = fee.parse().map_err(ApiError::internal)?;
+            } else {
+                answer.status = "failed".into();
+                answer.reason = Some(format!(
+                    "the transaction reverted on chain in block {block}"
+                ));
+            }
+        }
+        TxStatus::Failed { reason } => {
+            answer.status = "failed".into();
+            answer.reason = Some(reason);
+        }
+    }
+    Ok(Json(answer))
+}
+
+pub(crate) fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
