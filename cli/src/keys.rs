@@ -23,3 +23,24 @@ pub(crate) fn load(file: Option<&Path>, env: &str) -> eyre::Result<PrivateKeySig
         eyre::eyre!("{origin} does not hold a hex private key (64 hex digits, 0x optional)")
     })
 }
+
+/// Reads several keys: one per file when files are given, else the comma-separated hex keys
+/// of the environment variable `env`.
+pub(crate) fn load_many(
+    files: &[std::path::PathBuf],
+    env: &str,
+) -> eyre::Result<Vec<PrivateKeySigner>> {
+    if !files.is_empty() {
+        return files.iter().map(|file| load(Some(file), env)).collect();
+    }
+    let text = std::env::var(env)
+        .map_err(|_| eyre::eyre!("no key: pass --key-file FILE (once per key) or set {env}"))?;
+    text.split(',')
+        .enumerate()
+        .map(|(index, key)| {
+            key.trim()
+                .parse::<PrivateKeySigner>()
+                .map_err(|_| eyre::eyre!("key {} of ${env} is not a hex private key", index + 1))
+        })
+        .collect()
+}

@@ -1,8 +1,9 @@
 //! `smartmesh`: the command that runs SmartMesh's services. `smartmesh settlement` runs the
-//! settlement watcher; the relayer, the one-command local stack and the wallet commands come
-//! with their issues.
+//! settlement watcher, `smartmesh relayer` the relayer; the one-command local stack and the
+//! wallet commands come with their issue.
 
 mod keys;
+mod relayer;
 mod settlement;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the settlement watcher: receipts API, chain indexer, disputes and settles.
     Settlement(settlement::Args),
+    /// Run the relayer: quotes, relays users' signed requests, pays the gas, earns SMT.
+    Relayer(relayer::Args),
 }
 
 #[tokio::main]
@@ -36,6 +39,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Settlement(args) => settlement::run(args).await,
+        Command::Relayer(args) => relayer::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -78,22 +78,8 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     let chain_id = alloy::providers::Provider::get_chain_id(&provider)
         .await
         .wrap_err_with(|| format!("cannot reach the chain at {}", args.rpc_url))?;
-    let deployment = match &args.deployment {
-        Some(path) => Deployment::read(path)?,
-        None => Deployment::load(&args.deployments_dir, chain_id)?.ok_or_else(|| {
-            eyre!(
-                "no deployment manifest for chain {chain_id} at {}: deploy first, or pass --deployment FILE",
-                Deployment::path(&args.deployments_dir, chain_id).display()
-            )
-        })?,
-    };
-    if let Some(dir) = sqlite_parent(&args.database_url) {
-        std::fs::create_dir_all(&dir)
-            .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
-    }
-    let db = Database::connect(&args.database_url)
-        .await
-        .wrap_err_with(|| format!("cannot open the database {}", redact(&args.database_url)))?;
+    let deployment = load_deployment(args.deployment.as_deref(), &args.deployments_dir, chain_id)?;
+    let db = open_database(&args.database_url).await?;
     let config = WatcherConfig {
         confirmations: args.confirmations,
         max_range: 1_000,
@@ -139,6 +125,34 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         .run(listener, smartmesh_http::shutdown_signal())
         .await?;
     Ok(())
+}
+
+/// The manifest given, or the one of `chain_id` under `dir`.
+pub(crate) fn load_deployment(
+    file: Option<&std::path::Path>,
+    dir: &std::path::Path,
+    chain_id: u64,
+) -> eyre::Result<Deployment> {
+    Ok(match file {
+        Some(path) => Deployment::read(path)?,
+        None => Deployment::load(dir, chain_id)?.ok_or_else(|| {
+            eyre!(
+                "no deployment manifest for chain {chain_id} at {}: deploy first, or pass --deployment FILE",
+                Deployment::path(dir, chain_id).display()
+            )
+        })?,
+    })
+}
+
+/// Opens (and migrates) the database, creating a SQLite file's directory first.
+pub(crate) async fn open_database(url: &str) -> eyre::Result<Database> {
+    if let Some(dir) = sqlite_parent(url) {
+        std::fs::create_dir_all(&dir)
+            .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
+    }
+    Database::connect(url)
+        .await
+        .wrap_err_with(|| format!("cannot open the database {}", redact(url)))
 }
 
 /// The directory of a `sqlite://` file, to create before connecting.

@@ -91,6 +91,8 @@ pub(crate) struct Core {
     pub(crate) policy: RelayPolicy,
     pub(crate) metrics: Metrics,
     pub(crate) sender_wake: Notify,
+    /// Whose turn it is among equally loaded keys.
+    pub(crate) next_key: std::sync::atomic::AtomicUsize,
 }
 
 /// The handlers' state.

@@ -3,7 +3,10 @@
 //! the estimate covers the forwarded call, the agent's own measured overhead and the fee
 //! payment. The quote is stored: a relay must name it before it expires.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    sync::atomic::Ordering,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use alloy::{
     primitives::{Address, Bytes, U256, keccak256},
@@ -173,13 +176,14 @@ pub(crate) async fn quote(
     }))
 }
 
-/// The least loaded key that may send; a 503 when every key is short of ETH.
+/// The least loaded key that may send, taking turns among equals; a 503 when every key is
+/// short of ETH.
 async fn pick_key(core: &Core) -> Result<Address, ApiError> {
-    core.sender
-        .health()
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
+    let keys = core.sender.health().await.map_err(ApiError::internal)?;
+    let turn = core.next_key.fetch_add(1, Ordering::Relaxed);
+    let count = keys.len().max(1);
+    (0..keys.len())
+        .map(|offset| &keys[(turn + offset) % count])
         .filter(|key| key.accepting)
         .min_by_key(|key| key.unfinished)
         .map(|key| key.address)

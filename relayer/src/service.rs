@@ -106,6 +106,7 @@ impl Relayer {
             policy: config.policy,
             metrics: Metrics::default(),
             sender_wake: Default::default(),
+            next_key: Default::default(),
         };
         Ok(Self {
             state: AppState {

@@ -31,6 +31,13 @@ pub(crate) fn scratch(name: &str) -> eyre::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Writes `key` into `dir/name`.
+pub(crate) fn write_key(dir: &Path, name: &str, key: &PrivateKeySigner) -> eyre::Result<PathBuf> {
+    let file = dir.join(name);
+    std::fs::write(&file, alloy::hex::encode(key.to_bytes()))?;
+    Ok(file)
+}
+
 /// Writes the stack's deployment manifest and a key file into `dir`.
 pub(crate) fn write_config(
     stack: &Stack,
@@ -50,16 +57,20 @@ pub(crate) fn write_config(
     Ok(key_file)
 }
 
-/// `smartmesh settlement` as a process; killed (SIGKILL) when dropped.
-pub(crate) struct WatcherProcess {
+/// A `smartmesh` service as a process; killed (SIGKILL) when dropped.
+pub(crate) struct ServiceProcess {
     child: Child,
     pub(crate) url: String,
 }
 
-impl WatcherProcess {
+/// `smartmesh settlement`.
+pub(crate) type WatcherProcess = ServiceProcess;
+
+impl ServiceProcess {
     /// Starts the watcher with fast settings, on a free port, and waits until it serves.
     pub(crate) fn start(stack: &Stack, dir: &Path, database_url: &str) -> eyre::Result<Self> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_smartmesh"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_smartmesh"));
+        command
             .args(["settlement", "--rpc-url"])
             .arg(stack.anvil.endpoint())
             .args(["--database-url", database_url, "--key-file"])
@@ -81,7 +92,47 @@ impl WatcherProcess {
                 "1",
                 "--rate-limit",
                 "1000",
+            ]);
+        Self::spawn(command)
+    }
+
+    /// Starts `smartmesh relayer` with `keys` (files in `dir`), on a free port.
+    pub(crate) fn relayer(
+        stack: &Stack,
+        dir: &Path,
+        database_url: &str,
+        keys: &[&str],
+    ) -> eyre::Result<Self> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_smartmesh"));
+        command
+            .args(["relayer", "--rpc-url"])
+            .arg(stack.anvil.endpoint())
+            .args(["--database-url", database_url, "--deployments-dir"])
+            .arg(dir)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--confirmations",
+                "1",
+                "--poll-ms",
+                "20",
             ])
+            .args([
+                "--rate-limit",
+                "100000",
+                "--burst",
+                "100000",
+                "--min-validity-secs",
+                "30",
+            ]);
+        for key in keys {
+            command.arg("--key-file").arg(dir.join(key));
+        }
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> eyre::Result<Self> {
+        let mut child = command
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()?;
@@ -100,7 +151,7 @@ impl WatcherProcess {
             Err(_) => {
                 let _ = child.kill();
                 eyre::bail!(
-                    "the watcher did not start: {:?}",
+                    "the service did not start: {:?}",
                     child.wait_with_output()?.status
                 );
             }
@@ -132,7 +183,7 @@ impl WatcherProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eyre::bail!("the watcher did not stop within 10 s of SIGTERM")
+        eyre::bail!("the service did not stop within 10 s of SIGTERM")
     }
 
     /// `GET path` as JSON.
@@ -140,9 +191,25 @@ impl WatcherProcess {
         let response = alloy::transports::http::reqwest::get(format!("{}{path}", self.url)).await?;
         Ok(serde_json::from_str(&response.text().await?)?)
     }
+
+    /// `POST path` with a JSON body; the status and the JSON answer.
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> eyre::Result<(u16, serde_json::Value)> {
+        let response = alloy::transports::http::reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, serde_json::from_str(&response.text().await?)?))
+    }
 }
 
-impl Drop for WatcherProcess {
+impl Drop for ServiceProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
