@@ -13,5 +13,5 @@ pub use error::ChainError;
 pub use follower::{BlockLogs, FollowerConfig, LogFollower, LogHandler, Progress};
 pub use manifest::Deployment;
 pub use provider::connect;
-pub use sender::{SenderConfig, SignerHealth, TxRequest, TxSender, TxStatus};
+pub use sender::{Prepared, SenderConfig, SignerHealth, TxRequest, TxSender, TxStatus};
 pub use store::{Backend, Database};

@@ -17,10 +17,14 @@ use alloy::{
     providers::{DynProvider, Provider},
     signers::local::PrivateKeySigner,
 };
+use futures::{StreamExt, TryStreamExt};
 use sqlx::{AnyConnection, Row};
 use tracing::{info, warn};
 
 use crate::{Backend, ChainError, Database};
+
+/// Transactions simulated, broadcast or followed at once in a tick.
+const FOLLOW_CONCURRENCY: usize = 16;
 
 /// Settings of a [`TxSender`].
 #[derive(Debug, Clone)]
@@ -103,6 +107,20 @@ pub enum TxStatus {
     },
 }
 
+/// A key picked and its nonce read for [`TxSender::submit_in`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prepared {
+    signer: Address,
+    chain_nonce: u64,
+}
+
+impl Prepared {
+    /// The key the transaction will be sent from.
+    pub fn signer(&self) -> Address {
+        self.signer
+    }
+}
+
 /// One signer key's state, for health reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignerHealth {
@@ -150,30 +168,38 @@ impl TxSender {
     /// Accepts a transaction: gives it a key and a nonce for good, in one database
     /// transaction, and returns its id. Broadcasting happens in [`TxSender::tick`].
     pub async fn submit(&self, request: &TxRequest) -> Result<i64, ChainError> {
+        let prepared = self.prepare(None).await?;
         let mut tx = self.db.pool().begin().await?;
-        let id = self.submit_in(&mut tx, request, None).await?;
+        let id = self.submit_in(&mut tx, request, &prepared).await?;
         tx.commit().await?;
         Ok(id)
     }
 
-    /// Like [`TxSender::submit`], inside the caller's database transaction, so the caller's
-    /// own record of the transaction commits (or rolls back) together with it: a crash can
-    /// neither lose the transaction nor queue it twice. `from` picks the key (a contract may
-    /// accept only one sender); `None` takes the least loaded key with enough ETH.
-    pub async fn submit_in(
+    /// Picks the key for a transaction and reads its nonce on chain: the node round trips of
+    /// [`TxSender::submit_in`], done before the caller opens its database transaction so that
+    /// no transaction stays open across them. `from` picks the key (a contract may accept
+    /// only one sender); `None` takes the least loaded key with enough ETH.
+    pub async fn prepare(&self, from: Option<Address>) -> Result<Prepared, ChainError> {
+        let mut conn = self.db.pool().acquire().await?;
+        self.prepare_in(&mut conn, from).await
+    }
+
+    /// Like [`TxSender::prepare`], on the caller's connection.
+    pub async fn prepare_in(
         &self,
         conn: &mut AnyConnection,
-        request: &TxRequest,
         from: Option<Address>,
-    ) -> Result<i64, ChainError> {
+    ) -> Result<Prepared, ChainError> {
         let signer = match from {
             Some(address) => {
-                let health = self.health_in(conn).await?;
-                let key = health
+                if !self
+                    .signers
                     .iter()
-                    .find(|signer| signer.address == address)
-                    .ok_or(ChainError::MissingSignerKey(address))?;
-                if !key.accepting {
+                    .any(|signer| signer.address() == address)
+                {
+                    return Err(ChainError::MissingSignerKey(address));
+                }
+                if self.provider.get_balance(address).await? < self.config.min_balance {
                     return Err(ChainError::LowBalance {
                         min: self.config.min_balance,
                     });
@@ -187,29 +213,51 @@ impl TxSender {
             .get_transaction_count(signer)
             .pending()
             .await?;
-        // Replicas sharing a key take turns on its book: the row lock holds until commit.
+        Ok(Prepared {
+            signer,
+            chain_nonce,
+        })
+    }
+
+    /// Queues a transaction with its key and nonce inside the caller's database transaction,
+    /// so the caller's own record of it commits (or rolls back) together with it: a crash can
+    /// neither lose the transaction nor queue it twice. Database work only.
+    pub async fn submit_in(
+        &self,
+        conn: &mut AnyConnection,
+        request: &TxRequest,
+        prepared: &Prepared,
+    ) -> Result<i64, ChainError> {
+        let Prepared {
+            signer,
+            chain_nonce,
+        } = *prepared;
+        // Callers sharing a key (concurrent requests, replicas) take turns on its book: the
+        // row exists before it is locked, and the lock holds until the caller commits.
+        sqlx::query(
+            "INSERT INTO sender_nonces (signer, next_nonce) VALUES ($1, $2) ON CONFLICT (signer) DO NOTHING",
+        )
+        .bind(signer.to_string())
+        .bind(chain_nonce as i64)
+        .execute(&mut *conn)
+        .await?;
         let lock = match self.db.backend() {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let booked = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let booked: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT next_nonce FROM sender_nonces WHERE signer = $1{lock}"
         )))
         .bind(signer.to_string())
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|row| row.try_get::<i64, _>(0))
-        .transpose()?;
-        // The book wins unless the key was used elsewhere, then the chain does.
-        let nonce = booked.map_or(chain_nonce, |booked| (booked as u64).max(chain_nonce));
-        sqlx::query(
-            "INSERT INTO sender_nonces (signer, next_nonce) VALUES ($1, $2) \
-             ON CONFLICT (signer) DO UPDATE SET next_nonce = excluded.next_nonce",
-        )
-        .bind(signer.to_string())
-        .bind((nonce + 1) as i64)
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
+        // The book wins unless the key was used elsewhere, then the chain does.
+        let nonce = (booked as u64).max(chain_nonce);
+        sqlx::query("UPDATE sender_nonces SET next_nonce = $1 WHERE signer = $2")
+            .bind((nonce + 1) as i64)
+            .bind(signer.to_string())
+            .execute(&mut *conn)
+            .await?;
         let id: i64 = sqlx::query(
             "INSERT INTO sender_transactions (signer, nonce, to_address, input, value, gas_limit, status) \
              VALUES ($1, $2, $3, $4, $5, $6, 'queued') RETURNING id",
@@ -246,16 +294,36 @@ impl TxSender {
     async fn health_in(&self, conn: &mut AnyConnection) -> Result<Vec<SignerHealth>, ChainError> {
         let mut health = Vec::with_capacity(self.signers.len());
         for signer in &self.signers {
-            let address = signer.address();
-            let balance = self.provider.get_balance(address).await?;
-            health.push(SignerHealth {
-                address,
-                balance,
-                unfinished: unfinished_count(conn, address).await?,
-                accepting: balance >= self.config.min_balance,
-            });
+            health.push(self.key_health_in(conn, signer.address()).await?);
         }
         Ok(health)
+    }
+
+    /// One key's balance and load.
+    pub async fn key_health(&self, address: Address) -> Result<SignerHealth, ChainError> {
+        let mut conn = self.db.pool().acquire().await?;
+        self.key_health_in(&mut conn, address).await
+    }
+
+    async fn key_health_in(
+        &self,
+        conn: &mut AnyConnection,
+        address: Address,
+    ) -> Result<SignerHealth, ChainError> {
+        if !self
+            .signers
+            .iter()
+            .any(|signer| signer.address() == address)
+        {
+            return Err(ChainError::MissingSignerKey(address));
+        }
+        let balance = self.provider.get_balance(address).await?;
+        Ok(SignerHealth {
+            address,
+            balance,
+            unfinished: unfinished_count(conn, address).await?,
+            accepting: balance >= self.config.min_balance,
+        })
     }
 
     /// Where transaction `id` stands.
@@ -317,21 +385,137 @@ impl TxSender {
         })
     }
 
-    /// One pass over every unfinished transaction, lowest nonce first per key: sign and
-    /// broadcast the queued, rebroadcast the dropped, replace the stuck, record receipts.
+    /// One pass over every unfinished transaction: [`TxSender::send_queued`], then
+    /// [`TxSender::follow`].
     pub async fn tick(&self) -> Result<(), ChainError> {
-        let rows = sqlx::query(
-            "SELECT id, signer, nonce, to_address, input, value, gas_limit, failure, status FROM sender_transactions \
-             WHERE status NOT IN ('confirmed', 'failed') ORDER BY signer, nonce",
-        )
-        .fetch_all(self.db.pool())
-        .await?;
+        self.send_queued().await?;
+        self.follow().await
+    }
+
+    /// Sends every transaction never sent: simulated, signed, stored together, broadcast.
+    /// Cheap when nothing is queued, so a service can call it as soon as it queues one.
+    pub async fn send_queued(&self) -> Result<(), ChainError> {
+        let fresh = self
+            .unfinished("status = 'queued' AND failure IS NULL")
+            .await?;
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let (max_fee, priority) = self.current_fees().await?;
+        self.send_fresh(fresh, max_fee, priority).await
+    }
+
+    /// Follows every sent transaction, several at a time: receipts recorded to the
+    /// confirmation depth, dropped ones rebroadcast, stuck ones replaced with higher fees.
+    pub async fn follow(&self) -> Result<(), ChainError> {
+        let followed = self
+            .unfinished("status NOT IN ('confirmed', 'failed') AND NOT (status = 'queued' AND failure IS NULL)")
+            .await?;
+        if followed.is_empty() {
+            return Ok(());
+        }
         let head = self.provider.get_block_number().await?;
-        // Fees are read once per tick, not once per transaction.
+        // Fees are read once per round, not once per transaction.
         let fees = tokio::sync::OnceCell::new();
-        for row in rows {
-            let unfinished = Unfinished::from_row(&row)?;
-            self.advance(&unfinished, head, &fees).await?;
+        let results: Vec<Result<(), ChainError>> = futures::stream::iter(followed)
+            .map(|unfinished| {
+                let fees = &fees;
+                async move { self.advance(&unfinished, head, fees).await }
+            })
+            .buffer_unordered(FOLLOW_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    async fn unfinished(&self, condition: &'static str) -> Result<Vec<Unfinished>, ChainError> {
+        let query = format!(
+            "SELECT id, signer, nonce, to_address, input, value, gas_limit, failure, status FROM sender_transactions \
+             WHERE {condition} ORDER BY signer, nonce"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(query))
+            .fetch_all(self.db.pool())
+            .await?
+            .iter()
+            .map(Unfinished::from_row)
+            .collect()
+    }
+
+    /// Sends transactions never sent before: each simulated (those that would revert are
+    /// refused and their nonces filled), the rest signed and stored in one database
+    /// transaction, then broadcast together.
+    async fn send_fresh(
+        &self,
+        fresh: Vec<Unfinished>,
+        max_fee: u128,
+        priority: u128,
+    ) -> Result<(), ChainError> {
+        let simulated: Vec<(Unfinished, Option<String>)> = futures::stream::iter(fresh)
+            .map(|unfinished| async move {
+                let revert = if self.config.simulate_first {
+                    self.simulate(&unfinished).await?
+                } else {
+                    None
+                };
+                Ok::<_, ChainError>((unfinished, revert))
+            })
+            .buffered(FOLLOW_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut signed = Vec::new();
+        let mut deferred: Vec<Address> = Vec::new();
+        for (unfinished, revert) in simulated {
+            if deferred.contains(&unfinished.signer) {
+                continue;
+            }
+            match revert {
+                // The simulation ran on a state without the key's earlier transactions still
+                // on their way (dropped, or not yet rebroadcast after a restart): judge it
+                // again once they are mined, and keep the key's later ones in order behind it.
+                Some(revert) if self.earlier_unfinished(&unfinished).await? => {
+                    info!(target: "smartmesh::sender", id = unfinished.id, nonce = unfinished.nonce, %revert, "would revert now; waiting for the key's earlier transactions");
+                    deferred.push(unfinished.signer);
+                }
+                Some(revert) => {
+                    warn!(target: "smartmesh::sender", id = unfinished.id, nonce = unfinished.nonce, %revert, "would revert: not sent, filling its nonce");
+                    self.refuse(&unfinished, revert, max_fee, priority).await?;
+                }
+                None => {
+                    let (hash, raw) =
+                        self.sign(&unfinished, &unfinished.request, max_fee, priority)?;
+                    signed.push((unfinished, hash, raw));
+                }
+            }
+        }
+        if signed.is_empty() {
+            return Ok(());
+        }
+        // Stored first: a crash after this commit rebroadcasts the very same bytes.
+        let mut tx = self.db.pool().begin().await?;
+        for (unfinished, hash, raw) in &signed {
+            record_attempt(&mut tx, unfinished.id, *hash, raw, max_fee, priority).await?;
+            sqlx::query("UPDATE sender_transactions SET status = 'pending' WHERE id = $1")
+                .bind(unfinished.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        let refusals: Vec<(Unfinished, Option<String>)> = futures::stream::iter(signed)
+            .map(|(unfinished, hash, raw)| async move {
+                info!(target: "smartmesh::sender", id = unfinished.id, nonce = unfinished.nonce, %hash, max_fee, "broadcasting");
+                let refusal = self.broadcast(&raw).await;
+                (unfinished, refusal)
+            })
+            .buffered(FOLLOW_CONCURRENCY)
+            .collect()
+            .await;
+        let bump = |fee: u128| fee + fee * u128::from(self.config.bump_percent) / 100 + 1;
+        for (unfinished, refusal) in refusals {
+            if let Some(refusal) = refusal.filter(|refusal| is_permanent(refusal)) {
+                warn!(target: "smartmesh::sender", id = unfinished.id, nonce = unfinished.nonce, %refusal, "refused for good: filling its nonce");
+                self.refuse(&unfinished, refusal, bump(max_fee), bump(priority))
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -449,11 +633,6 @@ impl TxSender {
         max_fee: u128,
         priority: u128,
     ) -> Result<(), ChainError> {
-        let signer = self
-            .signers
-            .iter()
-            .find(|signer| signer.address() == unfinished.signer)
-            .ok_or(ChainError::MissingSignerKey(unfinished.signer))?;
         // A payload refused for good is replaced by a filler that only uses up its nonce.
         let filler;
         let request = if unfinished.failure.is_some() {
@@ -467,23 +646,7 @@ impl TxSender {
         } else {
             &unfinished.request
         };
-        let mut transaction = TxEip1559 {
-            chain_id: self.chain_id,
-            nonce: unfinished.nonce,
-            gas_limit: request.gas_limit,
-            max_fee_per_gas: max_fee,
-            max_priority_fee_per_gas: priority,
-            to: TxKind::Call(request.to),
-            value: request.value,
-            access_list: Default::default(),
-            input: request.input.clone(),
-        };
-        let signature = signer
-            .sign_transaction_sync(&mut transaction)
-            .map_err(|e| ChainError::Signing(e.to_string()))?;
-        let envelope = TxEnvelope::from(transaction.into_signed(signature));
-        let raw = envelope.encoded_2718();
-        let hash = *envelope.tx_hash();
+        let (hash, raw) = self.sign(unfinished, request, max_fee, priority)?;
 
         // Stored first: a crash after this line rebroadcasts the very same bytes.
         let mut tx = self.db.pool().begin().await?;
@@ -502,6 +665,50 @@ impl TxSender {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Signs `request` at `unfinished`'s nonce with its key; the hash and the raw bytes.
+    fn sign(
+        &self,
+        unfinished: &Unfinished,
+        request: &TxRequest,
+        max_fee: u128,
+        priority: u128,
+    ) -> Result<(B256, Vec<u8>), ChainError> {
+        let signer = self
+            .signers
+            .iter()
+            .find(|signer| signer.address() == unfinished.signer)
+            .ok_or(ChainError::MissingSignerKey(unfinished.signer))?;
+        let mut transaction = TxEip1559 {
+            chain_id: self.chain_id,
+            nonce: unfinished.nonce,
+            gas_limit: request.gas_limit,
+            max_fee_per_gas: max_fee,
+            max_priority_fee_per_gas: priority,
+            to: TxKind::Call(request.to),
+            value: request.value,
+            access_list: Default::default(),
+            input: request.input.clone(),
+        };
+        let signature = signer
+            .sign_transaction_sync(&mut transaction)
+            .map_err(|e| ChainError::Signing(e.to_string()))?;
+        let envelope = TxEnvelope::from(transaction.into_signed(signature));
+        Ok((*envelope.tx_hash(), envelope.encoded_2718()))
+    }
+
+    /// Whether the key has transactions below this one's nonce that are not mined yet.
+    async fn earlier_unfinished(&self, unfinished: &Unfinished) -> Result<bool, ChainError> {
+        let earlier: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sender_transactions WHERE signer = $1 AND nonce < $2 \
+             AND status NOT IN ('mined', 'confirmed', 'failed')",
+        )
+        .bind(unfinished.signer.to_string())
+        .bind(unfinished.nonce as i64)
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(earlier > 0)
     }
 
     /// Records why the payload will never be sent and sends a filler for its nonce instead.

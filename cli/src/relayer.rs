@@ -75,9 +75,12 @@ pub(crate) struct Args {
     /// Requests of one user in flight at once.
     #[arg(long, env = "SMARTMESH_MAX_IN_FLIGHT", default_value_t = 8)]
     max_in_flight: i64,
-    /// Milliseconds between the sender's rounds.
+    /// Milliseconds a queued request may wait for its broadcast (a relay wakes the sender).
     #[arg(long, env = "SMARTMESH_POLL_MS", default_value_t = 1_000)]
     poll_ms: u64,
+    /// Milliseconds between rounds of following sent transactions.
+    #[arg(long, env = "SMARTMESH_FOLLOW_MS", default_value_t = 1_000)]
+    follow_ms: u64,
     /// Seconds a broadcast transaction may wait unmined before it is replaced with higher fees.
     #[arg(long, env = "SMARTMESH_STUCK_AFTER_SECS", default_value_t = 30)]
     stuck_after_secs: u64,
@@ -144,6 +147,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
             ..ApiLimits::default()
         },
         poll_interval: Duration::from_millis(args.poll_ms.max(1)),
+        follow_interval: Duration::from_millis(args.follow_ms.max(1)),
     };
     let relayer = Relayer::new(provider, db, deployment.clone(), keys, config).await?;
     let listener = TcpListener::bind(args.listen)

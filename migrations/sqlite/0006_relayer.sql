@@ -7,6 +7,8 @@ CREATE TABLE relay_quotes (
     data_hash BLOB NOT NULL,
     agent TEXT NOT NULL,
     gas BIGINT NOT NULL,
+    -- The whole transaction's estimated gas: the relay's gas limit.
+    estimated_gas BIGINT NOT NULL,
     fee TEXT NOT NULL,
     -- Unix seconds.
     expires_at BIGINT NOT NULL

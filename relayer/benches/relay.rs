@@ -1,1 +1,318 @@
-fn main() {}
+//! Relay throughput against a local anvil: accepted relay requests per second through the real
+//! HTTP API (validate, simulate against the pending state, queue, sign, broadcast), with the
+//! latency from a request's arrival to its transaction's broadcast; and the gas the
+//! SignedAgent path adds to the same call sent directly.
+//!
+//! `cargo bench -p smartmesh-relayer --bench relay` (SQLite; `DATABASE_URL` for Postgres).
+
+#[path = "../../protocol/tests/common/mod.rs"]
+mod stack;
+
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use alloy::{
+    primitives::{Address, Bytes, U256, keccak256, utils::parse_ether},
+    signers::local::PrivateKeySigner,
+    sol_types::SolCall,
+    transports::http::reqwest,
+};
+use smartmesh_chain::{Database, Deployment, SenderConfig, connect};
+use smartmesh_protocol::{AgentRequest, SmartMeshToken, agent_domain, sign_typed};
+use smartmesh_relayer::{ApiLimits, Quote, RateSource, RelayPolicy, Relayer, RelayerConfig};
+use stack::Stack;
+use tokio::{net::TcpListener, sync::Semaphore};
+
+const USERS: usize = 500;
+const PER_USER: u64 = 2;
+const CONCURRENCY: usize = 64;
+const KEYS: [usize; 4] = [6, 7, 8, 9];
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn database() -> eyre::Result<(String, Database)> {
+    match std::env::var("DATABASE_URL") {
+        Ok(admin_url) => {
+            sqlx::any::install_default_drivers();
+            let admin = sqlx::AnyPool::connect(&admin_url).await?;
+            sqlx::query("DROP DATABASE IF EXISTS smartmesh_bench_relay")
+                .execute(&admin)
+                .await?;
+            sqlx::query("CREATE DATABASE smartmesh_bench_relay")
+                .execute(&admin)
+                .await?;
+            let base = admin_url
+                .rsplit_once('/')
+                .map_or(admin_url.as_str(), |(base, _)| base);
+            Ok((
+                "Postgres".into(),
+                Database::connect(&format!("{base}/smartmesh_bench_relay")).await?,
+            ))
+        }
+        Err(_) => {
+            let file = std::env::temp_dir().join("smartmesh_bench_relay.sqlite");
+            for path in [
+                file.clone(),
+                file.with_extension("sqlite-wal"),
+                file.with_extension("sqlite-shm"),
+            ] {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok((
+                "SQLite".into(),
+                Database::connect(&format!("sqlite://{}", file.display())).await?,
+            ))
+        }
+    }
+}
+
+/// A signed relay body for `user`'s `nonce`th transfer, from its quote.
+fn relay_body(
+    stack: &Stack,
+    user: &PrivateKeySigner,
+    quote: &Quote,
+    data: &Bytes,
+    nonce: u64,
+) -> String {
+    let request = AgentRequest {
+        from: user.address(),
+        agent: quote.agent,
+        target: stack.token,
+        data: data.clone(),
+        gas: quote.gas,
+        feeToken: stack.token,
+        fee: quote.fee,
+        nonce: U256::from(nonce),
+        deadline: U256::from(u64::MAX),
+    };
+    let signature = sign_typed(user, &request, &agent_domain(stack.chain_id, stack.agent));
+    serde_json::json!({
+        "quoteId": quote.quote_id,
+        "request": {
+            "from": request.from, "agent": request.agent, "target": request.target,
+            "data": request.data, "gas": request.gas, "feeToken": request.feeToken,
+            "fee": request.fee, "nonce": request.nonce, "deadline": request.deadline,
+        },
+        "signature": Bytes::copy_from_slice(signature.as_bytes()),
+    })
+    .to_string()
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> eyre::Result<()> {
+    let stack = Stack::deploy().await?;
+    let (backend, db) = database().await?;
+    let keys: Vec<PrivateKeySigner> = KEYS.iter().map(|i| stack.keys[*i].clone()).collect();
+    let config = RelayerConfig {
+        policy: RelayPolicy {
+            rate: RateSource::fixed("1000")?,
+            quote_ttl: Duration::from_secs(600),
+            ..RelayPolicy::default()
+        },
+        sender: SenderConfig {
+            confirmations: 1,
+            ..SenderConfig::default()
+        },
+        limits: ApiLimits {
+            rate_per_second: 1_000_000,
+            burst: 1_000_000,
+            ..ApiLimits::default()
+        },
+        poll_interval: Duration::from_millis(5),
+        follow_interval: Duration::from_millis(500),
+    };
+    let deployment = Deployment {
+        chain_id: stack.chain_id,
+        token: stack.token,
+        signed_agent: stack.agent,
+        token_network: stack.network,
+        deploy_block: 0,
+    };
+    let relayer = Relayer::new(
+        connect(stack.anvil.endpoint_url().as_ref())?,
+        db.clone(),
+        deployment,
+        keys,
+        config,
+    )
+    .await?;
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(relayer.run(listener, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+
+    // Users with SMT and no ETH, their quotes and signed requests: made before the clock.
+    let data = Bytes::from(
+        SmartMeshToken::transferCall {
+            to: Address::repeat_byte(0xee),
+            value: U256::from(1),
+        }
+        .abi_encode(),
+    );
+    let token = stack.token(&stack.keys[0]);
+    let mut users = Vec::with_capacity(USERS);
+    let mut pending = Vec::new();
+    for i in 0..USERS {
+        let user = PrivateKeySigner::from_bytes(&keccak256(format!("bench user {i}")))?;
+        pending.push(
+            token
+                .transfer(user.address(), parse_ether("10")?)
+                .send()
+                .await?,
+        );
+        users.push(user);
+    }
+    for tx in pending {
+        tx.get_receipt().await?;
+    }
+    let mut bodies = Vec::new();
+    for user in &users {
+        let quote: Quote = client
+            .post(format!("{url}/v1/quote"))
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({"from": user.address(), "target": stack.token, "data": data})
+                    .to_string(),
+            )
+            .send()
+            .await?
+            .json()
+            .await?;
+        for nonce in 1..=PER_USER {
+            bodies.push(relay_body(&stack, user, &quote, &data, nonce));
+        }
+    }
+
+    let total = bodies.len();
+    let gate = Arc::new(Semaphore::new(CONCURRENCY));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for body in bodies {
+        let (client, url, gate) = (client.clone(), url.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await?;
+            let sent_at = now_ms();
+            let response = client
+                .post(format!("{url}/v1/relay"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await?;
+            eyre::ensure!(response.status().is_success(), "{}", response.text().await?);
+            let answer: serde_json::Value = response.json().await?;
+            eyre::Ok((answer["id"].as_i64().unwrap_or_default(), sent_at))
+        }));
+    }
+    let mut arrivals = std::collections::HashMap::new();
+    for task in tasks {
+        let (id, sent_at) = task.await??;
+        arrivals.insert(id, sent_at);
+    }
+    let accepted = start.elapsed();
+    // Every accepted request broadcast: its transaction has an attempt.
+    let broadcast = loop {
+        let done: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM relays r WHERE EXISTS (SELECT 1 FROM sender_attempts a WHERE a.transaction_id = r.tx_id)",
+        )
+        .fetch_one(db.pool())
+        .await?;
+        if done as usize == total {
+            break start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT r.id, MIN(a.sent_ms) FROM relays r JOIN sender_attempts a ON a.transaction_id = r.tx_id GROUP BY r.id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut latencies: Vec<i64> = rows
+        .iter()
+        .filter_map(|(id, sent)| arrivals.get(id).map(|arrived| sent - arrived))
+        .collect();
+    latencies.sort_unstable();
+    println!(
+        "{backend}, {} keys, {CONCURRENCY} concurrent clients, {total} relays of SMT transfers by {USERS} users:",
+        KEYS.len()
+    );
+    println!(
+        "  accepted: {:.0} relays/s ({total} in {:.2} s); all broadcast after {:.2} s: {:.0} relays/s",
+        total as f64 / accepted.as_secs_f64(),
+        accepted.as_secs_f64(),
+        broadcast.as_secs_f64(),
+        total as f64 / broadcast.as_secs_f64()
+    );
+    println!(
+        "  request to broadcast: p50 {} ms, p99 {} ms, max {} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or_default()
+    );
+
+    // Gas of the SignedAgent path against the same call sent directly.
+    let direct_sender = &stack.keys[1];
+    stack
+        .fund(direct_sender.address(), parse_ether("10")?)
+        .await?;
+    let direct = stack
+        .token(direct_sender)
+        .transfer(Address::repeat_byte(0xee), U256::from(1))
+        .send()
+        .await?
+        .get_receipt()
+        .await?
+        .gas_used;
+    loop {
+        let settled: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM relays WHERE settled_at IS NOT NULL")
+                .fetch_one(db.pool())
+                .await?;
+        if settled as usize == total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let failed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM relays WHERE succeeded = 0")
+        .fetch_one(db.pool())
+        .await?;
+    println!(
+        "  mined: {} succeeded, {failed} failed",
+        total as i64 - failed
+    );
+    let relayed: Vec<(i64,)> =
+        sqlx::query_as("SELECT gas_used FROM relays WHERE gas_used IS NOT NULL ORDER BY id")
+            .fetch_all(db.pool())
+            .await?;
+    let relayed: Vec<u64> = relayed.into_iter().map(|(gas,)| gas as u64).collect();
+    let mut relayed = relayed;
+    relayed.sort_unstable();
+    if !relayed.is_empty() {
+        let median = relayed[relayed.len() / 2];
+        println!(
+            "  SMT transfer gas: direct {direct}; relayed median {median} ({:.2}x), least {} ({:.2}x), most {} ({:.2}x: \
+             a user's first nonce word and the key's first fee)",
+            median as f64 / direct as f64,
+            relayed[0],
+            relayed[0] as f64 / direct as f64,
+            relayed[relayed.len() - 1],
+            relayed[relayed.len() - 1] as f64 / direct as f64
+        );
+    }
+    let _ = stop.send(());
+    running.await??;
+    Ok(())
+}

@@ -144,14 +144,15 @@ pub(crate) async fn quote(
         .map_err(|e| ApiError::invalid("data", e.to_string()))?;
     let expires_at = now_secs() + core.policy.quote_ttl.as_secs();
     let quote_id: i64 = sqlx::query_scalar(
-        "INSERT INTO relay_quotes (from_address, target, data_hash, agent, gas, fee, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO relay_quotes (from_address, target, data_hash, agent, gas, estimated_gas, fee, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(request.from.to_string())
     .bind(request.target.to_string())
     .bind(keccak256(&request.data).to_vec())
     .bind(agent.to_string())
     .bind(gas as i64)
+    .bind(estimated_gas as i64)
     .bind(fee.to_string())
     .bind(expires_at as i64)
     .fetch_one(core.db.pool())

@@ -152,7 +152,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
     }
 
     let quote = sqlx::query(
-        "SELECT from_address, target, data_hash, agent, gas, fee, expires_at FROM relay_quotes WHERE id = $1",
+        "SELECT from_address, target, data_hash, agent, gas, fee, expires_at, estimated_gas FROM relay_quotes WHERE id = $1",
     )
     .bind(body.quote_id)
     .fetch_optional(core.db.pool())
@@ -166,6 +166,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
     let quoted_fee: U256 = text(5)?.parse().map_err(ApiError::internal)?;
     let quoted_gas: i64 = quote.try_get(4).map_err(ApiError::internal)?;
     let expires_at: i64 = quote.try_get(6).map_err(ApiError::internal)?;
+    let estimated_gas: i64 = quote.try_get(7).map_err(ApiError::internal)?;
     let data_hash: Vec<u8> = quote.try_get(2).map_err(ApiError::internal)?;
     if text(0)? != request.from.to_string()
         || text(1)? != request.target.to_string()
@@ -302,15 +303,22 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
         ));
     }
     check_eth(core, key).await?;
-    let gas = core
-        .estimator
-        .simulate(key, &request, signature.as_bytes())
+    core.estimator
+        .check(key, &request, signature.as_bytes())
         .await
         .map_err(ApiError::internal)?
         .map_err(|reason| {
             ApiError::invalid("request", format!("the call would revert: {reason}"))
         })?;
+    // The gas the fee was priced for, with a margin: the quote's estimate covers what the
+    // agent's up-front gas check demands.
+    let gas = estimated_gas as u64;
 
+    let prepared = core
+        .sender
+        .prepare(Some(key))
+        .await
+        .map_err(ApiError::internal)?;
     let mut tx = core.db.pool().begin().await.map_err(ApiError::internal)?;
     let tx_id = core
         .sender
@@ -322,7 +330,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
                 value: U256::ZERO,
                 gas_limit: gas + gas / 10,
             },
-            Some(key),
+            &prepared,
         )
         .await
         .map_err(ApiError::internal)?;
@@ -393,10 +401,11 @@ async fn repeat(
 /// A 503 when `key` may not take another transaction: it is short of ETH, or low and its
 /// queue full.
 async fn check_eth(core: &Core, key: Address) -> Result<(), ApiError> {
-    let health = core.sender.health().await.map_err(ApiError::internal)?;
-    let Some(key_health) = health.iter().find(|health| health.address == key) else {
-        return Err(ApiError::internal(format!("no health for key {key}")));
-    };
+    let key_health = core
+        .sender
+        .key_health(key)
+        .await
+        .map_err(ApiError::internal)?;
     let paused = |detail: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "paused", detail);
     if !key_health.accepting {
         return Err(paused(format!(

@@ -30,8 +30,12 @@ pub struct RelayerConfig {
     pub sender: SenderConfig,
     /// The HTTP API's limits.
     pub limits: ApiLimits,
-    /// The pause between the sender's and the bookkeeper's rounds.
+    /// The longest a queued request waits before it is broadcast (a relay wakes the sender
+    /// at once; this is the fallback).
     pub poll_interval: Duration,
+    /// The pause between rounds of following sent transactions (receipts, replacements,
+    /// bookkeeping): each round asks the node about every transaction in flight.
+    pub follow_interval: Duration,
 }
 
 impl Default for RelayerConfig {
@@ -41,6 +45,7 @@ impl Default for RelayerConfig {
             sender: SenderConfig::default(),
             limits: ApiLimits::default(),
             poll_interval: Duration::from_secs(1),
+            follow_interval: Duration::from_secs(1),
         }
     }
 }
@@ -49,6 +54,7 @@ impl Default for RelayerConfig {
 pub struct Relayer {
     state: AppState,
     poll_interval: Duration,
+    follow_interval: Duration,
 }
 
 impl std::fmt::Debug for Relayer {
@@ -114,6 +120,7 @@ impl Relayer {
                 limits: config.limits,
             },
             poll_interval: config.poll_interval,
+            follow_interval: config.follow_interval,
         })
     }
 
@@ -157,20 +164,36 @@ impl Relayer {
                 .with_graceful_shutdown(stopped(stop.clone()))
                 .into_future(),
         );
+        // Queued requests are broadcast as soon as they are accepted; following what was sent
+        // (receipts, replacements, bookkeeping) runs in a loop of its own.
         let core = self.state.core.clone();
         let interval = self.poll_interval;
         let mut stop_sending = stop.clone();
         let sending = tokio::spawn(async move {
             loop {
-                if let Err(error) = core.sender.tick().await {
+                if let Err(error) = core.sender.send_queued().await {
                     warn!(target: "smartmesh::sender", %error, "sending failed; retrying");
+                }
+                tokio::select! {
+                    _ = stop_sending.wait_for(|stopped| *stopped) => return,
+                    _ = core.sender_wake.notified() => {}
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        });
+        let core = self.state.core.clone();
+        let interval = self.follow_interval;
+        let mut stop_following = stop.clone();
+        let following = tokio::spawn(async move {
+            loop {
+                if let Err(error) = core.sender.follow().await {
+                    warn!(target: "smartmesh::sender", %error, "following sent transactions failed; retrying");
                 }
                 if let Err(error) = settle_finished(&core).await {
                     warn!(target: "smartmesh::relayer", %error, "booking finished relays failed; retrying");
                 }
                 tokio::select! {
-                    _ = stop_sending.wait_for(|stopped| *stopped) => return,
-                    _ = core.sender_wake.notified() => {}
+                    _ = stop_following.wait_for(|stopped| *stopped) => return,
                     _ = tokio::time::sleep(interval) => {}
                 }
             }
@@ -180,6 +203,7 @@ impl Relayer {
         let _ = stop_tx.send(true);
         let served = server.await;
         let _ = sending.await;
+        let _ = following.await;
         match served {
             Ok(result) => result.map_err(RelayerError::Server),
             Err(join) => Err(RelayerError::Server(std::io::Error::other(join))),

@@ -483,7 +483,13 @@ impl DisputeEngine {
             // A margin over the estimate: state may change a little before inclusion.
             gas_limit: gas + gas / 4 + 10_000,
         };
-        let id = match self.sender.submit_in(conn, &request, from).await {
+        let prepared = match self.sender.prepare_in(conn, from).await {
+            Ok(prepared) => prepared,
+            // Paused until the key is funded: said in the job's decisions, tried again later.
+            Err(error @ ChainError::LowBalance { .. }) => return Ok(Err(error.to_string())),
+            Err(error) => return Err(error.into()),
+        };
+        let id = match self.sender.submit_in(conn, &request, &prepared).await {
             Ok(id) => id,
             // Paused until the key is funded: said in the job's decisions, tried again later.
             Err(error @ ChainError::LowBalance { .. }) => return Ok(Err(error.to_string())),

@@ -53,6 +53,7 @@ pub(crate) fn fast_config() -> RelayerConfig {
             ..ApiLimits::default()
         },
         poll_interval: Duration::from_millis(20),
+        follow_interval: Duration::from_millis(50),
     }
 }
 
