@@ -21,10 +21,13 @@ use futures::{StreamExt, TryStreamExt};
 use sqlx::{AnyConnection, Row};
 use tracing::{info, warn};
 
-use crate::{Backend, ChainError, Database};
+use crate::{ChainError, Database};
 
-/// Transactions simulated, broadcast or followed at once in a tick.
-const FOLLOW_CONCURRENCY: usize = 16;
+/// Transactions simulated and broadcast at once: new ones should leave quickly.
+const SEND_CONCURRENCY: usize = 16;
+/// Sent transactions followed at once: enough to keep up, few enough to leave the node room
+/// for new ones.
+const FOLLOW_CONCURRENCY: usize = 4;
 
 /// Settings of a [`TxSender`].
 #[derive(Debug, Clone)]
@@ -112,12 +115,18 @@ pub enum TxStatus {
 pub struct Prepared {
     signer: Address,
     chain_nonce: u64,
+    balance: U256,
 }
 
 impl Prepared {
     /// The key the transaction will be sent from.
     pub fn signer(&self) -> Address {
         self.signer
+    }
+
+    /// The key's ETH balance when it was picked, in wei.
+    pub fn balance(&self) -> U256 {
+        self.balance
     }
 }
 
@@ -190,7 +199,7 @@ impl TxSender {
         conn: &mut AnyConnection,
         from: Option<Address>,
     ) -> Result<Prepared, ChainError> {
-        let signer = match from {
+        let (signer, balance) = match from {
             Some(address) => {
                 if !self
                     .signers
@@ -199,12 +208,13 @@ impl TxSender {
                 {
                     return Err(ChainError::MissingSignerKey(address));
                 }
-                if self.provider.get_balance(address).await? < self.config.min_balance {
+                let balance = self.provider.get_balance(address).await?;
+                if balance < self.config.min_balance {
                     return Err(ChainError::LowBalance {
                         min: self.config.min_balance,
                     });
                 }
-                address
+                (address, balance)
             }
             None => self.pick_signer(conn).await?,
         };
@@ -216,6 +226,7 @@ impl TxSender {
         Ok(Prepared {
             signer,
             chain_nonce,
+            balance,
         })
     }
 
@@ -231,33 +242,22 @@ impl TxSender {
         let Prepared {
             signer,
             chain_nonce,
+            ..
         } = *prepared;
-        // Callers sharing a key (concurrent requests, replicas) take turns on its book: the
-        // row exists before it is locked, and the lock holds until the caller commits.
-        sqlx::query(
-            "INSERT INTO sender_nonces (signer, next_nonce) VALUES ($1, $2) ON CONFLICT (signer) DO NOTHING",
+        // One statement takes the next nonce: the book's, unless the key was used elsewhere
+        // and the chain is ahead. Callers sharing the key (concurrent requests, replicas) take
+        // turns on the book's row, locked from here until the caller commits.
+        let next: i64 = sqlx::query_scalar(
+            "INSERT INTO sender_nonces (signer, next_nonce) VALUES ($1, $2 + 1) \
+             ON CONFLICT (signer) DO UPDATE SET next_nonce = CASE \
+             WHEN sender_nonces.next_nonce > $2 THEN sender_nonces.next_nonce + 1 ELSE $2 + 1 END \
+             RETURNING next_nonce",
         )
         .bind(signer.to_string())
         .bind(chain_nonce as i64)
-        .execute(&mut *conn)
-        .await?;
-        let lock = match self.db.backend() {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        };
-        let booked: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT next_nonce FROM sender_nonces WHERE signer = $1{lock}"
-        )))
-        .bind(signer.to_string())
         .fetch_one(&mut *conn)
         .await?;
-        // The book wins unless the key was used elsewhere, then the chain does.
-        let nonce = (booked as u64).max(chain_nonce);
-        sqlx::query("UPDATE sender_nonces SET next_nonce = $1 WHERE signer = $2")
-            .bind((nonce + 1) as i64)
-            .bind(signer.to_string())
-            .execute(&mut *conn)
-            .await?;
+        let nonce = (next - 1) as u64;
         let id: i64 = sqlx::query(
             "INSERT INTO sender_transactions (signer, nonce, to_address, input, value, gas_limit, status) \
              VALUES ($1, $2, $3, $4, $5, $6, 'queued') RETURNING id",
@@ -459,7 +459,7 @@ impl TxSender {
                 };
                 Ok::<_, ChainError>((unfinished, revert))
             })
-            .buffered(FOLLOW_CONCURRENCY)
+            .buffered(SEND_CONCURRENCY)
             .try_collect()
             .await?;
         let mut signed = Vec::new();
@@ -506,7 +506,7 @@ impl TxSender {
                 let refusal = self.broadcast(&raw).await;
                 (unfinished, refusal)
             })
-            .buffered(FOLLOW_CONCURRENCY)
+            .buffered(SEND_CONCURRENCY)
             .collect()
             .await;
         let bump = |fee: u128| fee + fee * u128::from(self.config.bump_percent) / 100 + 1;
@@ -794,14 +794,15 @@ impl TxSender {
         Ok(((2 * base + priority).min(self.config.max_fee_cap), priority))
     }
 
-    /// The key with the fewest unfinished transactions among those with enough ETH.
-    async fn pick_signer(&self, conn: &mut AnyConnection) -> Result<Address, ChainError> {
+    /// The key with the fewest unfinished transactions among those with enough ETH, and its
+    /// balance.
+    async fn pick_signer(&self, conn: &mut AnyConnection) -> Result<(Address, U256), ChainError> {
         self.health_in(conn)
             .await?
             .into_iter()
             .filter(|signer| signer.accepting)
             .min_by_key(|signer| signer.unfinished)
-            .map(|signer| signer.address)
+            .map(|signer| (signer.address, signer.balance))
             .ok_or(ChainError::LowBalance {
                 min: self.config.min_balance,
             })

@@ -75,6 +75,10 @@ pub(crate) struct Args {
     /// Requests of one user in flight at once.
     #[arg(long, env = "SMARTMESH_MAX_IN_FLIGHT", default_value_t = 8)]
     max_in_flight: i64,
+    /// Relay requests checked against the node at once; lower it when the node slows down
+    /// under many simulations at once.
+    #[arg(long, env = "SMARTMESH_MAX_CONCURRENT_CHECKS", default_value_t = 64)]
+    max_concurrent_checks: usize,
     /// Milliseconds a queued request may wait for its broadcast (a relay wakes the sender).
     #[arg(long, env = "SMARTMESH_POLL_MS", default_value_t = 1_000)]
     poll_ms: u64,
@@ -130,6 +134,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
             quote_ttl: Duration::from_secs(args.quote_ttl_secs),
             min_validity: Duration::from_secs(args.min_validity_secs),
             max_in_flight_per_sender: args.max_in_flight.max(1),
+            max_concurrent_checks: args.max_concurrent_checks.max(1),
             low_balance: ether("--low-balance-eth", &args.low_balance_eth)?,
             ..RelayPolicy::default()
         },

@@ -41,6 +41,11 @@ pub struct RelayPolicy {
     pub low_balance: U256,
     /// The requests a key short of ETH may still have waiting.
     pub low_balance_queue_cap: i64,
+    /// Relay requests checked against the node at once (its calls and the simulation); the
+    /// rest wait their turn. A node answering many simulations at once can answer each far
+    /// more slowly: on anvil behind a Postgres-backed relayer, 8 at once took longer in all
+    /// than 4.
+    pub max_concurrent_checks: usize,
 }
 
 impl Default for RelayPolicy {
@@ -53,6 +58,7 @@ impl Default for RelayPolicy {
             max_in_flight_per_sender: 8,
             low_balance: U256::from(100_000_000_000_000_000u64),
             low_balance_queue_cap: 16,
+            max_concurrent_checks: 64,
         }
     }
 }
@@ -91,8 +97,33 @@ pub(crate) struct Core {
     pub(crate) policy: RelayPolicy,
     pub(crate) metrics: Metrics,
     pub(crate) sender_wake: Notify,
+    /// Turns for requests to question the node (`max_concurrent_checks`).
+    pub(crate) node_turns: tokio::sync::Semaphore,
     /// Whose turn it is among equally loaded keys.
     pub(crate) next_key: std::sync::atomic::AtomicUsize,
+    /// The chain's latest timestamp and when it was read: deadlines are checked against it
+    /// without asking the node for every request.
+    pub(crate) chain_clock: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
+}
+
+impl Core {
+    /// The latest block's timestamp, read at most once a second.
+    pub(crate) async fn chain_now(&self) -> Result<u64, crate::RelayerError> {
+        let cached = *self.chain_clock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((read, timestamp)) = cached
+            && read.elapsed() < Duration::from_secs(1)
+        {
+            return Ok(timestamp + read.elapsed().as_secs());
+        }
+        let timestamp =
+            alloy::providers::Provider::get_block_by_number(&self.provider, Default::default())
+                .await
+                .map_err(|e| crate::RelayerError::Rpc(e.to_string()))?
+                .map_or(0, |block| block.header.timestamp);
+        *self.chain_clock.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), timestamp));
+        Ok(timestamp)
+    }
 }
 
 /// The handlers' state.

@@ -20,7 +20,7 @@ use axum::{
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
-use smartmesh_chain::{TxRequest, TxStatus};
+use smartmesh_chain::{ChainError, Prepared, TxRequest, TxStatus};
 use smartmesh_protocol::{
     AgentRequest, ProtocolError, Signature65, SignedAgent, SmartMeshToken, agent_domain, recover,
 };
@@ -214,12 +214,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
             format!("must be the quoted {quoted_gas}"),
         ));
     }
-    let chain_now = core
-        .provider
-        .get_block_by_number(Default::default())
-        .await
-        .map_err(ApiError::internal)?
-        .map_or(0, |block| block.header.timestamp);
+    let chain_now = core.chain_now().await.map_err(ApiError::internal)?;
     let earliest = now_secs().max(chain_now) + core.policy.min_validity.as_secs();
     if request.deadline < U256::from(earliest) {
         return Err(ApiError::invalid(
@@ -255,6 +250,12 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
         }
         Err(e) => return Err(ApiError::invalid("signature", e.to_string())),
     }
+    // The node's questions, a bounded number of requests at a time (`max_concurrent_checks`).
+    let _turn = core
+        .node_turns
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     let agent = SignedAgent::new(core.agent, core.provider.clone());
     if agent
         .nonceUsed(request.from, request.nonce)
@@ -302,7 +303,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
             ),
         ));
     }
-    check_eth(core, key).await?;
+    let prepared = prepare(core, key).await?;
     core.estimator
         .check(key, &request, signature.as_bytes())
         .await
@@ -314,11 +315,6 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
     // agent's up-front gas check demands.
     let gas = estimated_gas as u64;
 
-    let prepared = core
-        .sender
-        .prepare(Some(key))
-        .await
-        .map_err(ApiError::internal)?;
     let mut tx = core.db.pool().begin().await.map_err(ApiError::internal)?;
     let tx_id = core
         .sender
@@ -398,29 +394,34 @@ async fn repeat(
     Ok(Some(row.try_get(0).map_err(ApiError::internal)?))
 }
 
-/// A 503 when `key` may not take another transaction: it is short of ETH, or low and its
-/// queue full.
-async fn check_eth(core: &Core, key: Address) -> Result<(), ApiError> {
-    let key_health = core
-        .sender
-        .key_health(key)
+/// `key` prepared for the relay's transaction; a 503 when it may not take another: it is
+/// short of ETH, or low and its queue full.
+async fn prepare(core: &Core, key: Address) -> Result<Prepared, ApiError> {
+    let paused = |detail: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "paused", detail);
+    let prepared = match core.sender.prepare(Some(key)).await {
+        Ok(prepared) => prepared,
+        Err(ChainError::LowBalance { .. }) => {
+            return Err(paused(format!(
+                "relaying is paused: key {key} is short of ETH"
+            )));
+        }
+        Err(error) => return Err(ApiError::internal(error)),
+    };
+    if prepared.balance() < core.policy.low_balance {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sender_transactions WHERE signer = $1 AND status NOT IN ('confirmed', 'failed')",
+        )
+        .bind(key.to_string())
+        .fetch_one(core.db.pool())
         .await
         .map_err(ApiError::internal)?;
-    let paused = |detail: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "paused", detail);
-    if !key_health.accepting {
-        return Err(paused(format!(
-            "relaying is paused: key {key} is short of ETH"
-        )));
+        if waiting >= core.policy.low_balance_queue_cap {
+            return Err(paused(format!(
+                "key {key} runs low on ETH and has {waiting} transactions waiting; retry later"
+            )));
+        }
     }
-    if key_health.balance < core.policy.low_balance
-        && key_health.unfinished >= core.policy.low_balance_queue_cap
-    {
-        return Err(paused(format!(
-            "key {key} runs low on ETH and has {} transactions waiting; retry later",
-            key_health.unfinished
-        )));
-    }
-    Ok(())
+    Ok(prepared)
 }
 
 /// Where a relay stands.

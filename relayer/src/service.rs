@@ -99,6 +99,7 @@ impl Relayer {
         )
         .await?;
         let sender = TxSender::new(provider.clone(), db.clone(), keys, config.sender).await?;
+        let checks = config.policy.max_concurrent_checks.max(1);
         let core = Core {
             db,
             provider,
@@ -112,7 +113,9 @@ impl Relayer {
             policy: config.policy,
             metrics: Metrics::default(),
             sender_wake: Default::default(),
+            node_turns: tokio::sync::Semaphore::new(checks),
             next_key: Default::default(),
+            chain_clock: Default::default(),
         };
         Ok(Self {
             state: AppState {
