@@ -2,6 +2,7 @@
 //! settlement watcher, `smartmesh relayer` the relayer; the one-command local stack and the
 //! wallet commands come with their issue.
 
+mod common;
 mod keys;
 mod relayer;
 mod settlement;
