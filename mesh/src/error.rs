@@ -1,0 +1,100 @@
+//! The crate's one error type.
+
+use alloy::primitives::{Address, B256, U256};
+
+/// What went wrong on the phone.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    /// A proof or signature broke the protocol's rules.
+    #[error(transparent)]
+    Protocol(#[from] smartmesh_protocol::ProtocolError),
+    /// The journal failed.
+    #[error("journal: {0}")]
+    Journal(#[from] sqlx::Error),
+    /// The journal's schema could not be applied.
+    #[error("journal migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The key file is missing, malformed or readable by others.
+    #[error("wallet: {0}")]
+    Wallet(String),
+    /// The channel is not in this wallet's journal.
+    #[error("channel {0} is unknown to this wallet: open it, or track it first")]
+    UnknownChannel(B256),
+    /// The channel is not open.
+    #[error("channel {channel} is {state}, not open")]
+    NotOpen {
+        /// The channel.
+        channel: B256,
+        /// Its state.
+        state: String,
+    },
+    /// This wallet signed a close, withdraw or cooperative settle that has not landed yet.
+    #[error(
+        "channel {channel} is frozen until {until} (unix seconds): this wallet signed a {reason} that has not landed yet"
+    )]
+    Frozen {
+        /// The channel.
+        channel: B256,
+        /// What was signed.
+        reason: String,
+        /// When the freeze ends if it never lands.
+        until: u64,
+    },
+    /// The payment would exceed what this wallet can pay.
+    #[error("paying {amount} would exceed this wallet's capacity {capacity} in channel {channel}")]
+    OverCapacity {
+        /// The channel.
+        channel: B256,
+        /// The payment asked.
+        amount: U256,
+        /// What can still be paid.
+        capacity: U256,
+    },
+    /// A received proof was signed by someone other than the channel's partner.
+    #[error("the proof is signed by {signer}, not by the partner {partner}")]
+    NotFromPartner {
+        /// The signer.
+        signer: Address,
+        /// The partner.
+        partner: Address,
+    },
+    /// A received proof is for another chain or TokenNetwork.
+    #[error(
+        "the proof is for chain {chain_id} and TokenNetwork {token_network}, not this wallet's"
+    )]
+    OtherDeployment {
+        /// Its chain.
+        chain_id: u64,
+        /// Its TokenNetwork.
+        token_network: Address,
+    },
+    /// A wallet restored from a backup must learn its latest signed proof before it closes.
+    #[error(
+        "this wallet was restored from a backup: run restore (it asks the watcher for the latest proof this wallet signed) before closing"
+    )]
+    MustRestore,
+    /// No watcher or relayer URL is configured for an operation that needs it.
+    #[error("no {0} is configured")]
+    NoService(&'static str),
+    /// A service answered with an error.
+    #[error("{service} refused: {status} {error}: {detail}")]
+    Refused {
+        /// Which service.
+        service: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// Its error code.
+        error: String,
+        /// Its detail.
+        detail: String,
+    },
+    /// A relayed operation failed on chain or before.
+    #[error("the relayed operation failed: {0}")]
+    RelayFailed(String),
+    /// A service or the chain could not be reached.
+    #[error("network: {0}")]
+    Network(String),
+    /// A stored value does not parse (the journal was edited by hand).
+    #[error("journal holds a malformed {0}")]
+    Stored(&'static str),
+}

@@ -1,0 +1,309 @@
+//! The phone's journal in SQLite: channels, every proof signed and received, withdrawals
+//! signed. Amounts are decimal strings.
+
+use std::path::Path;
+
+use alloy::primitives::{Address, B256, U256};
+use sqlx::{
+    Row, SqliteConnection, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqlitePoolOptions},
+};
+
+use crate::{Channel, MeshError};
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A proof in the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) nonce: u64,
+    pub(crate) transferred: U256,
+    pub(crate) bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Journal {
+    pool: SqlitePool,
+}
+
+fn amount(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<U256, MeshError> {
+    let text: String = row.try_get(index)?;
+    text.parse().map_err(|_| MeshError::Stored("amount"))
+}
+
+impl Journal {
+    /// Opens (creating) the journal file and applies its schema.
+    pub(crate) async fn open(path: &Path) -> Result<Self, MeshError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            // Every write is on disk before it returns: a proof handed over is never lost.
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        MIGRATIONS.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(crate) async fn meta(&self, key: &str) -> Result<Option<String>, MeshError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub(crate) async fn set_meta(&self, key: &str, value: &str) -> Result<(), MeshError> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn channel(&self, id: B256) -> Result<Option<Channel>, MeshError> {
+        let Some(row) = sqlx::query(
+            "SELECT partner, state, settle_timeout, my_deposit, my_withdrawn, partner_deposit, partner_withdrawn, \
+             frozen_reason, frozen_until FROM channels WHERE channel_id = ?",
+        )
+        .bind(id.as_slice())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let partner: String = row.try_get(0)?;
+        let reason: Option<String> = row.try_get(7)?;
+        let until: Option<i64> = row.try_get(8)?;
+        Ok(Some(Channel {
+            id,
+            partner: partner.parse().map_err(|_| MeshError::Stored("partner"))?,
+            state: row.try_get(1)?,
+            settle_timeout: row.try_get::<i64, _>(2)? as u64,
+            my_deposit: amount(&row, 3)?,
+            my_withdrawn: amount(&row, 4)?,
+            partner_deposit: amount(&row, 5)?,
+            partner_withdrawn: amount(&row, 6)?,
+            frozen: reason.zip(until.map(|until| until as u64)),
+        }))
+    }
+
+    pub(crate) async fn channels(&self) -> Result<Vec<B256>, MeshError> {
+        let rows: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT channel_id FROM channels ORDER BY rowid")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|bytes| {
+                B256::try_from(bytes.as_slice()).map_err(|_| MeshError::Stored("channel id"))
+            })
+            .collect()
+    }
+
+    /// Records a channel's on-chain state, keeping any freeze.
+    pub(crate) async fn save_channel(&self, channel: &Channel) -> Result<(), MeshError> {
+        sqlx::query(
+            "INSERT INTO channels (channel_id, partner, state, settle_timeout, my_deposit, my_withdrawn, \
+             partner_deposit, partner_withdrawn) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (channel_id) DO UPDATE SET partner = excluded.partner, state = excluded.state, \
+             settle_timeout = excluded.settle_timeout, my_deposit = excluded.my_deposit, \
+             my_withdrawn = excluded.my_withdrawn, partner_deposit = excluded.partner_deposit, \
+             partner_withdrawn = excluded.partner_withdrawn",
+        )
+        .bind(channel.id.as_slice())
+        .bind(channel.partner.to_string())
+        .bind(&channel.state)
+        .bind(channel.settle_timeout as i64)
+        .bind(channel.my_deposit.to_string())
+        .bind(channel.my_withdrawn.to_string())
+        .bind(channel.partner_deposit.to_string())
+        .bind(channel.partner_withdrawn.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_frozen(
+        &self,
+        id: B256,
+        frozen: Option<(&str, u64)>,
+    ) -> Result<(), MeshError> {
+        sqlx::query("UPDATE channels SET frozen_reason = ?, frozen_until = ? WHERE channel_id = ?")
+            .bind(frozen.map(|(reason, _)| reason))
+            .bind(frozen.map(|(_, until)| until as i64))
+            .bind(id.as_slice())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn latest(&self, table: &'static str, id: B256) -> Result<Option<Stored>, MeshError> {
+        let query = format!(
+            "SELECT nonce, transferred, proof FROM {table} WHERE channel_id = ? ORDER BY nonce DESC LIMIT 1"
+        );
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(query))
+            .bind(id.as_slice())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Stored {
+            nonce: row.try_get::<i64, _>(0)? as u64,
+            transferred: amount(&row, 1)?,
+            bytes: row.try_get(2)?,
+        }))
+    }
+
+    /// The latest proof this wallet signed in the channel.
+    pub(crate) async fn latest_sent(&self, id: B256) -> Result<Option<Stored>, MeshError> {
+        self.latest("sent", id).await
+    }
+
+    /// The latest proof the partner signed that this wallet accepted.
+    pub(crate) async fn latest_received(&self, id: B256) -> Result<Option<Stored>, MeshError> {
+        self.latest("received", id).await
+    }
+
+    /// The largest amount this wallet ever signed in the channel: its close claim.
+    pub(crate) async fn most_signed(&self, id: B256) -> Result<U256, MeshError> {
+        let amounts: Vec<String> =
+            sqlx::query_scalar("SELECT transferred FROM sent WHERE channel_id = ?")
+                .bind(id.as_slice())
+                .fetch_all(&self.pool)
+                .await?;
+        amounts.iter().try_fold(U256::ZERO, |most, text| {
+            let amount: U256 = text.parse().map_err(|_| MeshError::Stored("amount"))?;
+            Ok(most.max(amount))
+        })
+    }
+
+    pub(crate) async fn insert_sent(
+        conn: &mut SqliteConnection,
+        id: B256,
+        proof: &Stored,
+    ) -> Result<(), MeshError> {
+        sqlx::query("INSERT INTO sent (channel_id, nonce, transferred, proof) VALUES (?, ?, ?, ?)")
+            .bind(id.as_slice())
+            .bind(proof.nonce as i64)
+            .bind(proof.transferred.to_string())
+            .bind(&proof.bytes)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn insert_received(&self, id: B256, proof: &Stored) -> Result<(), MeshError> {
+        sqlx::query(
+            "INSERT INTO received (channel_id, nonce, transferred, proof) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id.as_slice())
+        .bind(proof.nonce as i64)
+        .bind(proof.transferred.to_string())
+        .bind(&proof.bytes)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Each channel's latest received proof the watcher does not hold yet.
+    pub(crate) async fn unsynced(&self) -> Result<Vec<(B256, u64, Vec<u8>)>, MeshError> {
+        let rows = sqlx::query(
+            "SELECT r.channel_id, r.nonce, r.proof FROM received r WHERE r.synced = 0 \
+             AND r.nonce = (SELECT MAX(nonce) FROM received WHERE channel_id = r.channel_id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: Vec<u8> = row.try_get(0)?;
+                Ok((
+                    B256::try_from(id.as_slice()).map_err(|_| MeshError::Stored("channel id"))?,
+                    row.try_get::<i64, _>(1)? as u64,
+                    row.try_get(2)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The watcher holds this proof (and so every older one of the channel).
+    pub(crate) async fn mark_synced(
+        &self,
+        id: B256,
+        nonce: u64,
+        ack: Option<&[u8]>,
+    ) -> Result<(), MeshError> {
+        sqlx::query("UPDATE received SET synced = 1 WHERE channel_id = ? AND nonce <= ?")
+            .bind(id.as_slice())
+            .bind(nonce as i64)
+            .execute(&self.pool)
+            .await?;
+        if let Some(ack) = ack {
+            sqlx::query("UPDATE received SET ack = ? WHERE channel_id = ? AND nonce = ?")
+                .bind(ack)
+                .bind(id.as_slice())
+                .bind(nonce as i64)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The watcher's acknowledgment of a received proof, if it gave one.
+    pub(crate) async fn ack(&self, id: B256, nonce: u64) -> Result<Option<Vec<u8>>, MeshError> {
+        Ok(sqlx::query_scalar::<_, Option<Vec<u8>>>(
+            "SELECT ack FROM received WHERE channel_id = ? AND nonce = ?",
+        )
+        .bind(id.as_slice())
+        .bind(nonce as i64)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
+    pub(crate) async fn insert_withdrawal(
+        &self,
+        id: B256,
+        participant: Address,
+        total: U256,
+        deadline: u64,
+    ) -> Result<(), MeshError> {
+        sqlx::query("INSERT INTO withdrawals (channel_id, participant, total, deadline) VALUES (?, ?, ?, ?)")
+            .bind(id.as_slice())
+            .bind(participant.to_string())
+            .bind(total.to_string())
+            .bind(deadline as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The largest withdrawal total signed for `participant` whose deadline is still ahead.
+    pub(crate) async fn signed_withdrawal(
+        &self,
+        id: B256,
+        participant: Address,
+        now: u64,
+    ) -> Result<U256, MeshError> {
+        let totals: Vec<String> = sqlx::query_scalar(
+            "SELECT total FROM withdrawals WHERE channel_id = ? AND participant = ? AND deadline >= ?",
+        )
+        .bind(id.as_slice())
+        .bind(participant.to_string())
+        .bind(now as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        totals.iter().try_fold(U256::ZERO, |most, text| {
+            let total: U256 = text.parse().map_err(|_| MeshError::Stored("amount"))?;
+            Ok(most.max(total))
+        })
+    }
+}

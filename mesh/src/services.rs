@@ -1,0 +1,346 @@
+//! Talking to the services when there is internet: the watcher (sync receipts, restore) and
+//! the relayer (gasless operations).
+
+use std::time::Duration;
+
+use alloy::{
+    primitives::{Address, B256, Bytes, U256, keccak256},
+    sol_types::SolStruct,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use smartmesh_protocol::{AgentRequest, SignedProof, Watch, agent_domain, sign_typed};
+
+use crate::{Mesh, MeshError, journal::Stored, wallet_client::now};
+
+/// Receipts uploaded per request.
+const SYNC_BATCH: usize = 1_000;
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Receipts the watcher stored (newly).
+    pub stored: usize,
+    /// Receipts it already held.
+    pub known: usize,
+    /// Receipts it refused, with its reason (kept, and uploaded again next time).
+    pub rejected: Vec<(B256, String)>,
+    /// Backups of this wallet's own latest proofs it stored.
+    pub backups: usize,
+}
+
+/// A relayed operation that was mined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relayed {
+    /// The relayer's id for it.
+    pub id: i64,
+    /// Its transaction.
+    pub tx_hash: B256,
+    /// The fee paid, in SMT wei.
+    pub fee: U256,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Quote {
+    quote_id: i64,
+    agent: Address,
+    signed_agent: Address,
+    chain_id: u64,
+    fee_token: Address,
+    gas: U256,
+    fee: U256,
+}
+
+impl Mesh {
+    async fn call(
+        &self,
+        service: &'static str,
+        request: alloy::transports::http::reqwest::RequestBuilder,
+    ) -> Result<Value, MeshError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| MeshError::Network(format!("{service}: {e}")))?;
+        let status = response.status().as_u16();
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| MeshError::Network(format!("{service}: {e}")))?;
+        if !(200..300).contains(&status) {
+            return Err(MeshError::Refused {
+                service,
+                status,
+                error: body["error"].as_str().unwrap_or_default().to_owned(),
+                detail: body["detail"].as_str().unwrap_or_default().to_owned(),
+            });
+        }
+        Ok(body)
+    }
+
+    fn watcher(&self) -> Result<&str, MeshError> {
+        self.config
+            .watcher_url
+            .as_deref()
+            .ok_or(MeshError::NoService("watcher"))
+    }
+
+    fn relayer(&self) -> Result<&str, MeshError> {
+        self.config
+            .relayer_url
+            .as_deref()
+            .ok_or(MeshError::NoService("relayer"))
+    }
+
+    /// Uploads every receipt the watcher does not hold yet, each with a Watch that lets the
+    /// watcher dispute a stale close for this wallet, and backups of this wallet's own latest
+    /// proofs; keeps the watcher's signed acknowledgments.
+    pub async fn sync(&self) -> Result<SyncReport, MeshError> {
+        let url = self.watcher()?;
+        let health = self
+            .call("watcher", self.http.get(format!("{url}/v1/health")))
+            .await?;
+        let watcher: Address = health["watcher"]
+            .as_str()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| MeshError::Network("the watcher did not say its address".into()))?;
+        let unsynced = self.journal.unsynced().await?;
+        let mut backups = Vec::new();
+        for id in self.journal.channels().await? {
+            if let Some(stored) = self.journal.latest_sent(id).await? {
+                backups.push(SignedProof::decode(&stored.bytes)?.to_text()?);
+            }
+        }
+        let mut report = SyncReport::default();
+        let mut chunks: Vec<&[(B256, u64, Vec<u8>)]> = unsynced.chunks(SYNC_BATCH).collect();
+        if chunks.is_empty() && !backups.is_empty() {
+            // Backups go even when no receipt is waiting.
+            chunks.push(&[]);
+        }
+        for (round, chunk) in chunks.into_iter().enumerate() {
+            let mut items = Vec::with_capacity(chunk.len());
+            for (_, _, bytes) in chunk.iter() {
+                let signed = SignedProof::decode(bytes)?;
+                let watch = Watch {
+                    channelId: signed.proof.channelId,
+                    proofDigest: self.proof_digest(&signed.proof),
+                    watcher,
+                    reward: self.config.watch_reward,
+                    // Good for any close to come: the closer cannot wait it out.
+                    deadline: U256::from(u64::MAX),
+                };
+                let signature = sign_typed(&self.key, &watch, &self.domain());
+                items.push(json!({
+                    "proof": signed.to_text()?,
+                    "watch": {
+                        "watcher": watcher,
+                        "reward": watch.reward,
+                        "deadline": watch.deadline,
+                        "signature": Bytes::copy_from_slice(signature.as_bytes()),
+                    },
+                }));
+            }
+            let body = json!({
+                "chainId": self.config.chain_id,
+                "tokenNetwork": self.config.token_network,
+                "items": items,
+                "sent": if round == 0 { backups.clone() } else { Vec::new() },
+            });
+            let answer = self
+                .call(
+                    "watcher",
+                    self.http.post(format!("{url}/v1/receipts")).json(&body),
+                )
+                .await?;
+            for (outcome, (id, nonce, _)) in answer["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .zip(chunk.iter())
+            {
+                match outcome["status"].as_str() {
+                    Some(status @ ("stored" | "known")) => {
+                        let ack = outcome["ack"]
+                            .as_str()
+                            .and_then(|hex| alloy::hex::decode(hex).ok());
+                        self.journal
+                            .mark_synced(*id, *nonce, ack.as_deref())
+                            .await?;
+                        if status == "stored" {
+                            report.stored += 1;
+                        } else {
+                            report.known += 1;
+                        }
+                    }
+                    _ => report.rejected.push((
+                        *id,
+                        outcome["reason"].as_str().unwrap_or_default().to_owned(),
+                    )),
+                }
+            }
+            report.backups += answer["sent"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|outcome| outcome["status"] == "stored")
+                .count();
+        }
+        Ok(report)
+    }
+
+    /// The watcher's signed acknowledgment that it holds a received proof.
+    pub async fn acknowledgment(&self, id: B256, nonce: u64) -> Result<Option<Vec<u8>>, MeshError> {
+        self.journal.ack(id, nonce).await
+    }
+
+    /// After restoring a wallet from a backup: asks the watcher, for every channel, for the
+    /// latest proof this wallet signed, and journals any the backup missed, so the close claim
+    /// covers them. Until this ran, the wallet refuses to close.
+    pub async fn restore(&self) -> Result<usize, MeshError> {
+        let url = self.watcher()?;
+        let mut learned = 0;
+        for id in self.journal.channels().await? {
+            let answer = self
+                .call(
+                    "watcher",
+                    self.http.get(format!(
+                        "{url}/v1/proofs/latest?channel={id}&signer={}",
+                        self.address()
+                    )),
+                )
+                .await;
+            let answer = match answer {
+                Ok(answer) => answer,
+                Err(MeshError::Refused { status: 404, .. }) => continue,
+                Err(error) => return Err(error),
+            };
+            let signed = SignedProof::from_text(answer["proof"].as_str().unwrap_or_default())?;
+            if signed.signer()? != self.address() || signed.proof.channelId != id {
+                return Err(MeshError::Network(format!(
+                    "the watcher answered a proof that is not this wallet's for {id}"
+                )));
+            }
+            let known = self.journal.latest_sent(id).await?.map_or(0, |p| p.nonce);
+            let nonce: u64 = signed.proof.nonce.saturating_to();
+            if nonce > known {
+                let mut tx = self.journal.pool().begin().await?;
+                crate::journal::Journal::insert_sent(
+                    &mut tx,
+                    id,
+                    &Stored {
+                        nonce,
+                        transferred: signed.proof.transferredAmount,
+                        bytes: signed.encode()?,
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                learned += 1;
+            }
+        }
+        self.journal.set_meta("restored", "0").await?;
+        Ok(learned)
+    }
+
+    /// Has the relayer send `data` to `target` for this wallet: quote, sign the
+    /// `AgentRequest` (bound to the quoted relayer, valid `validity` seconds), relay, and wait
+    /// until it is mined or fails.
+    pub async fn relay(
+        &self,
+        target: Address,
+        data: Vec<u8>,
+        validity: u64,
+    ) -> Result<Relayed, MeshError> {
+        let url = self.relayer()?;
+        let data = Bytes::from(data);
+        let quote: Quote = serde_json::from_value(
+            self.call(
+                "relayer",
+                self.http
+                    .post(format!("{url}/v1/quote"))
+                    .json(&json!({"from": self.address(), "target": target, "data": data})),
+            )
+            .await?,
+        )
+        .map_err(|e| MeshError::Network(format!("relayer: a quote that does not parse: {e}")))?;
+        // Never sign for another chain or agent than this wallet's, whatever a relayer says.
+        if quote.chain_id != self.config.chain_id
+            || quote.signed_agent != self.config.signed_agent
+            || quote.fee_token != self.config.token
+        {
+            return Err(MeshError::Network(
+                "the relayer quoted for another chain, SignedAgent or fee token".into(),
+            ));
+        }
+        let request = AgentRequest {
+            from: self.address(),
+            agent: quote.agent,
+            target,
+            data,
+            gas: quote.gas,
+            feeToken: quote.fee_token,
+            fee: quote.fee,
+            nonce: U256::from_be_bytes(
+                keccak256(
+                    [
+                        self.address().as_slice(),
+                        &std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_nanos())
+                            .to_be_bytes(),
+                    ]
+                    .concat(),
+                )
+                .0,
+            ),
+            deadline: U256::from(now() + validity),
+        };
+        let domain = agent_domain(self.config.chain_id, self.config.signed_agent);
+        let signature = sign_typed(&self.key, &request, &domain);
+        let answer = self
+            .call(
+                "relayer",
+                self.http.post(format!("{url}/v1/relay")).json(&json!({
+                    "quoteId": quote.quote_id,
+                    "request": {
+                        "from": request.from, "agent": request.agent, "target": request.target,
+                        "data": request.data, "gas": request.gas, "feeToken": request.feeToken,
+                        "fee": request.fee, "nonce": request.nonce, "deadline": request.deadline,
+                    },
+                    "signature": Bytes::copy_from_slice(signature.as_bytes()),
+                })),
+            )
+            .await?;
+        let id = answer["id"].as_i64().unwrap_or_default();
+        tracing::debug!(target: "smartmesh::mesh", id, digest = %request.eip712_signing_hash(&domain), "relayed");
+        for _ in 0..(validity * 4).max(40) {
+            let status = self
+                .call("relayer", self.http.get(format!("{url}/v1/relay/{id}")))
+                .await?;
+            match status["status"].as_str() {
+                Some("mined") => {
+                    return Ok(Relayed {
+                        id,
+                        tx_hash: status["txHash"]
+                            .as_str()
+                            .and_then(|hash| hash.parse().ok())
+                            .unwrap_or_default(),
+                        fee: quote.fee,
+                    });
+                }
+                Some("failed") => {
+                    return Err(MeshError::RelayFailed(
+                        status["reason"]
+                            .as_str()
+                            .unwrap_or("no reason given")
+                            .to_owned(),
+                    ));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        Err(MeshError::RelayFailed(format!(
+            "relay {id} was not mined within {validity} s; its deadline has passed, so it never will be"
+        )))
+    }
+}
