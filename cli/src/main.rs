@@ -1,11 +1,15 @@
-//! `smartmesh`: the command that runs SmartMesh's services. `smartmesh settlement` runs the
-//! settlement watcher, `smartmesh relayer` the relayer; the one-command local stack and the
-//! wallet commands come with their issue.
+//! `smartmesh`: SmartMesh from a terminal. `dev` runs the whole stack on one machine;
+//! `deploy`, `settlement` and `relayer` run the pieces on any chain; the wallet commands do
+//! what a phone does: pay and receive offline, sync receipts, and use the chain through the
+//! relayer without holding ETH.
 
 mod common;
+mod deploy;
+mod dev;
 mod keys;
 mod relayer;
 mod settlement;
+mod wallet;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -14,7 +18,10 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "smartmesh",
     version,
-    about = "SmartMesh: phones pay in SMT offline and settle on Ethereum later"
+    about = "SmartMesh: phones pay each other in SMT with no internet, and settle on Ethereum later",
+    after_help = "Start here: `smartmesh dev` runs a local chain, the contracts, the relayer and the \
+                  watcher, and funds the wallets alice and brandon; then try `smartmesh wallet show \
+                  --wallet alice`."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,24 +30,70 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole stack locally: anvil, the contracts, demo wallets, relayer and watcher.
+    Dev(dev::Args),
+    /// Deploy the contracts to a chain and write deployments/<chainId>.json (or verify the
+    /// contracts an existing manifest names).
+    Deploy(deploy::Args),
     /// Run the settlement watcher: receipts API, chain indexer, disputes and settles.
     Settlement(settlement::Args),
     /// Run the relayer: quotes, relays users' signed requests, pays the gas, earns SMT.
     Relayer(relayer::Args),
+    /// Create, import or show a wallet.
+    Wallet {
+        #[command(subcommand)]
+        command: wallet::WalletCommand,
+        #[command(flatten)]
+        wallet: wallet::WalletArgs,
+    },
+    /// Open, fund, close, settle or inspect a channel (through the relayer: no ETH needed).
+    Channel {
+        #[command(subcommand)]
+        command: wallet::ChannelCommand,
+        #[command(flatten)]
+        wallet: wallet::WalletArgs,
+    },
+    /// Pay over a channel, offline: prints (or writes) the signed payment to hand over.
+    Pay(wallet::PayArgs),
+    /// Accept a payment handed over (a file or the `smr1...` text), offline.
+    Receive(wallet::ReceiveArgs),
+    /// Upload received payments to the watcher, which then guards them while you are offline.
+    Sync {
+        #[command(flatten)]
+        wallet: wallet::WalletArgs,
+    },
+    /// SMT and ETH of the dev stack's wallets, watcher and relayer.
+    Balances {
+        #[command(flatten)]
+        wallet: wallet::WalletArgs,
+    },
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // Services say what they do; wallet commands speak only when something is wrong.
+    let level = match cli.command {
+        Command::Settlement(_) | Command::Relayer(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Deploy(args) => deploy::run(args).await,
         Command::Settlement(args) => settlement::run(args).await,
         Command::Relayer(args) => relayer::run(args).await,
+        Command::Wallet { command, wallet } => wallet::wallet(command, wallet).await,
+        Command::Channel { command, wallet } => wallet::channel_command(command, wallet).await,
+        Command::Pay(args) => wallet::pay(args).await,
+        Command::Receive(args) => wallet::receive(args).await,
+        Command::Sync { wallet } => wallet::sync(wallet).await,
+        Command::Balances { wallet } => wallet::balances(wallet).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

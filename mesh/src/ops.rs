@@ -191,9 +191,23 @@ impl Mesh {
     /// Closes the channel, claiming the largest amount this wallet ever signed and submitting
     /// the partner's latest proof. Refused while a restored wallet has not run `restore`.
     pub async fn close(&self, id: B256) -> Result<Relayed, MeshError> {
+        self.close_claiming(id, None).await
+    }
+
+    /// Closes the channel declaring `claim` instead of the largest amount signed. A claim
+    /// below what this wallet signed is a lie the partner's watcher punishes with this
+    /// wallet's whole deposit: for demonstrations and tests of exactly that.
+    pub async fn close_claiming(
+        &self,
+        id: B256,
+        claim: Option<U256>,
+    ) -> Result<Relayed, MeshError> {
         let deadline = now() + VALIDITY;
         self.freeze_for_close(id, deadline).await?;
-        let claim = self.close_claim(id).await?;
+        let claim = match claim {
+            Some(claim) => claim,
+            None => self.close_claim(id).await?,
+        };
         let (proof, signature) = match self.journal.latest_received(id).await? {
             Some(stored) => {
                 let signed = SignedProof::decode(&stored.bytes)?;

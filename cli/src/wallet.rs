@@ -1,0 +1,518 @@
+//! The wallet commands, on the `mesh` crate: what a phone app does, from a terminal.
+//! Amounts are in SMT with decimals (`1.5`).
+
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::{Address, B256, U256, utils::parse_units};
+use eyre::{WrapErr, bail, eyre};
+use smartmesh_chain::Deployment;
+use smartmesh_mesh::{KEY_FILE, Mesh, MeshConfig, MeshError, Relayed, create_key, import_key};
+use smartmesh_protocol::TokenNetwork;
+
+use crate::dev::{DevFile, smt};
+
+/// Which wallet, and where its stack is.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct WalletArgs {
+    /// Where `smartmesh dev` keeps its state (its dev.json names the stack).
+    #[arg(
+        long,
+        env = "SMARTMESH_HOME",
+        default_value = ".smartmesh",
+        global = true
+    )]
+    home: PathBuf,
+    /// The wallet: a name under <home>/wallets, or a directory.
+    #[arg(
+        long,
+        short = 'w',
+        env = "SMARTMESH_WALLET",
+        default_value = "default",
+        global = true
+    )]
+    wallet: String,
+    /// The chain's JSON-RPC endpoint (else dev.json's).
+    #[arg(long, global = true)]
+    rpc_url: Option<String>,
+    /// The settlement watcher (else dev.json's).
+    #[arg(long, global = true)]
+    watcher_url: Option<String>,
+    /// The relayer (else dev.json's).
+    #[arg(long, global = true)]
+    relayer_url: Option<String>,
+    /// The deployment manifest (else dev.json's).
+    #[arg(long, global = true)]
+    deployment: Option<PathBuf>,
+    /// What this wallet's Watches pay the watcher for a successful dispute, in SMT.
+    #[arg(long, default_value = "1", global = true)]
+    watch_reward: String,
+}
+
+impl WalletArgs {
+    fn dir(&self) -> PathBuf {
+        if self.wallet.contains('/') {
+            PathBuf::from(&self.wallet)
+        } else {
+            self.home.join("wallets").join(&self.wallet)
+        }
+    }
+
+    fn dev(&self) -> eyre::Result<Option<DevFile>> {
+        DevFile::read(&self.home)
+    }
+
+    fn config(&self) -> eyre::Result<MeshConfig> {
+        let dev = self.dev()?;
+        let deployment = match (&self.deployment, &dev) {
+            (Some(path), _) => Deployment::read(path)?,
+            (None, Some(dev)) => dev.deployment.clone(),
+            (None, None) => bail!(
+                "no stack known: run `smartmesh dev` (it writes {}), or pass --deployment FILE with --rpc-url, --watcher-url and --relayer-url",
+                self.home.join("dev.json").display()
+            ),
+        };
+        let pick = |flag: &Option<String>, from_dev: fn(&DevFile) -> &String| {
+            flag.clone()
+                .or_else(|| dev.as_ref().map(|dev| from_dev(dev).clone()))
+        };
+        Ok(MeshConfig {
+            chain_id: deployment.chain_id,
+            token: deployment.token,
+            signed_agent: deployment.signed_agent,
+            token_network: deployment.token_network,
+            rpc_url: pick(&self.rpc_url, |dev| &dev.rpc_url),
+            watcher_url: pick(&self.watcher_url, |dev| &dev.watcher_url),
+            relayer_url: pick(&self.relayer_url, |dev| &dev.relayer_url),
+            watch_reward: amount("--watch-reward", &self.watch_reward)?,
+        })
+    }
+
+    async fn open(&self) -> eyre::Result<Mesh> {
+        let dir = self.dir();
+        if !dir.join(KEY_FILE).exists() {
+            bail!(
+                "no wallet at {}: create it with `smartmesh wallet new --wallet {}`",
+                dir.display(),
+                self.wallet
+            );
+        }
+        Ok(Mesh::open(&dir, self.config()?).await?)
+    }
+
+    /// An address, or the address of a wallet dev.json knows by name.
+    fn address(&self, text: &str) -> eyre::Result<Address> {
+        if let Ok(address) = text.parse() {
+            return Ok(address);
+        }
+        self.dev()?
+            .and_then(|dev| dev.wallets.into_iter().find(|(name, _)| name == text))
+            .map(|(_, address)| address)
+            .ok_or_else(|| eyre!("{text:?} is neither an address nor a wallet of the dev stack"))
+    }
+}
+
+/// An amount of SMT with decimals, in SMT wei.
+pub(crate) fn amount(flag: &str, text: &str) -> eyre::Result<U256> {
+    Ok(parse_units(text, 18)
+        .map_err(|_| eyre!("{flag} {text:?} is not an amount of SMT (decimals allowed: 1.5)"))?
+        .into())
+}
+
+/// `smartmesh wallet ...`
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum WalletCommand {
+    /// Create a wallet: a new key in a file only you can read.
+    New,
+    /// Create a wallet from an existing key (restoring from a backup: run `channel restore`
+    /// before closing any channel).
+    Import {
+        /// A file holding the hex private key.
+        #[arg(long)]
+        key_file: PathBuf,
+    },
+    /// The wallet's address, balances and channels.
+    Show,
+}
+
+/// `smartmesh channel ...`
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ChannelCommand {
+    /// Open a channel to a partner through the relayer (no ETH needed), optionally depositing.
+    Open {
+        /// The partner: an address, or a dev wallet's name (alice, brandon).
+        #[arg(long)]
+        partner: String,
+        /// The hold period in seconds: how long a close can be disputed.
+        #[arg(long, default_value_t = 3_600)]
+        settle_timeout: u64,
+        /// SMT to deposit right away.
+        #[arg(long)]
+        deposit: Option<String>,
+    },
+    /// Deposit more SMT into a channel (a permit: no approval, no ETH).
+    Deposit {
+        /// The channel (needed when the wallet has several).
+        #[arg(long)]
+        channel: Option<B256>,
+        /// SMT to add.
+        #[arg(long)]
+        amount: String,
+    },
+    /// Close a channel, claiming what this wallet paid and submitting the partner's latest
+    /// proof.
+    Close {
+        /// The channel (needed when the wallet has several).
+        #[arg(long)]
+        channel: Option<B256>,
+        /// Declare this claim (SMT) instead of the largest amount signed. Below it, this is a
+        /// lie the partner's watcher punishes with your whole deposit.
+        #[arg(long, requires = "forfeit_deposit")]
+        claim: Option<String>,
+        /// Acknowledge that an under-declared claim forfeits your deposit.
+        #[arg(long)]
+        forfeit_deposit: bool,
+    },
+    /// Settle a closed channel after its hold period.
+    Settle {
+        /// The channel (needed when the wallet has several).
+        #[arg(long)]
+        channel: Option<B256>,
+    },
+    /// The channel's state on chain and in this wallet.
+    Status {
+        /// The channel (needed when the wallet has several).
+        #[arg(long)]
+        channel: Option<B256>,
+    },
+    /// After restoring from a backup: learn from the watcher the latest proof this wallet
+    /// signed in each channel.
+    Restore,
+}
+
+/// `smartmesh pay`: sign a payment and hand it over by any means.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PayArgs {
+    /// The channel (needed when the wallet has several).
+    #[arg(long)]
+    channel: Option<B256>,
+    /// SMT to pay.
+    #[arg(long)]
+    amount: String,
+    /// Write the payment (`smr1...`) to this file instead of printing it.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+/// `smartmesh receive`: accept a payment.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReceiveArgs {
+    /// A file holding the payment, or the payment itself (`smr1...`).
+    payment: String,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+fn relayed(what: &str, relayed: &Relayed) {
+    println!(
+        "{what}: transaction {}, fee {} SMT paid to the relayer",
+        relayed.tx_hash,
+        smt(relayed.fee)
+    );
+}
+
+/// The channel named, or the wallet's only one.
+async fn channel(mesh: &Mesh, given: Option<B256>) -> eyre::Result<B256> {
+    if let Some(id) = given {
+        return Ok(id);
+    }
+    let channels = mesh.channels().await?;
+    match channels.as_slice() {
+        [only] => Ok(only.id),
+        [] => bail!("this wallet has no channel: open one with `smartmesh channel open`"),
+        many => bail!(
+            "this wallet has {} channels: pass --channel ({})",
+            many.len(),
+            many.iter()
+                .map(|c| c.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A hint for what to do after an error.
+fn hint(error: MeshError) -> eyre::Report {
+    let next = match &error {
+        MeshError::NoService(_) => {
+            Some("start the stack with `smartmesh dev`, or pass the service's URL")
+        }
+        MeshError::MustRestore => Some("run `smartmesh channel restore`"),
+        MeshError::Frozen { .. } => Some("wait until what you signed lands or its deadline passes"),
+        MeshError::UnknownChannel(_) => {
+            Some("open the channel with this wallet, or check --channel")
+        }
+        _ => None,
+    };
+    match next {
+        Some(next) => eyre!("{error}\n  next: {next}"),
+        None => eyre!(error),
+    }
+}
+
+pub(crate) async fn wallet(command: WalletCommand, args: WalletArgs) -> eyre::Result<()> {
+    let key_file = args.dir().join(KEY_FILE);
+    match command {
+        WalletCommand::New => {
+            let key = create_key(&key_file).map_err(hint)?;
+            println!(
+                "wallet {}: {}\n  key: {} (only you can read it)",
+                args.wallet,
+                key.address(),
+                key_file.display()
+            );
+        }
+        WalletCommand::Import { key_file: source } => {
+            let hex = std::fs::read_to_string(&source)
+                .wrap_err_with(|| format!("cannot read {}", source.display()))?;
+            let key = import_key(&key_file, &hex).map_err(hint)?;
+            let mesh = args.open().await?;
+            mesh.mark_restored().await?;
+            println!(
+                "wallet {}: {} imported\n  restored from a backup: run `smartmesh channel restore` before closing any channel",
+                args.wallet,
+                key.address()
+            );
+        }
+        WalletCommand::Show => {
+            let mesh = args.open().await?;
+            println!("wallet {}: {}", args.wallet, mesh.address());
+            match mesh.balances().await {
+                Ok((smt_balance, eth)) => println!("  {} SMT, {} ETH", smt(smt_balance), smt(eth)),
+                Err(error) => println!("  balances unavailable: {error}"),
+            }
+            for channel in mesh.channels().await? {
+                let capacity = mesh.capacity(channel.id).await?;
+                println!(
+                    "  channel {} with {} ({}): can send {} SMT, can receive {} SMT",
+                    channel.id,
+                    channel.partner,
+                    channel.state,
+                    smt(capacity.can_send),
+                    smt(capacity.can_receive)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -> eyre::Result<()> {
+    let mesh = args.open().await?;
+    match command {
+        ChannelCommand::Open {
+            partner,
+            settle_timeout,
+            deposit,
+        } => {
+            let partner = args.address(&partner)?;
+            let (id, open) = mesh
+                .open_channel(partner, settle_timeout)
+                .await
+                .map_err(hint)?;
+            println!("channel {id} opened with {partner} (hold period {settle_timeout} s)");
+            relayed("  open", &open);
+            if let Some(deposit) = deposit {
+                let done = mesh
+                    .deposit(id, amount("--deposit", &deposit)?)
+                    .await
+                    .map_err(hint)?;
+                relayed(&format!("  deposit {deposit} SMT"), &done);
+            }
+        }
+        ChannelCommand::Deposit {
+            channel: id,
+            amount: more,
+        } => {
+            let id = channel(&mesh, id).await?;
+            let current = mesh.refresh(id).await.map_err(hint)?.my_deposit;
+            let total = current + amount("--amount", &more)?;
+            let done = mesh.deposit(id, total).await.map_err(hint)?;
+            relayed(
+                &format!("deposit {more} SMT (total {} SMT)", smt(total)),
+                &done,
+            );
+        }
+        ChannelCommand::Close {
+            channel: id,
+            claim,
+            forfeit_deposit: _,
+        } => {
+            let id = channel(&mesh, id).await?;
+            let claim = claim.map(|claim| amount("--claim", &claim)).transpose()?;
+            let signed = mesh.close_claim(id).await?;
+            let done = mesh.close_claiming(id, claim).await.map_err(hint)?;
+            let declared = claim.unwrap_or(signed);
+            println!(
+                "channel {id} closed claiming {} SMT paid (largest signed: {} SMT)",
+                smt(declared),
+                smt(signed)
+            );
+            relayed("  close", &done);
+        }
+        ChannelCommand::Settle { channel: id } => {
+            let id = channel(&mesh, id).await?;
+            let done = mesh.settle(id).await.map_err(hint)?;
+            relayed(&format!("channel {id} settled"), &done);
+        }
+        ChannelCommand::Status { channel: id } => {
+            let id = channel(&mesh, id).await?;
+            let local = mesh.refresh(id).await.map_err(hint)?;
+            let capacity = mesh.capacity(id).await?;
+            println!("channel {id} with {}: {}", local.partner, local.state);
+            println!(
+                "  deposits: mine {} SMT, partner {} SMT; paid {} SMT, received {} SMT",
+                smt(local.my_deposit),
+                smt(local.partner_deposit),
+                smt(capacity.sent),
+                smt(capacity.received)
+            );
+            if local.state == "open" {
+                println!(
+                    "  can send {} SMT, can receive {} SMT",
+                    smt(capacity.can_send),
+                    smt(capacity.can_receive)
+                );
+            }
+            if let Some((reason, until)) = &local.frozen {
+                println!("  frozen: a {reason} signed, until {until}");
+            }
+            if let Some(url) = &mesh.config().rpc_url {
+                let provider = smartmesh_chain::connect(url)?;
+                let info = TokenNetwork::new(mesh.config().token_network, provider)
+                    .channelInfo(id)
+                    .call()
+                    .await?;
+                if info.state == 2 && info.penalized {
+                    println!(
+                        "  closed by {}; penalized: the closer under-declared, its partner gets all; settle at {}",
+                        info.closer, info.settleAt
+                    );
+                } else if info.state == 2 {
+                    println!(
+                        "  closed by {} claiming {} SMT paid; settle at {}",
+                        info.closer,
+                        smt(info.claimTransferred),
+                        info.settleAt
+                    );
+                }
+            }
+        }
+        ChannelCommand::Restore => {
+            let learned = mesh.restore().await.map_err(hint)?;
+            println!(
+                "restored: {learned} proof(s) this wallet signed were missing and are journaled now"
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn pay(args: PayArgs) -> eyre::Result<()> {
+    let mesh = args.wallet.open().await?;
+    let id = channel(&mesh, args.channel).await?;
+    let proof = mesh
+        .pay(id, amount("--amount", &args.amount)?)
+        .await
+        .map_err(hint)?;
+    let text = proof.to_text()?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, format!("{text}\n"))
+                .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+            println!(
+                "paid {} SMT (total {} SMT, nonce {}): hand {} to your partner",
+                args.amount,
+                smt(proof.proof.transferredAmount),
+                proof.proof.nonce,
+                path.display()
+            );
+        }
+        None => println!("{text}"),
+    }
+    Ok(())
+}
+
+pub(crate) async fn receive(args: ReceiveArgs) -> eyre::Result<()> {
+    let mesh = args.wallet.open().await?;
+    let text = if Path::new(&args.payment).is_file() {
+        std::fs::read_to_string(&args.payment)?
+    } else {
+        args.payment.clone()
+    };
+    let proof = mesh.receive_text(text.trim()).await.map_err(hint)?;
+    println!(
+        "received: {} SMT paid in total on channel {} (nonce {}); run `smartmesh sync` when online",
+        smt(proof.proof.transferredAmount),
+        proof.proof.channelId,
+        proof.proof.nonce
+    );
+    Ok(())
+}
+
+pub(crate) async fn sync(args: WalletArgs) -> eyre::Result<()> {
+    let mesh = args.open().await?;
+    let report = mesh.sync().await.map_err(hint)?;
+    println!(
+        "synced: {} receipt(s) stored by the watcher, {} already held, {} backup(s) of your own payments",
+        report.stored, report.known, report.backups
+    );
+    for (id, reason) in report.rejected {
+        println!("  refused for channel {id}: {reason} (kept; sync again later)");
+    }
+    Ok(())
+}
+
+/// `smartmesh balances`: the dev stack's accounts, SMT and ETH.
+pub(crate) async fn balances(args: WalletArgs) -> eyre::Result<()> {
+    let config = args.config()?;
+    let dev = args.dev()?.ok_or_else(|| {
+        eyre!(
+            "no dev stack at {}: run `smartmesh dev`",
+            args.home.display()
+        )
+    })?;
+    let url = config
+        .rpc_url
+        .clone()
+        .ok_or_else(|| eyre!("no --rpc-url"))?;
+    let provider = smartmesh_chain::connect(&url)?;
+    let token = smartmesh_protocol::SmartMeshToken::new(config.token, provider.clone());
+    let mut accounts: Vec<(String, Address)> = dev.wallets.clone();
+    accounts.push(("watcher".into(), dev.watcher));
+    for (index, relayer) in dev.relayers.iter().enumerate() {
+        accounts.push((
+            if index == 0 {
+                "relayer".into()
+            } else {
+                format!("relayer {index}")
+            },
+            *relayer,
+        ));
+    }
+    println!(
+        "{:<10} {:<44} {:>16} {:>22}",
+        "account", "address", "SMT", "ETH"
+    );
+    for (name, address) in accounts {
+        let smt_balance = token.balanceOf(address).call().await?;
+        let eth = alloy::providers::Provider::get_balance(&provider, address).await?;
+        println!(
+            "{name:<10} {address:<44} {:>16} {:>22}",
+            smt(smt_balance),
+            smt(eth)
+        );
+    }
+    Ok(())
+}
