@@ -193,7 +193,7 @@ impl Drop for Dev {
 
 /// The channel id a `channel open` printed.
 fn opened(output: &str) -> eyre::Result<B256> {
-    Ok(output
+    output
         .lines()
         .find_map(|line| {
             line.strip_prefix("channel ")?
@@ -202,7 +202,7 @@ fn opened(output: &str) -> eyre::Result<B256> {
                 .parse()
                 .ok()
         })
-        .ok_or_else(|| eyre::eyre!("no channel id in {output:?}"))?)
+        .ok_or_else(|| eyre::eyre!("no channel id in {output:?}"))
 }
 
 fn file(home: &Path, name: &str) -> String {
