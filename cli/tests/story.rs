@@ -16,7 +16,7 @@ use alloy::{
     primitives::{Address, B256, U256, utils::parse_ether},
     providers::{DynProvider, Provider},
     rpc::types::Filter,
-    sol_types::SolEvent,
+    sol_types::{SolEvent, SolStruct},
 };
 use smartmesh_mesh::{Mesh, MeshConfig};
 use smartmesh_protocol::{SmartMeshToken, TokenNetwork};
@@ -443,5 +443,103 @@ async fn an_honest_close_and_a_cooperative_settle() -> eyre::Result<()> {
         "paid out at once"
     );
     assert_eq!(alice_phone.channel(channel).await?.state, "settled");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_restored_wallet_learns_its_latest_payment_and_a_withdrawal_lands() -> eyre::Result<()> {
+    let dev = Dev::start("restore")?;
+    let (alice_phone, brandon_phone) = (dev.mesh("alice").await?, dev.mesh("brandon").await?);
+    let brandon = dev.wallet("brandon");
+    let (channel, _) = alice_phone.open_channel(brandon, 60).await?;
+    alice_phone.deposit(channel, parse_ether("40")?).await?;
+    brandon_phone.refresh(channel).await?;
+
+    // A withdrawal: Brandon signs Alice's, Alice sends both signatures through the relayer.
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 600;
+    let brandon_signature = brandon_phone
+        .sign_withdraw(channel, alice_phone.address(), parse_ether("10")?, deadline)
+        .await?;
+    alice_phone
+        .withdraw(channel, parse_ether("10")?, deadline, &brandon_signature)
+        .await?;
+    let after = alice_phone.refresh(channel).await?;
+    assert_eq!(after.my_withdrawn, parse_ether("10")?);
+    assert!(
+        after.frozen.is_none(),
+        "the withdrawal landed: the channel thaws"
+    );
+    brandon_phone.refresh(channel).await?;
+
+    // Alice pays 5, backs her phone up, pays 5 more, and syncs her own payments as backups.
+    let first = alice_phone.pay(channel, parse_ether("5")?).await?;
+    brandon_phone.receive_bytes(&first.encode()?).await?;
+    let wallet = dev.home.join("wallets").join("alice");
+    let backup = dev.home.join("alice-backup");
+    std::fs::create_dir_all(&backup)?;
+    // The journal and its write-ahead log, as a file-level backup takes them.
+    for file in ["key", "journal.sqlite", "journal.sqlite-wal"] {
+        if wallet.join(file).exists() {
+            std::fs::copy(wallet.join(file), backup.join(file))?;
+        }
+    }
+    let second = alice_phone.pay(channel, parse_ether("5")?).await?;
+    brandon_phone.receive_bytes(&second.encode()?).await?;
+    let report = alice_phone.sync().await?;
+    assert_eq!(report.backups, 1, "{report:?}");
+    let report = brandon_phone.sync().await?;
+    assert_eq!(report.stored, 1, "{report:?}");
+    let ack = brandon_phone
+        .acknowledgment(channel, 2)
+        .await?
+        .expect("the watcher acknowledged");
+    let digest = smartmesh_settlement::WatcherAck {
+        channelId: channel,
+        proofDigest: brandon_phone.proof_digest(&second.proof),
+    }
+    .eip712_signing_hash(&smartmesh_settlement::ack_domain(
+        dev.dev["deployment"]["chainId"]
+            .as_u64()
+            .unwrap_or_default(),
+        dev.address("tokenNetwork"),
+    ));
+    let signer =
+        smartmesh_protocol::recover(&digest, &smartmesh_protocol::Signature65::from_slice(&ack)?)?;
+    assert_eq!(
+        signer,
+        dev.field("watcher").parse::<Address>()?,
+        "the acknowledgment is the watcher's"
+    );
+    drop(alice_phone);
+
+    // The phone is lost; Alice restores the backup, which knows only the first payment.
+    std::fs::remove_dir_all(&wallet)?;
+    std::fs::rename(&backup, &wallet)?;
+    let restored = dev.mesh("alice").await?;
+    restored.mark_restored().await?;
+    assert_eq!(
+        restored.close_claim(channel).await?,
+        parse_ether("5")?,
+        "the backup is stale"
+    );
+    assert!(matches!(
+        restored.close(channel).await,
+        Err(smartmesh_mesh::MeshError::MustRestore)
+    ));
+    assert_eq!(
+        restored.restore().await?,
+        1,
+        "the watcher held the newer payment"
+    );
+    assert_eq!(restored.close_claim(channel).await?, parse_ether("10")?);
+    restored.close(channel).await?;
+    assert!(
+        dev.events::<TokenNetwork::ChannelClosed>(channel).await?[0].claimTransferred
+            == parse_ether("10")?,
+        "the close claims everything Alice signed: no penalty to fear"
+    );
     Ok(())
 }
