@@ -151,6 +151,31 @@ impl Dev {
         eyre::bail!("timed out waiting for {what}")
     }
 
+    /// The channel's settle event once it is on chain, with `first`'s payout and the other's.
+    async fn settled(
+        &self,
+        channel: B256,
+        first: Address,
+        what: &str,
+    ) -> eyre::Result<(TokenNetwork::ChannelSettled, U256, U256)> {
+        let settled = self
+            .eventually::<TokenNetwork::ChannelSettled>(channel, what)
+            .await?;
+        // Payouts come in participant order: the lower address first.
+        let (mine, other) = if first < self.other(first) {
+            (settled.payout1, settled.payout2)
+        } else {
+            (settled.payout2, settled.payout1)
+        };
+        Ok((settled, mine, other))
+    }
+
+    /// The other demo wallet.
+    fn other(&self, wallet: Address) -> Address {
+        let (alice, brandon) = (self.wallet("alice"), self.wallet("brandon"));
+        if wallet == alice { brandon } else { alice }
+    }
+
     async fn pass_hold_period(&self) -> eyre::Result<()> {
         self.rpc("evm_increaseTime", serde_json::json!([61]))
             .await?;
@@ -311,14 +336,8 @@ async fn the_whitepaper_story_through_the_cli() -> eyre::Result<()> {
 
     // After the hold period the watcher settles for the offline Brandon.
     dev.pass_hold_period().await?;
-    let settled = dev
-        .eventually::<TokenNetwork::ChannelSettled>(channel, "the settle")
-        .await?;
-    let (brandon_payout, alice_payout) = if brandon < alice {
-        (settled.payout1, settled.payout2)
-    } else {
-        (settled.payout2, settled.payout1)
-    };
+    let (settled, brandon_payout, alice_payout) =
+        dev.settled(channel, brandon, "the settle").await?;
     assert_eq!(
         brandon_payout,
         parse_ether("149")?,
@@ -389,14 +408,9 @@ async fn an_honest_close_and_a_cooperative_settle() -> eyre::Result<()> {
     let closed = dev.sm(&["channel", "close", "--wallet", "alice", "--channel", &id])?;
     assert!(closed.contains("claiming 10 SMT paid"), "{closed}");
     dev.pass_hold_period().await?;
-    let settled = dev
-        .eventually::<TokenNetwork::ChannelSettled>(channel, "the watcher's settle")
+    let (_, brandon_payout, alice_payout) = dev
+        .settled(channel, brandon, "the watcher's settle")
         .await?;
-    let (brandon_payout, alice_payout) = if brandon < alice {
-        (settled.payout1, settled.payout2)
-    } else {
-        (settled.payout2, settled.payout1)
-    };
     assert_eq!(
         brandon_payout,
         parse_ether("20")?,
