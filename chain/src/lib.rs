@@ -6,6 +6,7 @@ mod error;
 mod follower;
 mod manifest;
 mod provider;
+mod revert;
 mod sender;
 mod store;
 
@@ -13,5 +14,6 @@ pub use error::ChainError;
 pub use follower::{BlockLogs, FollowerConfig, LogFollower, LogHandler, Progress};
 pub use manifest::Deployment;
 pub use provider::connect;
+pub use revert::{decode_revert, revert_reason};
 pub use sender::{Prepared, SenderConfig, SignerHealth, TxRequest, TxSender, TxStatus};
 pub use store::{Backend, Database};

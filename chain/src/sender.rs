@@ -743,26 +743,12 @@ impl TxSender {
             .gas_limit(unfinished.request.gas_limit);
         match self.provider.call(call).block(BlockId::pending()).await {
             Ok(_) => Ok(None),
-            Err(error) => match error.as_error_resp() {
-                // The node executed it and it failed: a revert, or out of gas. Any other
-                // answer says nothing about the payload: retried at the next tick.
-                Some(payload)
-                    if payload.as_revert_data().is_some()
-                        || is_permanent(&payload.message)
-                        || ["revert", "out of gas", "invalid opcode", "intrinsic gas"]
-                            .iter()
-                            .any(|word| payload.message.to_ascii_lowercase().contains(word)) =>
-                {
-                    Ok(Some(format!(
-                        "failed in simulation before broadcast: {}{}",
-                        payload.message,
-                        payload
-                            .as_revert_data()
-                            .map(|data| format!(" (data {data})"))
-                            .unwrap_or_default()
-                    )))
-                }
-                _ => Err(error.into()),
+            // Any other failure says nothing about the payload: retried at the next tick.
+            Err(error) => match crate::revert_reason(&error) {
+                Some(reason) => Ok(Some(format!(
+                    "failed in simulation before broadcast: {reason}"
+                ))),
+                None => Err(error.into()),
             },
         }
     }

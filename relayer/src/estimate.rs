@@ -9,12 +9,9 @@ use alloy::{
     providers::{DynProvider, Provider},
     rpc::types::TransactionRequest,
     signers::local::PrivateKeySigner,
-    sol_types::{SolCall, SolInterface},
-    transports::{RpcError, TransportErrorKind},
+    sol_types::SolCall,
 };
-use smartmesh_protocol::{
-    AgentRequest, SignedAgent, SmartMeshToken, TokenNetwork, agent_domain, sign_typed,
-};
+use smartmesh_protocol::{AgentRequest, SignedAgent, SmartMeshToken, agent_domain, sign_typed};
 
 use crate::RelayerError;
 
@@ -191,7 +188,7 @@ impl Estimator {
             .input(execute_calldata(request, signature).into());
         match self.provider.call(call).block(BlockId::pending()).await {
             Ok(_) => Ok(Ok(())),
-            Err(error) => match revert_reason(&error) {
+            Err(error) => match smartmesh_chain::revert_reason(&error) {
                 Some(reason) => Ok(Err(reason)),
                 None => Err(RelayerError::Rpc(error.to_string())),
             },
@@ -214,7 +211,7 @@ impl Estimator {
             .await
         {
             Ok(gas) => Ok(Ok(gas)),
-            Err(error) => match revert_reason(&error) {
+            Err(error) => match smartmesh_chain::revert_reason(&error) {
                 Some(reason) => Ok(Err(reason)),
                 None => Err(RelayerError::Rpc(error.to_string())),
             },
@@ -251,64 +248,12 @@ fn calldata_gas(bytes: &[u8]) -> u64 {
         .sum()
 }
 
-/// Why a call reverted, decoded from the contracts' errors where it can be; `None` when the
-/// node failed for another reason.
-pub(crate) fn revert_reason(error: &RpcError<TransportErrorKind>) -> Option<String> {
-    let payload = error.as_error_resp()?;
-    if let Some(data) = payload.as_revert_data() {
-        return Some(decode_revert(&data));
-    }
-    let message = payload.message.to_ascii_lowercase();
-    ["revert", "out of gas", "insufficient", "invalid opcode"]
-        .iter()
-        .any(|word| message.contains(word))
-        .then(|| payload.message.to_string())
-}
-
-/// A revert's data in words: the agent's errors, and what the forwarded call said.
-fn decode_revert(data: &[u8]) -> String {
-    if let Ok(error) = SignedAgent::SignedAgentErrors::abi_decode(data) {
-        return match error {
-            SignedAgent::SignedAgentErrors::CallFailed(failed) => {
-                format!("the call failed: {}", decode_revert(&failed.reason))
-            }
-            other => format!("{other:?}"),
-        };
-    }
-    if let Ok(error) = TokenNetwork::TokenNetworkErrors::abi_decode(data) {
-        return format!("{error:?}");
-    }
-    if let Ok(error) = SmartMeshToken::SmartMeshTokenErrors::abi_decode(data) {
-        return format!("{error:?}");
-    }
-    if let Ok(message) = <alloy::sol_types::Revert as alloy::sol_types::SolError>::abi_decode(data)
-    {
-        return message.reason;
-    }
-    format!("revert data 0x{}", alloy::hex::encode(data))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn reverts_are_decoded_through_the_agent() {
-        let inner =
-            TokenNetwork::TokenNetworkErrors::InvalidPartner(TokenNetwork::InvalidPartner {
-                partner: Address::ZERO,
-            })
-            .abi_encode();
-        let outer = SignedAgent::SignedAgentErrors::CallFailed(SignedAgent::CallFailed {
-            reason: inner.into(),
-        })
-        .abi_encode();
-        let text = decode_revert(&outer);
-        assert!(
-            text.starts_with("the call failed: InvalidPartner"),
-            "{text}"
-        );
-        assert!(decode_revert(&[1, 2, 3]).starts_with("revert data 0x010203"));
+    fn calldata_costs_4_per_zero_byte_and_16_per_other() {
         assert_eq!(calldata_gas(&[0, 1, 0, 2]), 40);
     }
 }

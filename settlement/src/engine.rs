@@ -19,11 +19,7 @@ use alloy::{
     sol_types::SolCall,
 };
 use smartmesh_chain::{Backend, ChainError, Database, TxRequest, TxSender, TxStatus};
-use smartmesh_protocol::{
-    SignedProof,
-    TokenNetwork::{self, TokenNetworkErrors},
-    Watch,
-};
+use smartmesh_protocol::{SignedProof, TokenNetwork, Watch};
 use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tracing::{info, warn};
@@ -462,19 +458,10 @@ impl DisputeEngine {
             .input(input.clone().into());
         let gas = match self.provider.estimate_gas(simulation).await {
             Ok(gas) => gas,
-            Err(error) => {
-                if let Some(payload) = error.as_error_resp() {
-                    if let Some(decoded) =
-                        payload.as_decoded_interface_error::<TokenNetworkErrors>()
-                    {
-                        return Ok(Err(format!("simulation reverted: {decoded:?}")));
-                    }
-                    if payload.message.contains("revert") {
-                        return Ok(Err(format!("simulation reverted: {}", payload.message)));
-                    }
-                }
-                return Err(SettlementError::Rpc(error.to_string()));
-            }
+            Err(error) => match smartmesh_chain::revert_reason(&error) {
+                Some(reason) => return Ok(Err(format!("simulation reverted: {reason}"))),
+                None => return Err(SettlementError::Rpc(error.to_string())),
+            },
         };
         let request = TxRequest {
             to: self.token_network,
