@@ -765,7 +765,9 @@ impl TxSender {
         }
     }
 
-    async fn current_fees(&self) -> Result<(u128, u128), ChainError> {
+    /// The `(maxFeePerGas, maxPriorityFeePerGas)` a new transaction is sent with now: twice
+    /// the latest base fee plus the suggested tip, within the configured cap.
+    pub async fn current_fees(&self) -> Result<(u128, u128), ChainError> {
         let block = self
             .provider
             .get_block_by_number(Default::default())

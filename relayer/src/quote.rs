@@ -8,10 +8,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use alloy::{
-    primitives::{Address, Bytes, U256, keccak256},
-    providers::Provider,
-};
+use alloy::primitives::{Address, Bytes, U256, keccak256};
 use axum::{
     Json, Router,
     extract::{State, rejection::JsonRejection},
@@ -139,7 +136,12 @@ pub(crate) async fn quote(
         ..Default::default()
     };
     let estimated_gas = core.estimator.total(&template, fee_payment);
-    let max_fee_per_gas = max_fee_per_gas(core).await?;
+    // Priced at exactly what the sender will offer for it.
+    let (max_fee_per_gas, _) = core
+        .sender
+        .current_fees()
+        .await
+        .map_err(ApiError::internal)?;
     let fee = pricing::fee(estimated_gas, max_fee_per_gas, rate, core.policy.markup_bps)
         .map_err(|e| ApiError::invalid("data", e.to_string()))?;
     let expires_at = now_secs() + core.policy.quote_ttl.as_secs();
@@ -195,24 +197,6 @@ async fn pick_key(core: &Core) -> Result<Address, ApiError> {
                 "relaying is paused: every relayer key is short of ETH",
             )
         })
-}
-
-/// What the relayer may pay per gas: twice the latest base fee plus the suggested tip, as its
-/// transaction sender offers.
-async fn max_fee_per_gas(core: &Core) -> Result<u128, ApiError> {
-    let block = core
-        .provider
-        .get_block_by_number(Default::default())
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::internal("the node has no latest block"))?;
-    let base = u128::from(block.header.base_fee_per_gas.unwrap_or(1_000_000_000));
-    let tip = core
-        .provider
-        .get_max_priority_fee_per_gas()
-        .await
-        .unwrap_or(1_000_000_000);
-    Ok(2 * base + tip)
 }
 
 pub(crate) fn now_secs() -> u64 {
