@@ -95,7 +95,7 @@ pub(crate) struct Health {
     #[schema(value_type = String)]
     watcher: Address,
     /// The last block the indexer committed, if it has started.
-    indexed_block: Option<i64>,
+    indexed_block: Option<u64>,
     /// Whether this replica leads: indexes the chain and sends transactions. Every replica
     /// serves the API and works disputes.
     leader: bool,
@@ -107,19 +107,16 @@ pub(crate) struct Health {
     (status = 503, description = "the database does not answer", body = ErrorBody),
 ))]
 pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    let indexed_block: Option<i64> =
-        sqlx::query_scalar("SELECT block_number FROM follower_cursor WHERE follower = $1")
-            .bind(crate::INDEXER_NAME)
-            .fetch_optional(state.db.pool())
-            .await
-            .map_err(|error| {
-                tracing::error!(target: "smartmesh::api", %error, "health: database failed");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the database does not answer",
-                )
-            })?;
+    let indexed_block = crate::indexer::indexed_block(state.db.pool())
+        .await
+        .map_err(|error| {
+            tracing::error!(target: "smartmesh::api", %error, "health: database failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database does not answer",
+            )
+        })?;
     Ok(Json(Health {
         status: "ok",
         chain_id: state.chain_id,

@@ -506,13 +506,8 @@ impl DisputeEngine {
                 block,
                 succeeded: true,
             } => {
-                let indexed: Option<i64> = sqlx::query_scalar(
-                    "SELECT block_number FROM follower_cursor WHERE follower = $1",
-                )
-                .bind(crate::INDEXER_NAME)
-                .fetch_optional(&mut *conn)
-                .await?;
-                if indexed.is_some_and(|indexed| indexed as u64 >= block) {
+                let indexed = crate::indexer::indexed_block(&mut *conn).await?;
+                if indexed.is_some_and(|indexed| indexed >= block) {
                     // Indexed past its block, yet the channel shows nothing of it: a reorg
                     // undid it. Decide afresh.
                     Flight::Over(

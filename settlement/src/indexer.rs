@@ -283,6 +283,18 @@ async fn insert(conn: &mut AnyConnection, row: &ChannelRow) -> Result<(), Settle
     Ok(())
 }
 
+/// The last block the indexer committed, once it has started.
+pub(crate) async fn indexed_block<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+) -> Result<Option<u64>, sqlx::Error> {
+    let block: Option<i64> =
+        sqlx::query_scalar("SELECT block_number FROM follower_cursor WHERE follower = $1")
+            .bind(crate::INDEXER_NAME)
+            .fetch_optional(executor)
+            .await?;
+    Ok(block.map(|block| block as u64))
+}
+
 const CHANNEL_COLUMNS: &str = "channel_id, participant1, participant2, epoch, settle_timeout, state, deposit1, \
      deposit2, withdrawn1, withdrawn2, closer, claim_transferred, closer_received, settle_at, closed_block, \
      penalized, updated_block";

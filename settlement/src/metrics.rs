@@ -147,16 +147,13 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         text,
         "# HELP smartmesh_receipts_held Latest receipts held.\n# TYPE smartmesh_receipts_held gauge\nsmartmesh_receipts_held {receipts}"
     );
-    let indexed: Option<i64> =
-        sqlx::query_scalar("SELECT block_number FROM follower_cursor WHERE follower = $1")
-            .bind(crate::INDEXER_NAME)
-            .fetch_optional(pool)
-            .await
-            .map_err(ApiError::internal)?;
+    let indexed = crate::indexer::indexed_block(pool)
+        .await
+        .map_err(ApiError::internal)?;
     let _ = writeln!(
         text,
         "# HELP smartmesh_indexed_block The last block the indexer committed.\n# TYPE smartmesh_indexed_block gauge\nsmartmesh_indexed_block {}",
-        indexed.unwrap_or(-1)
+        indexed.map_or(-1, |block| block as i64)
     );
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
