@@ -1,6 +1,7 @@
 //! A channel as the phone knows it, and what it can still send and receive.
 
 use alloy::primitives::{Address, B256, U256};
+use smartmesh_protocol::PayerCapacity;
 
 /// A channel in this wallet's journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,11 +50,17 @@ impl Capacity {
         my_signed_withdrawal: U256,
         partner_signed_withdrawal: U256,
     ) -> Self {
+        // The protocol's own payer rule, for each side; what is left is that limit minus what
+        // the side already paid.
         let side = |deposit: U256, withdrawn: U256, paid_in: U256, paid_out: U256| {
-            deposit
-                .saturating_add(paid_in)
-                .saturating_sub(withdrawn)
-                .saturating_sub(paid_out)
+            PayerCapacity {
+                deposit,
+                withdrawn,
+                received: paid_in,
+            }
+            .limit()
+            .unwrap_or_default()
+            .saturating_sub(paid_out)
         };
         Self {
             can_send: side(

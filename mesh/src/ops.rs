@@ -60,50 +60,45 @@ impl Mesh {
             .await
             .map_err(network_error)?;
         let known = self.journal.channel(id).await?;
-        let (state, partner) = match info.state {
-            1 => ("open", None),
-            2 => ("closed", None),
-            // Settled channels are deleted on chain: keep what the journal knew.
-            _ => ("settled", known.as_ref().map(|c| c.partner)),
-        };
-        let partner = match partner {
-            Some(partner) => partner,
-            None if info.participant1 == self.address() => info.participant2,
-            None if info.participant2 == self.address() => info.participant1,
-            None => return Err(MeshError::UnknownChannel(id)),
-        };
-        let (my_deposit, my_withdrawn) = network
-            .participantInfo(id, self.address())
-            .call()
-            .await
-            .map_err(network_error)?
-            .into();
-        let (partner_deposit, partner_withdrawn) = network
-            .participantInfo(id, partner)
-            .call()
-            .await
-            .map_err(network_error)?
-            .into();
-        let mut channel = Channel {
-            id,
-            partner,
-            state: state.into(),
-            settle_timeout: info.settleTimeout.saturating_to(),
-            my_deposit,
-            my_withdrawn,
-            partner_deposit,
-            partner_withdrawn,
-            frozen: known.and_then(|c| c.frozen),
-        };
-        if state == "settled"
-            && let Some(previous) = self.journal.channel(id).await?
-        {
-            // Zeros from deleted storage say nothing: keep the amounts last seen.
-            channel = Channel {
+        let mut channel = match info.state {
+            // Settled channels are deleted on chain: the amounts last seen are all there is.
+            state if state != 1 && state != 2 => Channel {
                 state: "settled".into(),
-                ..previous
-            };
-        }
+                ..known.ok_or(MeshError::UnknownChannel(id))?
+            },
+            state => {
+                let partner = if info.participant1 == self.address() {
+                    info.participant2
+                } else if info.participant2 == self.address() {
+                    info.participant1
+                } else {
+                    return Err(MeshError::UnknownChannel(id));
+                };
+                let (my_deposit, my_withdrawn) = network
+                    .participantInfo(id, self.address())
+                    .call()
+                    .await
+                    .map_err(network_error)?
+                    .into();
+                let (partner_deposit, partner_withdrawn) = network
+                    .participantInfo(id, partner)
+                    .call()
+                    .await
+                    .map_err(network_error)?
+                    .into();
+                Channel {
+                    id,
+                    partner,
+                    state: if state == 1 { "open" } else { "closed" }.into(),
+                    settle_timeout: info.settleTimeout.saturating_to(),
+                    my_deposit,
+                    my_withdrawn,
+                    partner_deposit,
+                    partner_withdrawn,
+                    frozen: known.and_then(|c| c.frozen),
+                }
+            }
+        };
         self.journal.save_channel(&channel).await?;
         let landed = match channel.frozen.as_ref().map(|(reason, _)| reason.as_str()) {
             Some("withdraw") => {
