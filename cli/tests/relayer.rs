@@ -18,6 +18,7 @@ use common::{
     write_config, write_key,
 };
 use smartmesh_protocol::{AgentRequest, SignedAgent, SmartMeshToken, agent_domain, sign_typed};
+use smartmesh_relayer::RelayRequest;
 
 /// A user of its own with 10 SMT and no ETH.
 async fn user(stack: &Stack, seed: u32) -> eyre::Result<PrivateKeySigner> {
@@ -62,18 +63,17 @@ async fn relay_transfer(
         deadline: U256::from(u64::MAX),
     };
     let signature = sign_typed(user, &request, &agent_domain(stack.chain_id, stack.agent));
-    let body = serde_json::json!({
-        "quoteId": quote["quoteId"],
-        "request": {
-            "from": request.from, "agent": request.agent, "target": request.target,
-            "data": request.data, "gas": request.gas, "feeToken": request.feeToken,
-            "fee": request.fee, "nonce": request.nonce, "deadline": request.deadline,
-        },
-        "signature": Bytes::copy_from_slice(signature.as_bytes()),
-    });
-    let (status, answer) = relayer.post("/v1/relay", &body).await?;
+    let fee = request.fee;
+    let body = RelayRequest {
+        quote_id: quote["quoteId"].as_i64().unwrap_or_default(),
+        request: request.into(),
+        signature: Bytes::copy_from_slice(signature.as_bytes()),
+    };
+    let (status, answer) = relayer
+        .post("/v1/relay", &serde_json::to_value(body)?)
+        .await?;
     eyre::ensure!(status == 200, "relay: {answer}");
-    Ok((answer["id"].as_i64().unwrap_or_default(), request.fee))
+    Ok((answer["id"].as_i64().unwrap_or_default(), fee))
 }
 
 async fn all_mined(relayer: &ServiceProcess, ids: &[i64]) -> eyre::Result<bool> {

@@ -73,6 +73,22 @@ pub struct SignedRequest {
     pub deadline: U256,
 }
 
+impl From<AgentRequest> for SignedRequest {
+    fn from(r: AgentRequest) -> Self {
+        Self {
+            from: r.from,
+            agent: r.agent,
+            target: r.target,
+            data: r.data,
+            gas: r.gas,
+            fee_token: r.feeToken,
+            fee: r.fee,
+            nonce: r.nonce,
+            deadline: r.deadline,
+        }
+    }
+}
+
 impl From<SignedRequest> for AgentRequest {
     fn from(r: SignedRequest) -> Self {
         Self {

@@ -14,7 +14,7 @@ use alloy::{
 use axum::http::StatusCode;
 use common::{Harness, fast_config};
 use smartmesh_chain::Database;
-use smartmesh_protocol::{SmartMeshToken, TokenNetwork};
+use smartmesh_protocol::{AgentRequest, SmartMeshToken, TokenNetwork};
 use smartmesh_relayer::{Quote, RelayPolicy, RelayerConfig};
 
 fn open_call(partner: Address) -> Vec<u8> {
@@ -50,28 +50,36 @@ async fn each_bad_relay_is_refused_and_nothing_sent(db: Database) -> eyre::Resul
         request.data = data.clone().into();
         request
     };
+    // The good request with one field changed (and signed again).
+    let changed = |change: &dyn Fn(&mut AgentRequest)| {
+        let mut request = good.clone();
+        change(&mut request);
+        request
+    };
 
     // Expired, or too close to its deadline.
-    let mut request = good.clone();
-    request.deadline = U256::from(1);
     let (status, body) = harness
-        .post_relay(quote.quote_id, &request, harness.sign(&alice, &request))
+        .post_signed(
+            quote.quote_id,
+            &alice,
+            &changed(&|r| r.deadline = U256::from(1)),
+        )
         .await?;
     refused(status, &body, 422, "request.deadline");
 
     // Bound to another relayer.
-    let mut request = good.clone();
-    request.agent = Address::repeat_byte(0xa9);
     let (status, body) = harness
-        .post_relay(quote.quote_id, &request, harness.sign(&alice, &request))
+        .post_signed(
+            quote.quote_id,
+            &alice,
+            &changed(&|r| r.agent = Address::repeat_byte(0xa9)),
+        )
         .await?;
     refused(status, &body, 422, "request.agent");
 
     // Signed by someone else, or for another chain.
     let mallory = PrivateKeySigner::from_bytes(&[0x66; 32].into())?;
-    let (status, body) = harness
-        .post_relay(quote.quote_id, &good, harness.sign(&mallory, &good))
-        .await?;
+    let (status, body) = harness.post_signed(quote.quote_id, &mallory, &good).await?;
     refused(status, &body, 422, "signature");
     let other_chain = smartmesh_protocol::sign_typed(
         &alice,
@@ -102,28 +110,34 @@ async fn each_bad_relay_is_refused_and_nothing_sent(db: Database) -> eyre::Resul
     refused(status, &body, 422, "high s");
 
     // A fee below the quote, and a gas other than quoted.
-    let mut request = good.clone();
-    request.fee = quote.fee - U256::from(1);
     let (status, body) = harness
-        .post_relay(quote.quote_id, &request, harness.sign(&alice, &request))
+        .post_signed(
+            quote.quote_id,
+            &alice,
+            &changed(&|r| r.fee = quote.fee - U256::from(1)),
+        )
         .await?;
     refused(status, &body, 422, "request.fee");
-    let mut request = good.clone();
-    request.gas = U256::from(30_000);
     let (status, body) = harness
-        .post_relay(quote.quote_id, &request, harness.sign(&alice, &request))
+        .post_signed(
+            quote.quote_id,
+            &alice,
+            &changed(&|r| r.gas = U256::from(30_000)),
+        )
         .await?;
     refused(status, &body, 422, "request.gas");
 
     // A quote for another call, and an unknown quote.
     let (status, body) = harness
-        .post_relay(quote.quote_id + 100, &good, harness.sign(&alice, &good))
+        .post_signed(quote.quote_id + 100, &alice, &good)
         .await?;
     refused(status, &body, 422, "quoteId");
-    let mut request = good.clone();
-    request.data = open_call(Address::repeat_byte(0xb1)).into();
     let (status, body) = harness
-        .post_relay(quote.quote_id, &request, harness.sign(&alice, &request))
+        .post_signed(
+            quote.quote_id,
+            &alice,
+            &changed(&|r| r.data = open_call(Address::repeat_byte(0xb1)).into()),
+        )
         .await?;
     refused(status, &body, 422, "quoteId");
 
@@ -214,7 +228,7 @@ async fn each_bad_relay_is_refused_and_nothing_sent(db: Database) -> eyre::Resul
     .abi_encode()
     .into();
     let (status, body) = harness
-        .post_relay(quote.quote_id, &request, harness.sign(&alice, &request))
+        .post_signed(quote.quote_id, &alice, &request)
         .await?;
     refused(status, &body, 409, "request.nonce");
 
@@ -228,7 +242,7 @@ async fn each_bad_relay_is_refused_and_nothing_sent(db: Database) -> eyre::Resul
     request.data = open_call(bob.address()).into();
     stack.open_channel(&bob, &alice).await?;
     let (status, body) = harness
-        .post_relay(quote.quote_id, &request, harness.sign(&alice, &request))
+        .post_signed(quote.quote_id, &alice, &request)
         .await?;
     refused(status, &body, 422, "request");
     assert!(
@@ -249,9 +263,7 @@ async fn each_bad_relay_is_refused_and_nothing_sent(db: Database) -> eyre::Resul
     let quote: Quote = serde_json::from_value(quote)?;
     let mut request = harness.request(&quote, 1).await?;
     request.data = open_call(partner).into();
-    let (status, body) = harness
-        .post_relay(quote.quote_id, &request, harness.sign(&poor, &request))
-        .await?;
+    let (status, body) = harness.post_signed(quote.quote_id, &poor, &request).await?;
     refused(status, &body, 422, "request.fee");
     assert!(
         body["detail"].as_str().unwrap().contains("holds 10"),
@@ -282,7 +294,7 @@ async fn a_stale_quote_is_refused(db: Database) -> eyre::Result<()> {
     // The quote lives for zero seconds: a second later it is stale.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let (status, body) = harness
-        .post_relay(quote.quote_id, &request, harness.sign(&alice, &request))
+        .post_signed(quote.quote_id, &alice, &request)
         .await?;
     refused(status, &body, 422, "stale quote");
     assert_eq!(harness.sent().await?, 0);

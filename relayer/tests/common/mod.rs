@@ -25,8 +25,7 @@ use http_body_util::BodyExt;
 use smartmesh_chain::{Database, Deployment, SenderConfig, connect};
 use smartmesh_protocol::{AgentRequest, agent_domain, sign_typed};
 use smartmesh_relayer::{
-    ApiLimits, Quote, RateSource, RelayPolicy, RelayRequest, Relayer, RelayerConfig, SignedRequest,
-    app,
+    ApiLimits, Quote, RateSource, RelayPolicy, RelayRequest, Relayer, RelayerConfig, app,
 };
 pub(crate) use stack::Stack;
 #[allow(unused_imports)]
@@ -183,20 +182,21 @@ impl Harness {
     ) -> eyre::Result<(StatusCode, serde_json::Value)> {
         let body = RelayRequest {
             quote_id,
-            request: SignedRequest {
-                from: request.from,
-                agent: request.agent,
-                target: request.target,
-                data: request.data.clone(),
-                gas: request.gas,
-                fee_token: request.feeToken,
-                fee: request.fee,
-                nonce: request.nonce,
-                deadline: request.deadline,
-            },
+            request: request.clone().into(),
             signature,
         };
         self.post("/v1/relay", serde_json::to_string(&body)?).await
+    }
+
+    /// Signs `request` as `signer` and posts it against quote `quote_id`.
+    pub(crate) async fn post_signed(
+        &self,
+        quote_id: i64,
+        signer: &PrivateKeySigner,
+        request: &AgentRequest,
+    ) -> eyre::Result<(StatusCode, serde_json::Value)> {
+        self.post_relay(quote_id, request, self.sign(signer, request))
+            .await
     }
 
     /// Quotes, signs and relays `data` to `target` for `user`; returns the quote and the
