@@ -22,6 +22,15 @@ pub enum Backend {
     Postgres,
 }
 
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "Postgres",
+        })
+    }
+}
+
 /// A connection pool with the schema migrated.
 #[derive(Debug, Clone)]
 pub struct Database {

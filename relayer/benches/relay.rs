@@ -7,6 +7,8 @@
 
 #[path = "../../protocol/tests/common/mod.rs"]
 mod stack;
+#[path = "../../chain/tests/common/mod.rs"]
+mod storage;
 
 use std::{
     net::SocketAddr,
@@ -20,9 +22,11 @@ use alloy::{
     sol_types::SolCall,
     transports::http::reqwest,
 };
-use smartmesh_chain::{Database, Deployment, SenderConfig, connect};
+use smartmesh_chain::{Deployment, SenderConfig, connect};
 use smartmesh_protocol::{AgentRequest, SmartMeshToken, agent_domain, sign_typed};
-use smartmesh_relayer::{ApiLimits, Quote, RateSource, RelayPolicy, Relayer, RelayerConfig};
+use smartmesh_relayer::{
+    ApiLimits, Quote, RateSource, RelayPolicy, RelayRequest, Relayer, RelayerConfig,
+};
 use stack::Stack;
 use tokio::{net::TcpListener, sync::Semaphore};
 
@@ -35,42 +39,6 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-async fn database() -> eyre::Result<(String, Database)> {
-    match std::env::var("DATABASE_URL") {
-        Ok(admin_url) => {
-            sqlx::any::install_default_drivers();
-            let admin = sqlx::AnyPool::connect(&admin_url).await?;
-            sqlx::query("DROP DATABASE IF EXISTS smartmesh_bench_relay")
-                .execute(&admin)
-                .await?;
-            sqlx::query("CREATE DATABASE smartmesh_bench_relay")
-                .execute(&admin)
-                .await?;
-            let base = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |(base, _)| base);
-            Ok((
-                "Postgres".into(),
-                Database::connect(&format!("{base}/smartmesh_bench_relay")).await?,
-            ))
-        }
-        Err(_) => {
-            let file = std::env::temp_dir().join("smartmesh_bench_relay.sqlite");
-            for path in [
-                file.clone(),
-                file.with_extension("sqlite-wal"),
-                file.with_extension("sqlite-shm"),
-            ] {
-                let _ = std::fs::remove_file(path);
-            }
-            Ok((
-                "SQLite".into(),
-                Database::connect(&format!("sqlite://{}", file.display())).await?,
-            ))
-        }
-    }
 }
 
 /// A signed relay body for `user`'s `nonce`th transfer, from its quote.
@@ -93,16 +61,12 @@ fn relay_body(
         deadline: U256::from(u64::MAX),
     };
     let signature = sign_typed(user, &request, &agent_domain(stack.chain_id, stack.agent));
-    serde_json::json!({
-        "quoteId": quote.quote_id,
-        "request": {
-            "from": request.from, "agent": request.agent, "target": request.target,
-            "data": request.data, "gas": request.gas, "feeToken": request.feeToken,
-            "fee": request.fee, "nonce": request.nonce, "deadline": request.deadline,
-        },
-        "signature": Bytes::copy_from_slice(signature.as_bytes()),
+    serde_json::to_string(&RelayRequest {
+        quote_id: quote.quote_id,
+        request: request.into(),
+        signature: Bytes::copy_from_slice(signature.as_bytes()),
     })
-    .to_string()
+    .expect("serializes")
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
@@ -112,13 +76,19 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 #[tokio::main]
 async fn main() -> eyre::Result<()> {
     let stack = Stack::deploy().await?;
-    let (backend, db) = database().await?;
+    // Postgres when `DATABASE_URL` is set (the last of the fresh databases), else SQLite.
+    let db = storage::databases("bench_relay")
+        .await?
+        .pop()
+        .expect("SQLite at least");
+    let backend = db.backend().to_string();
     let keys: Vec<PrivateKeySigner> = KEYS.iter().map(|i| stack.keys[*i].clone()).collect();
-    // The default on SQLite; on Postgres, anvil answers 4 at a time best on this machine.
-    let max_concurrent_checks = if backend == "Postgres" {
-        4
-    } else {
-        RelayPolicy::default().max_concurrent_checks
+    // `RELAY_CHECKS` overrides: by default the relayer's default on SQLite, and 4 on
+    // Postgres, where anvil answered fastest 4 at a time on this machine.
+    let max_concurrent_checks = match std::env::var("RELAY_CHECKS") {
+        Ok(checks) => checks.parse()?,
+        Err(_) if backend == "Postgres" => 4,
+        Err(_) => RelayPolicy::default().max_concurrent_checks,
     };
     let config = RelayerConfig {
         policy: RelayPolicy {
@@ -300,13 +270,22 @@ async fn main() -> eyre::Result<()> {
         "  mined: {} succeeded, {failed} failed",
         total as i64 - failed
     );
-    let relayed: Vec<(i64,)> =
-        sqlx::query_as("SELECT gas_used FROM relays WHERE gas_used IS NOT NULL ORDER BY id")
-            .fetch_all(db.pool())
-            .await?;
-    let relayed: Vec<u64> = relayed.into_iter().map(|(gas,)| gas as u64).collect();
-    let mut relayed = relayed;
+    let spent: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT r.gas_used, q.estimated_gas FROM relays r JOIN relay_quotes q ON q.id = r.quote_id \
+         WHERE r.gas_used IS NOT NULL",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut relayed: Vec<u64> = spent.iter().map(|(gas, _)| *gas as u64).collect();
     relayed.sort_unstable();
+    let mut quoted: Vec<f64> = spent
+        .iter()
+        .map(|(gas, estimated)| *estimated as f64 / *gas as f64)
+        .collect();
+    quoted.sort_by(f64::total_cmp);
+    if let (Some(least), Some(most)) = (quoted.first(), quoted.last()) {
+        println!("  quoted gas over gas used: {least:.2}x to {most:.2}x");
+    }
     if !relayed.is_empty() {
         let median = relayed[relayed.len() / 2];
         println!(

@@ -43,8 +43,7 @@ pub struct RelayPolicy {
     pub low_balance_queue_cap: i64,
     /// Relay requests checked against the node at once (its calls and the simulation); the
     /// rest wait their turn. A node answering many simulations at once can answer each far
-    /// more slowly: on anvil behind a Postgres-backed relayer, 8 at once took longer in all
-    /// than 4.
+    /// more slowly (the relay bench shows it on anvil behind Postgres: `RELAY_CHECKS`).
     pub max_concurrent_checks: usize,
 }
 

@@ -7,6 +7,9 @@
 //! `cargo bench -p smartmesh-settlement --bench ingest` (SQLite; Postgres too when
 //! `DATABASE_URL` is set).
 
+#[path = "../../chain/tests/common/mod.rs"]
+mod storage;
+
 use std::time::{Duration, Instant};
 
 use alloy::{
@@ -272,26 +275,6 @@ async fn ingest_rate(fixture: &Fixture, db: Database) -> eyre::Result<f64> {
     Ok((BATCHES * CHANNELS) as f64 / best)
 }
 
-async fn postgres() -> eyre::Result<Option<Database>> {
-    let Ok(admin_url) = std::env::var("DATABASE_URL") else {
-        return Ok(None);
-    };
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&admin_url).await?;
-    sqlx::query("DROP DATABASE IF EXISTS smartmesh_bench_ingest")
-        .execute(&admin)
-        .await?;
-    sqlx::query("CREATE DATABASE smartmesh_bench_ingest")
-        .execute(&admin)
-        .await?;
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(base, _)| base);
-    Ok(Some(
-        Database::connect(&format!("{base}/smartmesh_bench_ingest")).await?,
-    ))
-}
-
 #[tokio::main]
 async fn main() -> eyre::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -308,23 +291,10 @@ async fn main() -> eyre::Result<()> {
         "a receipt's signatures alone (two recoveries, one acknowledgment signed): {floor:.0} receipts/s on {threads} cores"
     );
 
-    let file = std::env::temp_dir().join("smartmesh_bench_ingest.sqlite");
-    for path in [
-        file.clone(),
-        file.with_extension("sqlite-wal"),
-        file.with_extension("sqlite-shm"),
-    ] {
-        let _ = std::fs::remove_file(path);
-    }
-    let mut backends = vec![(
-        "SQLite",
-        Database::connect(&format!("sqlite://{}", file.display())).await?,
-    )];
-    match postgres().await? {
-        Some(db) => backends.push(("Postgres", db)),
-        None => println!("DATABASE_URL is not set: Postgres skipped"),
-    }
-    for (name, db) in backends {
+    // A fresh SQLite file, and a fresh database on the Postgres of `DATABASE_URL` if set.
+    let backends = storage::databases("bench_ingest").await?;
+    for db in backends {
+        let name = db.backend().to_string();
         let rate = ingest_rate(&fixture, db).await?;
         println!(
             "{name}: {rate:.0} receipts/s stored in batches of {CHANNELS}, {:.0} signatures recovered/s: \

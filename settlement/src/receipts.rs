@@ -510,8 +510,8 @@ impl Book {
         let (received, sent): (Vec<&Candidate>, Vec<&Candidate>) =
             self.writes.values().partition(|c| c.watch.is_some());
         match backend {
-            // SQLite runs in this process: one cached single-row statement per receipt is far
-            // cheaper than one huge statement (measured: 11 ms against 64 ms per 1,000).
+            // SQLite runs in this process: one cached single-row statement per receipt costs
+            // less than one huge statement built and prepared for every batch.
             Backend::Sqlite => {
                 for c in &received {
                     bind_receipt(sqlx::query(UPSERT_RECEIPT), c)
