@@ -17,3 +17,10 @@ pub use provider::connect;
 pub use revert::{decode_revert, revert_reason};
 pub use sender::{Prepared, SenderConfig, SignerHealth, TxRequest, TxSender, TxStatus};
 pub use store::{Backend, Database};
+
+/// Wall-clock unix milliseconds: when the services schedule and record things.
+pub fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}

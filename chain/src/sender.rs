@@ -4,10 +4,7 @@
 //! more than the 10% nodes require, and everything unfinished picked up again after a restart.
 //! Several signer keys share the load, so one stuck transaction does not block the rest.
 
-use std::{
-    future::Future,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{future::Future, time::Duration};
 
 use alloy::{
     consensus::{SignableTransaction, TxEip1559, TxEnvelope},
@@ -901,20 +898,14 @@ async fn record_attempt(
     .bind(max_fee.to_string())
     .bind(priority.to_string())
     .bind(now_seconds() as i64)
-    .bind(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis() as i64),
-    )
+    .bind(crate::unix_millis())
     .execute(conn)
     .await?;
     Ok(())
 }
 
 fn now_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
+    (crate::unix_millis() / 1_000) as u64
 }
 
 /// Whether a node's refusal means the payload can never be included, whatever the fees: the

@@ -11,14 +11,13 @@ use axum::{
     routing::get,
 };
 use serde::{Deserialize, Serialize};
-use smartmesh_chain::TxStatus;
+use smartmesh_chain::{TxStatus, unix_millis};
 use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     AppState, RelayerError,
     api::{ApiError, Core, ErrorBody},
-    relay::now_millis,
 };
 
 pub(crate) fn router() -> Router<AppState> {
@@ -66,7 +65,7 @@ pub(crate) async fn settle_finished(core: &Core) -> Result<usize, RelayerError> 
         .bind(gas_price)
         .bind(block)
         .bind(i64::from(succeeded))
-        .bind(now_millis())
+        .bind(unix_millis())
         .bind(id)
         .execute(core.db.pool())
         .await?;

@@ -20,7 +20,7 @@ use axum::{
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
-use smartmesh_chain::{ChainError, Prepared, TxRequest, TxStatus};
+use smartmesh_chain::{ChainError, Prepared, TxRequest, TxStatus, unix_millis};
 use smartmesh_protocol::{
     AgentRequest, ProtocolError, Signature65, SignedAgent, SmartMeshToken, agent_domain, recover,
 };
@@ -359,7 +359,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
     .bind(request.fee.to_string())
     .bind(body.quote_id)
     .bind(tx_id)
-    .bind(now_millis())
+    .bind(unix_millis())
     .fetch_one(&mut *tx)
     .await;
     match inserted {
@@ -548,10 +548,4 @@ pub(crate) async fn status(
         }
     }
     Ok(Json(answer))
-}
-
-pub(crate) fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }

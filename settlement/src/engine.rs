@@ -6,11 +6,7 @@
 //! so a crash can neither lose a dispute nor send it twice. Replicas sharing a Postgres claim
 //! jobs with `FOR UPDATE SKIP LOCKED`.
 
-use std::{
-    future::Future,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use alloy::{
     primitives::{Address, B256, Bytes, U256},
@@ -18,7 +14,7 @@ use alloy::{
     rpc::types::TransactionRequest,
     sol_types::SolCall,
 };
-use smartmesh_chain::{Backend, ChainError, Database, TxRequest, TxSender, TxStatus};
+use smartmesh_chain::{Backend, ChainError, Database, TxRequest, TxSender, TxStatus, unix_millis};
 use smartmesh_protocol::{SignedProof, TokenNetwork, Watch};
 use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
@@ -187,7 +183,7 @@ impl DisputeEngine {
 
     /// Every replica plans; the primary key makes it idempotent.
     async fn plan(&self) -> Result<(), SettlementError> {
-        let now = now_millis();
+        let now = unix_millis();
         let mut tx = self.db.pool().begin().await?;
         // A dispute job for each close whose closer signed a proof we hold with a Watch.
         sqlx::query(
@@ -237,7 +233,7 @@ impl DisputeEngine {
              WHERE state = 'active' AND due_at <= $1 ORDER BY due_at LIMIT 1{lock}"
         );
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(query))
-            .bind(now_millis())
+            .bind(unix_millis())
             .fetch_optional(&mut *tx)
             .await?
         else {
@@ -547,7 +543,7 @@ impl DisputeEngine {
         }
         let every = (left * 1000 / 4).max(1000) as i64;
         job.hurried_at
-            .is_none_or(|at| now_millis().saturating_sub(at) >= every)
+            .is_none_or(|at| unix_millis().saturating_sub(at) >= every)
     }
 
     async fn best_proof(
@@ -594,7 +590,7 @@ impl DisputeEngine {
         step: Step,
     ) -> Result<(), SettlementError> {
         let mut last = job.last_decision.clone();
-        let now = now_millis();
+        let now = unix_millis();
         for (code, detail) in &step.decisions {
             if last.as_deref() == Some(*code) {
                 continue;
@@ -649,11 +645,4 @@ struct HeldProof {
     signed: SignedProof,
     watch: Watch,
     watch_signature: Bytes,
-}
-
-/// Wall-clock milliseconds, for scheduling jobs.
-pub(crate) fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }

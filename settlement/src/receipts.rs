@@ -566,7 +566,7 @@ impl Book {
                 sql::placeholders(2, part.len())
             );
             let mut query =
-                sqlx::query(sqlx::AssertSqlSafe(query)).bind(crate::engine::now_millis());
+                sqlx::query(sqlx::AssertSqlSafe(query)).bind(smartmesh_chain::unix_millis());
             for id in part {
                 query = query.bind(id.to_vec());
             }
