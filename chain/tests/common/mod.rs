@@ -26,10 +26,7 @@ pub(crate) async fn databases(test: &str) -> eyre::Result<Vec<Database>> {
     // One name per test, dropped and recreated on each run, so runs leave nothing behind
     // but the last one's database.
     let unique = test.to_owned();
-    let file = std::env::temp_dir().join(format!("smartmesh_{unique}.sqlite"));
-    let _ = std::fs::remove_file(&file);
-    let _ = std::fs::remove_file(file.with_extension("sqlite-wal"));
-    let mut databases = vec![Database::connect(&format!("sqlite://{}", file.display())).await?];
+    let mut databases = vec![sqlite(&unique).await?];
     match std::env::var("DATABASE_URL") {
         Ok(admin_url) => {
             // The admin connection only creates databases: it runs no migrations.
