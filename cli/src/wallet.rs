@@ -111,11 +111,39 @@ impl WalletArgs {
     }
 }
 
-/// An amount of SMT with decimals, in SMT wei.
+/// An amount of SMT with decimals, in SMT wei: whole wei or refused, never rounded.
 pub(crate) fn amount(flag: &str, text: &str) -> eyre::Result<U256> {
+    let text = text.trim();
+    if text.starts_with('-') {
+        bail!("{flag} {text:?} is negative: amounts of SMT are zero or more");
+    }
+    if let Some((_, decimals)) = text.split_once('.')
+        && decimals.len() > 18
+    {
+        bail!(
+            "{flag} {text:?} is finer than one wei: SMT has 18 decimals ({} given)",
+            decimals.len()
+        );
+    }
+    let valid = !text.is_empty()
+        && text.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && text.matches('.').count() <= 1
+        && text.chars().any(|c| c.is_ascii_digit());
+    if !valid {
+        bail!("{flag} {text:?} is not an amount of SMT (decimals allowed: 1.5)");
+    }
     Ok(parse_units(text, 18)
-        .map_err(|_| eyre!("{flag} {text:?} is not an amount of SMT (decimals allowed: 1.5)"))?
+        .map_err(|e| eyre!("{flag} {text:?} is not an amount of SMT: {e}"))?
         .into())
+}
+
+/// An amount that must move something: above zero.
+fn positive_amount(flag: &str, text: &str) -> eyre::Result<U256> {
+    let value = amount(flag, text)?;
+    if value.is_zero() {
+        bail!("{flag} {text:?} is zero: pay at least one wei (0.000000000000000001)");
+    }
+    Ok(value)
 }
 
 /// `smartmesh wallet ...`
@@ -196,8 +224,17 @@ pub(crate) struct PayArgs {
     #[arg(long)]
     channel: Option<B256>,
     /// SMT to pay.
+    #[arg(
+        long,
+        required_unless_present = "resend",
+        conflicts_with = "resend",
+        allow_negative_numbers = true
+    )]
+    amount: Option<String>,
+    /// Write the last payment this wallet signed again, signing nothing: for a handover that
+    /// failed (the payment is in the journal; paying again would pay twice).
     #[arg(long)]
-    amount: String,
+    resend: bool,
     /// Write the payment (`smr1...`) to this file instead of printing it.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -208,7 +245,7 @@ pub(crate) struct PayArgs {
 /// `smartmesh receive`: accept a payment.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ReceiveArgs {
-    /// A file holding the payment, or the payment itself (`smr1...`).
+    /// The payment itself (`smr1...`), or a file holding it.
     payment: String,
     #[command(flatten)]
     wallet: WalletArgs,
@@ -325,7 +362,7 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
             relayed("  open", &open);
             if let Some(deposit) = deposit {
                 let done = mesh
-                    .deposit(id, amount("--deposit", &deposit)?)
+                    .deposit(id, positive_amount("--deposit", &deposit)?)
                     .await
                     .map_err(hint)?;
                 relayed(&format!("  deposit {deposit} SMT"), &done);
@@ -337,7 +374,9 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
         } => {
             let id = channel(&mesh, id).await?;
             let current = mesh.refresh(id).await.map_err(hint)?.my_deposit;
-            let total = current + amount("--amount", &more)?;
+            let total = current
+                .checked_add(positive_amount("--amount", &more)?)
+                .ok_or_else(|| eyre!("--amount {more:?}: the total deposit would pass 2^256"))?;
             let done = mesh.deposit(id, total).await.map_err(hint)?;
             relayed(
                 &format!("deposit {more} SMT (total {} SMT)", smt(total)),
@@ -422,18 +461,34 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
 pub(crate) async fn pay(args: PayArgs) -> eyre::Result<()> {
     let mesh = args.wallet.open().await?;
     let id = channel(&mesh, args.channel).await?;
-    let proof = mesh
-        .pay(id, amount("--amount", &args.amount)?)
-        .await
-        .map_err(hint)?;
+    let (proof, what) = match &args.amount {
+        Some(text) => {
+            let proof = mesh
+                .pay(id, positive_amount("--amount", text)?)
+                .await
+                .map_err(hint)?;
+            (proof, format!("paid {text} SMT"))
+        }
+        None => {
+            let proof = mesh.last_payment(id).await?.ok_or_else(|| {
+                eyre!("this wallet has signed no payment on channel {id}: nothing to resend")
+            })?;
+            (proof, "resent the last payment".to_owned())
+        }
+    };
     let text = proof.to_text()?;
     match &args.out {
         Some(path) => {
-            std::fs::write(path, format!("{text}\n"))
-                .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+            if let Err(error) = std::fs::write(path, format!("{text}\n")) {
+                bail!(
+                    "cannot write {}: {error}\n  the payment (total {} SMT, nonce {}) is signed and in the journal: do not pay again\n  next: smartmesh pay --resend --out FILE (writes the same payment again)",
+                    path.display(),
+                    smt(proof.proof.transferredAmount),
+                    proof.proof.nonce,
+                );
+            }
             println!(
-                "paid {} SMT (total {} SMT, nonce {}): hand {} to your partner",
-                args.amount,
+                "{what} (total {} SMT, nonce {}): hand {} to your partner",
                 smt(proof.proof.transferredAmount),
                 proof.proof.nonce,
                 path.display()
@@ -446,14 +501,28 @@ pub(crate) async fn pay(args: PayArgs) -> eyre::Result<()> {
 
 pub(crate) async fn receive(args: ReceiveArgs) -> eyre::Result<()> {
     let mesh = args.wallet.open().await?;
-    let text = if Path::new(&args.payment).is_file() {
-        std::fs::read_to_string(&args.payment)?
-    } else {
+    // The text form always starts with smr1; anything else names a file.
+    let text = if args.payment.starts_with(smartmesh_protocol::TEXT_PREFIX) {
         args.payment.clone()
+    } else {
+        let path = Path::new(&args.payment);
+        std::fs::read_to_string(path).map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => eyre!(
+                "no such file: {} (give a file holding a payment, or the payment itself, smr1...)",
+                path.display()
+            ),
+            _ => eyre!("cannot read {}: {error}", path.display()),
+        })?
     };
-    let proof = mesh.receive_text(text.trim()).await.map_err(hint)?;
+    let received = mesh.receive_text(text.trim()).await.map_err(hint)?;
+    let proof = &received.proof;
+    let status = if received.already_held {
+        "already received"
+    } else {
+        "received"
+    };
     println!(
-        "received: {} SMT paid in total on channel {} (nonce {}); run `smartmesh sync` when online",
+        "{status}: {} SMT paid in total on channel {} (nonce {}); run `smartmesh sync` when online",
         smt(proof.proof.transferredAmount),
         proof.proof.channelId,
         proof.proof.nonce

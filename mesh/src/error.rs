@@ -94,6 +94,14 @@ pub enum MeshError {
     /// A service or the chain could not be reached.
     #[error("network: {0}")]
     Network(String),
+    /// A value does not fit where it must go (a deadline beyond SQLite's 64-bit integers).
+    #[error("{field} {value} is out of range")]
+    OutOfRange {
+        /// What it is.
+        field: &'static str,
+        /// Its value.
+        value: String,
+    },
     /// A stored value does not parse (the journal was edited by hand).
     #[error("journal holds a malformed {0}")]
     Stored(&'static str),

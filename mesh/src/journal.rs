@@ -1,5 +1,6 @@
 //! The phone's journal in SQLite: channels, every proof signed and received, withdrawals
-//! signed. Amounts are decimal strings.
+//! signed. Amounts are decimal strings; nonces 78-digit zero-padded decimals, so that SQL
+//! orders them as numbers and every uint256 is kept whole.
 
 use std::path::Path;
 
@@ -16,7 +17,7 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A proof in the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stored {
-    pub(crate) nonce: u64,
+    pub(crate) nonce: U256,
     pub(crate) transferred: U256,
     pub(crate) bytes: Vec<u8>,
 }
@@ -29,6 +30,28 @@ pub(crate) struct Journal {
 fn amount(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<U256, MeshError> {
     let text: String = row.try_get(index)?;
     text.parse().map_err(|_| MeshError::Stored("amount"))
+}
+
+/// A u64 (seconds, a deadline) as SQLite's signed 64-bit integer, refused rather than wrapped.
+fn int(field: &'static str, value: u64) -> Result<i64, MeshError> {
+    i64::try_from(value).map_err(|_| MeshError::OutOfRange {
+        field,
+        value: value.to_string(),
+    })
+}
+
+fn uint(row: &sqlx::sqlite::SqliteRow, index: usize, field: &'static str) -> Result<u64, MeshError> {
+    u64::try_from(row.try_get::<i64, _>(index)?).map_err(|_| MeshError::Stored(field))
+}
+
+/// A nonce as the journal stores it: 78 digits, zero-padded (any uint256 fits).
+fn nonce_key(nonce: U256) -> String {
+    format!("{:0>78}", nonce.to_string())
+}
+
+fn nonce(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<U256, MeshError> {
+    let text: String = row.try_get(index)?;
+    text.parse().map_err(|_| MeshError::Stored("nonce"))
 }
 
 impl Journal {
@@ -46,7 +69,34 @@ impl Journal {
             .connect_with(options)
             .await?;
         MIGRATIONS.run(&pool).await?;
-        Ok(Self { pool })
+        let journal = Self { pool };
+        journal.repair_cut_nonces().await?;
+        Ok(journal)
+    }
+
+    /// Before migration 0002 a nonce above i64 was stored as -1; the migration marked those
+    /// rows, and their proofs still carry the whole nonce.
+    async fn repair_cut_nonces(&self) -> Result<(), MeshError> {
+        for table in ["sent", "received"] {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT rowid, proof FROM {table} WHERE nonce LIKE 'cut:%'"
+            )))
+            .fetch_all(&self.pool)
+            .await?;
+            for row in rows {
+                let rowid: i64 = row.try_get(0)?;
+                let bytes: Vec<u8> = row.try_get(1)?;
+                let signed = smartmesh_protocol::SignedProof::decode(&bytes)?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET nonce = ? WHERE rowid = ?"
+                )))
+                .bind(nonce_key(signed.proof.nonce))
+                .bind(rowid)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {
@@ -82,17 +132,20 @@ impl Journal {
         };
         let partner: String = row.try_get(0)?;
         let reason: Option<String> = row.try_get(7)?;
-        let until: Option<i64> = row.try_get(8)?;
+        let until = match row.try_get::<Option<i64>, _>(8)? {
+            Some(until) => Some(u64::try_from(until).map_err(|_| MeshError::Stored("freeze"))?),
+            None => None,
+        };
         Ok(Some(Channel {
             id,
             partner: partner.parse().map_err(|_| MeshError::Stored("partner"))?,
             state: row.try_get(1)?,
-            settle_timeout: row.try_get::<i64, _>(2)? as u64,
+            settle_timeout: uint(&row, 2, "settle timeout")?,
             my_deposit: amount(&row, 3)?,
             my_withdrawn: amount(&row, 4)?,
             partner_deposit: amount(&row, 5)?,
             partner_withdrawn: amount(&row, 6)?,
-            frozen: reason.zip(until.map(|until| until as u64)),
+            frozen: reason.zip(until),
         }))
     }
 
@@ -121,7 +174,7 @@ impl Journal {
         .bind(channel.id.as_slice())
         .bind(channel.partner.to_string())
         .bind(&channel.state)
-        .bind(channel.settle_timeout as i64)
+        .bind(int("settle timeout", channel.settle_timeout)?)
         .bind(channel.my_deposit.to_string())
         .bind(channel.my_withdrawn.to_string())
         .bind(channel.partner_deposit.to_string())
@@ -138,7 +191,7 @@ impl Journal {
     ) -> Result<(), MeshError> {
         sqlx::query("UPDATE channels SET frozen_reason = ?, frozen_until = ? WHERE channel_id = ?")
             .bind(frozen.map(|(reason, _)| reason))
-            .bind(frozen.map(|(_, until)| until as i64))
+            .bind(frozen.map(|(_, until)| int("freeze deadline", until)).transpose()?)
             .bind(id.as_slice())
             .execute(&self.pool)
             .await?;
@@ -157,7 +210,7 @@ impl Journal {
             return Ok(None);
         };
         Ok(Some(Stored {
-            nonce: row.try_get::<i64, _>(0)? as u64,
+            nonce: nonce(&row, 0)?,
             transferred: amount(&row, 1)?,
             bytes: row.try_get(2)?,
         }))
@@ -193,7 +246,7 @@ impl Journal {
     ) -> Result<(), MeshError> {
         sqlx::query("INSERT INTO sent (channel_id, nonce, transferred, proof) VALUES (?, ?, ?, ?)")
             .bind(id.as_slice())
-            .bind(proof.nonce as i64)
+            .bind(nonce_key(proof.nonce))
             .bind(proof.transferred.to_string())
             .bind(&proof.bytes)
             .execute(conn)
@@ -206,7 +259,7 @@ impl Journal {
             "INSERT INTO received (channel_id, nonce, transferred, proof) VALUES (?, ?, ?, ?)",
         )
         .bind(id.as_slice())
-        .bind(proof.nonce as i64)
+        .bind(nonce_key(proof.nonce))
         .bind(proof.transferred.to_string())
         .bind(&proof.bytes)
         .execute(&self.pool)
@@ -214,8 +267,20 @@ impl Journal {
         Ok(())
     }
 
+    /// Whether exactly this received proof is in the journal.
+    pub(crate) async fn holds_received(&self, id: B256, bytes: &[u8]) -> Result<bool, MeshError> {
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM received WHERE channel_id = ? AND proof = ?")
+                .bind(id.as_slice())
+                .bind(bytes)
+                .fetch_one(&self.pool)
+                .await?
+                > 0,
+        )
+    }
+
     /// Each channel's latest received proof the watcher does not hold yet.
-    pub(crate) async fn unsynced(&self) -> Result<Vec<(B256, u64, Vec<u8>)>, MeshError> {
+    pub(crate) async fn unsynced(&self) -> Result<Vec<(B256, U256, Vec<u8>)>, MeshError> {
         let rows = sqlx::query(
             "SELECT r.channel_id, r.nonce, r.proof FROM received r WHERE r.synced = 0 \
              AND r.nonce = (SELECT MAX(nonce) FROM received WHERE channel_id = r.channel_id)",
@@ -227,7 +292,7 @@ impl Journal {
                 let id: Vec<u8> = row.try_get(0)?;
                 Ok((
                     B256::try_from(id.as_slice()).map_err(|_| MeshError::Stored("channel id"))?,
-                    row.try_get::<i64, _>(1)? as u64,
+                    nonce(row, 1)?,
                     row.try_get(2)?,
                 ))
             })
@@ -238,19 +303,19 @@ impl Journal {
     pub(crate) async fn mark_synced(
         &self,
         id: B256,
-        nonce: u64,
+        nonce: U256,
         ack: Option<&[u8]>,
     ) -> Result<(), MeshError> {
         sqlx::query("UPDATE received SET synced = 1 WHERE channel_id = ? AND nonce <= ?")
             .bind(id.as_slice())
-            .bind(nonce as i64)
+            .bind(nonce_key(nonce))
             .execute(&self.pool)
             .await?;
         if let Some(ack) = ack {
             sqlx::query("UPDATE received SET ack = ? WHERE channel_id = ? AND nonce = ?")
                 .bind(ack)
                 .bind(id.as_slice())
-                .bind(nonce as i64)
+                .bind(nonce_key(nonce))
                 .execute(&self.pool)
                 .await?;
         }
@@ -258,12 +323,12 @@ impl Journal {
     }
 
     /// The watcher's acknowledgment of a received proof, if it gave one.
-    pub(crate) async fn ack(&self, id: B256, nonce: u64) -> Result<Option<Vec<u8>>, MeshError> {
+    pub(crate) async fn ack(&self, id: B256, nonce: U256) -> Result<Option<Vec<u8>>, MeshError> {
         Ok(sqlx::query_scalar::<_, Option<Vec<u8>>>(
             "SELECT ack FROM received WHERE channel_id = ? AND nonce = ?",
         )
         .bind(id.as_slice())
-        .bind(nonce as i64)
+        .bind(nonce_key(nonce))
         .fetch_optional(&self.pool)
         .await?
         .flatten())
@@ -280,7 +345,7 @@ impl Journal {
             .bind(id.as_slice())
             .bind(participant.to_string())
             .bind(total.to_string())
-            .bind(deadline as i64)
+            .bind(int("deadline", deadline)?)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -298,7 +363,7 @@ impl Journal {
         )
         .bind(id.as_slice())
         .bind(participant.to_string())
-        .bind(now as i64)
+        .bind(int("now", now)?)
         .fetch_all(&self.pool)
         .await?;
         totals.iter().try_fold(U256::ZERO, |most, text| {

@@ -16,4 +16,4 @@ pub use channel::{Capacity, Channel};
 pub use error::MeshError;
 pub use services::{Relayed, SyncReport};
 pub use wallet::{create_key, import_key, load_key};
-pub use wallet_client::{JOURNAL_FILE, KEY_FILE, Mesh, MeshConfig};
+pub use wallet_client::{JOURNAL_FILE, KEY_FILE, Mesh, MeshConfig, Received};

@@ -90,7 +90,12 @@ impl Mesh {
                     id,
                     partner,
                     state: if state == 1 { "open" } else { "closed" }.into(),
-                    settle_timeout: info.settleTimeout.saturating_to(),
+                    settle_timeout: u64::try_from(info.settleTimeout).map_err(|_| {
+                        MeshError::OutOfRange {
+                            field: "settle timeout",
+                            value: info.settleTimeout.to_string(),
+                        }
+                    })?,
                     my_deposit,
                     my_withdrawn,
                     partner_deposit,

@@ -112,7 +112,7 @@ impl Mesh {
             }
         }
         let mut report = SyncReport::default();
-        let mut chunks: Vec<&[(B256, u64, Vec<u8>)]> = unsynced.chunks(SYNC_BATCH).collect();
+        let mut chunks: Vec<&[(B256, U256, Vec<u8>)]> = unsynced.chunks(SYNC_BATCH).collect();
         if chunks.is_empty() && !backups.is_empty() {
             // Backups go even when no receipt is waiting.
             chunks.push(&[]);
@@ -189,7 +189,11 @@ impl Mesh {
     }
 
     /// The watcher's signed acknowledgment that it holds a received proof.
-    pub async fn acknowledgment(&self, id: B256, nonce: u64) -> Result<Option<Vec<u8>>, MeshError> {
+    pub async fn acknowledgment(
+        &self,
+        id: B256,
+        nonce: U256,
+    ) -> Result<Option<Vec<u8>>, MeshError> {
         self.journal.ack(id, nonce).await
     }
 
@@ -220,9 +224,9 @@ impl Mesh {
                     "the watcher answered a proof that is not this wallet's for {id}"
                 )));
             }
-            let known = self.journal.latest_sent(id).await?.map_or(0, |p| p.nonce);
-            let nonce: u64 = signed.proof.nonce.saturating_to();
-            if nonce > known {
+            let known = self.journal.latest_sent(id).await?;
+            let nonce = signed.proof.nonce;
+            if known.is_none_or(|known| nonce > known.nonce) {
                 let mut tx = self.journal.pool().begin().await?;
                 crate::journal::Journal::insert_sent(
                     &mut tx,

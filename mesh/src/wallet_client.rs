@@ -53,6 +53,15 @@ pub struct MeshConfig {
     pub watch_reward: U256,
 }
 
+/// A payment [`Mesh::receive_text`] accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The payer's proof.
+    pub proof: SignedProof,
+    /// The journal already held exactly this proof (a retried handover): nothing changed.
+    pub already_held: bool,
+}
+
 /// A wallet: its key and its journal.
 pub struct Mesh {
     pub(crate) key: PrivateKeySigner,
@@ -186,9 +195,17 @@ impl Mesh {
             });
         }
         let last = self.journal.latest_sent(id).await?;
+        let nonce = last
+            .as_ref()
+            .map_or(U256::ZERO, |p| p.nonce)
+            .checked_add(U256::from(1))
+            .ok_or(MeshError::OutOfRange {
+                field: "nonce",
+                value: U256::MAX.to_string(),
+            })?;
         let proof = BalanceProof {
             channelId: id,
-            nonce: U256::from(last.as_ref().map_or(0, |p| p.nonce) + 1),
+            nonce,
             transferredAmount: capacity.sent + amount,
             ..Default::default()
         };
@@ -199,7 +216,7 @@ impl Mesh {
             proof,
         };
         let stored = Stored {
-            nonce: signed.proof.nonce.saturating_to(),
+            nonce: signed.proof.nonce,
             transferred: signed.proof.transferredAmount,
             bytes: signed.encode()?,
         };
@@ -207,7 +224,7 @@ impl Mesh {
         let mut tx = self.journal.pool().begin().await?;
         Journal::insert_sent(&mut tx, id, &stored).await?;
         tx.commit().await?;
-        tracing::debug!(target: "smartmesh::mesh", channel = %id, partner = %channel.partner, nonce = stored.nonce, "paid");
+        tracing::debug!(target: "smartmesh::mesh", channel = %id, partner = %channel.partner, nonce = %stored.nonce, "paid");
         Ok(signed)
     }
 
@@ -221,16 +238,16 @@ impl Mesh {
     }
 
     /// Accepts a payment in its text form (`smr1...`).
-    pub async fn receive_text(&self, text: &str) -> Result<SignedProof, MeshError> {
+    pub async fn receive_text(&self, text: &str) -> Result<Received, MeshError> {
         self.receive(SignedProof::from_text(text)?).await
     }
 
     /// Accepts a payment in its binary form.
-    pub async fn receive_bytes(&self, bytes: &[u8]) -> Result<SignedProof, MeshError> {
+    pub async fn receive_bytes(&self, bytes: &[u8]) -> Result<Received, MeshError> {
         self.receive(SignedProof::decode(bytes)?).await
     }
 
-    async fn receive(&self, signed: SignedProof) -> Result<SignedProof, MeshError> {
+    async fn receive(&self, signed: SignedProof) -> Result<Received, MeshError> {
         if signed.chain_id != self.config.chain_id
             || signed.token_network != self.config.token_network
         {
@@ -242,6 +259,14 @@ impl Mesh {
         let id = signed.proof.channelId;
         let lock = self.lock(id);
         let _held = lock.lock().await;
+        let bytes = signed.encode()?;
+        // A handover retried (the payer did not hear back) brings the same proof again.
+        if self.journal.holds_received(id, &bytes).await? {
+            return Ok(Received {
+                proof: signed,
+                already_held: true,
+            });
+        }
         let channel = self.usable(id).await?;
         let signer = signed.signer()?;
         if signer != channel.partner {
@@ -273,13 +298,16 @@ impl Mesh {
             .insert_received(
                 id,
                 &Stored {
-                    nonce: signed.proof.nonce.saturating_to(),
+                    nonce: signed.proof.nonce,
                     transferred: signed.proof.transferredAmount,
-                    bytes: signed.encode()?,
+                    bytes,
                 },
             )
             .await?;
-        Ok(signed)
+        Ok(Received {
+            proof: signed,
+            already_held: false,
+        })
     }
 
     /// Signs a withdrawal of `total` for `participant` (this wallet or its partner). Signing

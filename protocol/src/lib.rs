@@ -5,6 +5,7 @@
 
 #[cfg(feature = "bindings")]
 mod bindings;
+mod custody;
 mod error;
 mod messages;
 mod rules;
@@ -13,6 +14,9 @@ mod wire;
 
 #[cfg(feature = "bindings")]
 pub use bindings::{SignedAgent, SmartMeshToken, TokenNetwork};
+pub use custody::{
+    CloseVerdict, ProofSummary, Verdict, judge_close, judge_upload, watch_covers, within_deposits,
+};
 pub use error::ProtocolError;
 pub use messages::{
     AgentRequest, BalanceProof, CancelAuthorization, CancelRequest, CooperativeSettle, Permit,

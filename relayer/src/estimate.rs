@@ -144,9 +144,8 @@ impl Estimator {
             .map(|gas| gas.saturating_sub(INTRINSIC + call_data) + FEE_CALL_OVERHEAD))
     }
 
-    /// The whole transaction's gas for `request`, with its fee payment.
-    pub(crate) fn total(&self, request: &AgentRequest, fee_payment: u64) -> u64 {
-        let gas = request.gas.saturating_to::<u64>();
+    /// The whole transaction's gas for `request`, whose call gets `gas`, with its fee payment.
+    pub(crate) fn total(&self, request: &AgentRequest, gas: u64, fee_payment: u64) -> u64 {
         // The dearest calldata this request can have: every field of its final form non-zero.
         let dearest = AgentRequest {
             fee: U256::MAX,

@@ -135,7 +135,7 @@ pub(crate) async fn quote(
         feeToken: core.token,
         ..Default::default()
     };
-    let estimated_gas = core.estimator.total(&template, fee_payment);
+    let estimated_gas = core.estimator.total(&template, gas, fee_payment);
     // Priced at exactly what the sender will offer for it.
     let (max_fee_per_gas, _) = core
         .sender

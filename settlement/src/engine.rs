@@ -15,7 +15,7 @@ use alloy::{
     sol_types::SolCall,
 };
 use smartmesh_chain::{Backend, ChainError, Database, TxRequest, TxSender, TxStatus, unix_millis};
-use smartmesh_protocol::{SignedProof, TokenNetwork, Watch};
+use smartmesh_protocol::{CloseVerdict, SignedProof, TokenNetwork, Watch, judge_close};
 use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tracing::{info, warn};
@@ -317,24 +317,28 @@ impl DisputeEngine {
         let Some(held) = self.best_proof(conn, channel.channel_id, closer).await? else {
             return Ok(step.decide("no_proof", "no proof signed by the closer is held"));
         };
-        if held.signed.proof.transferredAmount <= claim {
-            return Ok(step.decide(
-                "claim_covers_proof",
-                format!(
-                    "the claim {claim} covers the best proof held ({} at nonce {}): no dispute",
-                    held.signed.proof.transferredAmount, held.signed.proof.nonce
-                ),
-            ));
-        }
         let closed_at = settle_at.saturating_sub(channel.settle_timeout);
-        if held.watch.deadline < U256::from(closed_at) {
-            return Ok(step.decide(
-                "watch_expired",
-                format!(
-                    "the Watch expired at {} before the close at {closed_at}",
-                    held.watch.deadline
-                ),
-            ));
+        let proven = held.signed.proof.transferredAmount;
+        match judge_close(claim, closed_at, proven, held.watch.deadline) {
+            CloseVerdict::Dispute => {}
+            CloseVerdict::ClaimCovers => {
+                return Ok(step.decide(
+                    "claim_covers_proof",
+                    format!(
+                        "the claim {claim} covers the best proof held ({proven} at nonce {}): no dispute",
+                        held.signed.proof.nonce
+                    ),
+                ));
+            }
+            CloseVerdict::WatchExpired => {
+                return Ok(step.decide(
+                    "watch_expired",
+                    format!(
+                        "the Watch expired at {} before the close at {closed_at}",
+                        held.watch.deadline
+                    ),
+                ));
+            }
         }
         let call = TokenNetwork::updateClaimCall {
             channelId: channel.channel_id,

@@ -183,7 +183,10 @@ async fn derive(conn: &mut AnyConnection, channel_id: B256) -> Result<(), Settle
             block,
             reason: e.to_string(),
         })?;
-        row = fold(row, decoded.data, block);
+        row = fold(row, decoded.data, block).map_err(|reason| SettlementError::StoredEvent {
+            block,
+            reason,
+        })?;
     }
     sqlx::query("DELETE FROM channels WHERE channel_id = $1")
         .bind(channel_id.to_vec())
@@ -196,14 +199,26 @@ async fn derive(conn: &mut AnyConnection, channel_id: B256) -> Result<(), Settle
     Ok(())
 }
 
-fn fold(row: Option<ChannelRow>, event: TokenNetworkEvents, block: u64) -> Option<ChannelRow> {
+/// A uint256 of an event that the watcher keeps in a BIGINT column: whole, or the event is
+/// refused (the contract bounds each of them far below).
+fn narrow(field: &str, value: U256) -> Result<u64, String> {
+    i64::try_from(value)
+        .map(|value| value as u64)
+        .map_err(|_| format!("{field} {value} does not fit a 63-bit column"))
+}
+
+fn fold(
+    row: Option<ChannelRow>,
+    event: TokenNetworkEvents,
+    block: u64,
+) -> Result<Option<ChannelRow>, String> {
     if let TokenNetworkEvents::ChannelOpened(opened) = &event {
-        return Some(ChannelRow {
+        return Ok(Some(ChannelRow {
             channel_id: opened.channelId,
             participant1: opened.participant1,
             participant2: opened.participant2,
-            epoch: opened.epoch.saturating_to(),
-            settle_timeout: opened.settleTimeout.saturating_to(),
+            epoch: narrow("epoch", opened.epoch)?,
+            settle_timeout: narrow("settleTimeout", opened.settleTimeout)?,
             phase: ChannelPhase::Open,
             deposit1: U256::ZERO,
             deposit2: U256::ZERO,
@@ -216,9 +231,11 @@ fn fold(row: Option<ChannelRow>, event: TokenNetworkEvents, block: u64) -> Optio
             closed_block: None,
             penalized: false,
             updated_block: block,
-        });
+        }));
     }
-    let mut row = row?;
+    let Some(mut row) = row else {
+        return Ok(None);
+    };
     row.updated_block = block;
     match event {
         TokenNetworkEvents::ChannelDeposited(deposited) => {
@@ -240,7 +257,7 @@ fn fold(row: Option<ChannelRow>, event: TokenNetworkEvents, block: u64) -> Optio
             row.closer = Some(closed.closer);
             row.claim_transferred = Some(closed.claimTransferred);
             row.closer_received = Some(closed.closerReceived);
-            row.settle_at = Some(closed.settleAt.saturating_to());
+            row.settle_at = Some(narrow("settleAt", closed.settleAt)?);
             row.closed_block = Some(block);
         }
         TokenNetworkEvents::CloserPenalized(_) => row.penalized = true,
@@ -251,7 +268,7 @@ fn fold(row: Option<ChannelRow>, event: TokenNetworkEvents, block: u64) -> Optio
         // Opening starts a row (above); the domain event carries no channel.
         TokenNetworkEvents::ChannelOpened(_) | TokenNetworkEvents::EIP712DomainChanged(_) => {}
     }
-    Some(row)
+    Ok(Some(row))
 }
 
 async fn insert(conn: &mut AnyConnection, row: &ChannelRow) -> Result<(), SettlementError> {

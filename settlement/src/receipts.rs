@@ -18,9 +18,10 @@ use axum::{Json, Router, extract::State, routing::post};
 use serde::{Deserialize, Serialize};
 use smartmesh_chain::Backend;
 use smartmesh_protocol::{
-    SecpSigner, Signature65, SignedProof, Watch, recover, token_network_domain,
+    ProofSummary, ProtocolError, SecpSigner, Signature65, SignedProof, Verdict, Watch,
+    judge_upload, recover, token_network_domain, within_deposits,
 };
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
 use crate::{
@@ -119,9 +120,10 @@ pub struct ItemOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ItemStatus {
-    /// Newer than anything held: stored (and, for a received proof, acknowledged).
+    /// It proves more than anything held (or renews the held proof's Watch with a later
+    /// deadline): stored and, for a received proof, acknowledged.
     Stored,
-    /// Exactly this proof is already held.
+    /// Exactly this proof is already held, with a Watch at least as good.
     Known,
     /// Refused; nothing of it was stored.
     Rejected,
@@ -188,7 +190,8 @@ pub(crate) async fn upload(
     .map_err(ApiError::internal)?;
 
     let mut tx = state.db.pool().begin().await.map_err(ApiError::internal)?;
-    let mut book = Book::load(&mut tx, &received, &sent).await?;
+    let domain = token_network_domain(state.chain_id, state.token_network);
+    let mut book = Book::load(&mut tx, &domain, &received, &sent).await?;
     let items: Vec<Decision> = received.into_iter().map(|c| book.decide(c)).collect();
     let backups: Vec<Decision> = sent.into_iter().map(|c| book.decide(c)).collect();
 
@@ -292,6 +295,17 @@ struct Candidate {
 
 type Checked = Result<Candidate, String>;
 
+impl Candidate {
+    fn summary(&self) -> ProofSummary {
+        ProofSummary {
+            transferred: self.transferred,
+            nonce: self.nonce,
+            digest: self.digest,
+            watch_deadline: self.watch.as_ref().map(|(watch, _, _)| watch.deadline),
+        }
+    }
+}
+
 impl Context {
     fn domain(&self) -> Eip712Domain {
         token_network_domain(self.chain_id, self.token_network)
@@ -384,8 +398,8 @@ impl Decision {
 /// them, and what the batch will write.
 struct Book {
     channels: HashMap<B256, ChannelRow>,
-    /// (channel, signer, is a received proof) -> (nonce, digest) held.
-    held: HashMap<(B256, Address, bool), (U256, B256)>,
+    /// (channel, signer, is a received proof) -> what is held.
+    held: HashMap<(B256, Address, bool), ProofSummary>,
     /// The winners to write, by the same key.
     writes: HashMap<(B256, Address, bool), Candidate>,
     /// Closed channels that got a newer proof: their dispute jobs look again at once.
@@ -395,6 +409,7 @@ struct Book {
 impl Book {
     async fn load(
         conn: &mut AnyConnection,
+        domain: &Eip712Domain,
         received: &[Checked],
         sent: &[Checked],
     ) -> Result<Self, ApiError> {
@@ -412,8 +427,12 @@ impl Book {
         for (table, received) in [("receipts", true), ("proof_backups", false)] {
             for part in ids.chunks(sql::CHUNK) {
                 let query = format!(
-                    "SELECT channel_id, signer, nonce, {} FROM {table} WHERE channel_id IN ({})",
-                    if received { "proof_digest" } else { "proof" },
+                    "SELECT channel_id, signer, nonce, transferred_amount, {} FROM {table} WHERE channel_id IN ({})",
+                    if received {
+                        "proof_digest, watch_deadline"
+                    } else {
+                        "proof"
+                    },
                     sql::placeholders(1, part.len())
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(query));
@@ -425,16 +444,30 @@ impl Book {
                     .await
                     .map_err(ApiError::internal)?
                 {
-                    let channel = sql::b256(&row, 0).map_err(ApiError::internal)?;
-                    let signer = sql::address(&row, 1).map_err(ApiError::internal)?;
-                    let nonce = sql::u256_be(&row, 2).map_err(ApiError::internal)?;
-                    // A backup is compared by nonce alone; its digest is not needed.
-                    let digest = if received {
-                        sql::b256(&row, 3).map_err(ApiError::internal)?
-                    } else {
-                        B256::ZERO
+                    let read = || -> Result<_, crate::SettlementError> {
+                        let key = (sql::b256(&row, 0)?, sql::address(&row, 1)?, received);
+                        let (digest, watch_deadline) = if received {
+                            (sql::b256(&row, 4)?, Some(sql::u256(&row, 5)?))
+                        } else {
+                            let bytes: Vec<u8> = row.try_get(4)?;
+                            let signed = SignedProof::decode(&bytes).map_err(|e| {
+                                crate::SettlementError::Stored {
+                                    field: "proof_backups.proof".into(),
+                                    value: e.to_string(),
+                                }
+                            })?;
+                            (signed.proof.eip712_signing_hash(domain), None)
+                        };
+                        let summary = ProofSummary {
+                            transferred: sql::u256(&row, 3)?,
+                            nonce: sql::u256_be(&row, 2)?,
+                            digest,
+                            watch_deadline,
+                        };
+                        Ok((key, summary))
                     };
-                    held.insert((channel, signer, received), (nonce, digest));
+                    let (key, summary) = read().map_err(ApiError::internal)?;
+                    held.insert(key, summary);
                 }
             }
         }
@@ -470,9 +503,7 @@ impl Book {
                 "proof: signer {payer} is not a participant of the channel"
             ));
         };
-        // What the payer can have paid at most: both deposits. The receiver's own payments are
-        // not always known here, so the exact capacity is the phone's check, not the watcher's.
-        if candidate.transferred > channel.deposit1.saturating_add(channel.deposit2) {
+        if !within_deposits(candidate.transferred, channel.deposit1, channel.deposit2) {
             return Err("proof: transferred amount exceeds the channel's deposits".into());
         }
         if let Some((_, _, signer)) = &candidate.watch
@@ -484,28 +515,29 @@ impl Book {
         }
         let closed = channel.phase == ChannelPhase::Closed;
         let key = (candidate.channel_id, payer, candidate.watch.is_some());
-        if let Some((nonce, digest)) = self.held.get(&key) {
-            if key.2 && *digest == candidate.digest {
-                return Ok(Decision::Known);
-            }
-            if candidate.nonce <= *nonce {
+        let offered = candidate.summary();
+        match judge_upload(self.held.get(&key), &offered) {
+            Verdict::Store | Verdict::RenewWatch => {}
+            Verdict::Known => return Ok(Decision::Known),
+            Verdict::Refuse(error @ ProtocolError::TransferredDecreased { .. }) => {
                 return Err(format!(
-                    "proof.nonce: {} is not above the held {nonce}",
-                    candidate.nonce
+                    "proof.transferredAmount: {error}: the watcher keeps the proof that proves the most"
                 ));
             }
+            Verdict::Refuse(error) => return Err(format!("proof.nonce: {error}")),
         }
         if closed && !self.closed.contains(&candidate.channel_id) {
             self.closed.push(candidate.channel_id);
         }
         let decision = Decision::Stored(candidate.channel_id, candidate.digest);
-        self.held.insert(key, (candidate.nonce, candidate.digest));
+        self.held.insert(key, offered);
         self.writes.insert(key, candidate);
         Ok(decision)
     }
 
-    /// Writes the winners in bulk. The upserts never replace a higher nonce, so replicas
-    /// storing the same channel's proofs at once cannot move it backwards.
+    /// Writes the winners in bulk. The upserts replace only what proves less (or the same
+    /// proof with an earlier Watch), so replicas storing the same channel's proofs at once
+    /// cannot move it backwards.
     async fn write(&self, conn: &mut AnyConnection, backend: Backend) -> Result<(), ApiError> {
         let (received, sent): (Vec<&Candidate>, Vec<&Candidate>) =
             self.writes.values().partition(|c| c.watch.is_some());
@@ -543,7 +575,8 @@ impl Book {
                 "INSERT INTO proof_backups (channel_id, signer, nonce, transferred_amount, proof) VALUES {} \
                  ON CONFLICT (channel_id, signer) DO UPDATE SET nonce = excluded.nonce, \
                  transferred_amount = excluded.transferred_amount, proof = excluded.proof \
-                 WHERE proof_backups.nonce < excluded.nonce",
+                 WHERE proof_backups.transferred_amount < excluded.transferred_amount \
+                 OR (proof_backups.transferred_amount = excluded.transferred_amount AND proof_backups.nonce < excluded.nonce)",
                 sql::rows(part.len(), 5)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(query));
@@ -552,7 +585,7 @@ impl Book {
                     .bind(c.channel_id.to_vec())
                     .bind(c.payer.to_string())
                     .bind(c.nonce.to_be_bytes::<32>().to_vec())
-                    .bind(c.transferred.to_string())
+                    .bind(sql::sortable(c.transferred))
                     .bind(c.encoded.clone());
             }
             query
@@ -585,7 +618,9 @@ const UPSERT_RECEIPT: &str = "INSERT INTO receipts (channel_id, signer, nonce, t
      transferred_amount = excluded.transferred_amount, proof_digest = excluded.proof_digest, \
      proof = excluded.proof, watcher = excluded.watcher, reward = excluded.reward, \
      watch_deadline = excluded.watch_deadline, watch_signature = excluded.watch_signature \
-     WHERE receipts.nonce < excluded.nonce";
+     WHERE receipts.transferred_amount < excluded.transferred_amount \
+     OR (receipts.transferred_amount = excluded.transferred_amount AND receipts.nonce < excluded.nonce) \
+     OR (receipts.proof_digest = excluded.proof_digest AND receipts.watch_deadline < excluded.watch_deadline)";
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
@@ -595,11 +630,11 @@ fn bind_receipt<'q>(query: AnyQuery<'q>, c: &Candidate) -> AnyQuery<'q> {
         .bind(c.channel_id.to_vec())
         .bind(c.payer.to_string())
         .bind(c.nonce.to_be_bytes::<32>().to_vec())
-        .bind(c.transferred.to_string())
+        .bind(sql::sortable(c.transferred))
         .bind(c.digest.to_vec())
         .bind(c.encoded.clone())
         .bind(watch.watcher.to_string())
         .bind(watch.reward.to_string())
-        .bind(watch.deadline.to_string())
+        .bind(sql::sortable(watch.deadline))
         .bind(signature.as_bytes().to_vec())
 }

@@ -42,7 +42,16 @@ pub(crate) fn address(row: &AnyRow, index: usize) -> Result<Address, SettlementE
     text.parse().map_err(|_| stored("address", text))
 }
 
-/// A decimal uint256.
+/// The digits any uint256 fits in.
+const U256_DIGITS: usize = 78;
+
+/// `value` as a 78-digit zero-padded decimal: how amounts that SQL compares are stored, so
+/// that text order is numeric order (migration 0007).
+pub(crate) fn sortable(value: U256) -> String {
+    format!("{:0>width$}", value.to_string(), width = U256_DIGITS)
+}
+
+/// A decimal uint256 (zero-padded or not).
 pub(crate) fn u256(row: &AnyRow, index: usize) -> Result<U256, SettlementError> {
     let text: String = row.try_get(index)?;
     text.parse().map_err(|_| stored("amount", text))
@@ -59,6 +68,19 @@ pub(crate) fn u256_be(row: &AnyRow, index: usize) -> Result<U256, SettlementErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sortable_amounts_order_as_numbers_and_read_back_whole() {
+        let values = [U256::ZERO, U256::from(9), U256::from(10), U256::MAX - U256::from(1), U256::MAX];
+        for pair in values.windows(2) {
+            assert!(sortable(pair[0]) < sortable(pair[1]), "{pair:?}");
+        }
+        for value in values {
+            let text = sortable(value);
+            assert_eq!(text.len(), U256_DIGITS);
+            assert_eq!(text.parse::<U256>().unwrap(), value);
+        }
+    }
 
     #[test]
     fn numbers_placeholders_across_rows() {

@@ -12,7 +12,8 @@ use common::{
     Stack, alice_and_brandon,
     watcher::{
         RunningWatcher, block_timestamp, close, ether, event_blocks, eventually, fast_config,
-        nonce, pass_hold_period, proof, receipt, rpc, smt, upload, wait_for_event,
+        nonce, pass_hold_period, proof, receipt, receipt_until, rpc, smt, upload,
+        wait_for_event,
     },
 };
 use smartmesh_chain::Database;
@@ -106,6 +107,56 @@ async fn a_stale_close_is_disputed_and_settled(db: Database) -> eyre::Result<()>
             "{expected} missing: {decisions:?}"
         );
     }
+    watcher.stop().await
+}
+
+on_both_backends!(the_proof_that_proves_the_most_disputes => proves_most_sqlite, pg_proves_most);
+
+/// What the watcher keeps decides what it can dispute. Brandon's uploads come in a hostile
+/// order: Alice's proof for 140 SMT (nonce 6) with a useless Watch (deadline 0), then a proof
+/// of hers for 30 SMT at a higher nonce (7), then the 140 proof again with a good Watch. The
+/// watcher must keep the 140 proof, refuse the 30 one (its amount fell), take the better Watch,
+/// and dispute Alice's close claiming 100.
+async fn the_proof_that_proves_the_most_disputes(db: Database) -> eyre::Result<()> {
+    let stack = Stack::deploy().await?;
+    let channel_id = alice_and_brandon(&stack).await?;
+    let (alice, brandon) = (stack.keys[1].clone(), stack.keys[2].clone());
+    let watcher = RunningWatcher::start(&stack, db, stack.keys[7].clone(), fast_config()).await?;
+    eventually(30, "the channel to be indexed", || async {
+        Ok(watcher
+            .channel(channel_id)
+            .await
+            .is_ok_and(|view| view.chain.is_some()))
+    })
+    .await?;
+    let most = proof(&stack, channel_id, &alice, 6, ether("140"));
+    let less = proof(&stack, channel_id, &alice, 7, ether("30"));
+    let reward = ether("1");
+    let useless = receipt_until(&stack, &most, &brandon, watcher.address, reward, U256::ZERO);
+    let answer = upload(&watcher.url, &stack, vec![useless]).await?;
+    assert_eq!(answer["items"][0]["status"], "stored", "{answer}");
+
+    let answer = upload(&watcher.url, &stack, vec![receipt(&stack, &less, &brandon, watcher.address, reward)]).await?;
+    assert_eq!(answer["items"][0]["status"], "rejected", "{answer}");
+    let reason = answer["items"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("proof.transferredAmount"), "{reason}");
+
+    let renewed = upload(&watcher.url, &stack, vec![receipt(&stack, &most, &brandon, watcher.address, reward)]).await?;
+    assert_eq!(renewed["items"][0]["status"], "stored", "a later Watch replaces: {renewed}");
+    assert!(renewed["items"][0]["ack"].is_string(), "{renewed}");
+
+    close(&stack, channel_id, &alice, ether("100")).await?;
+    wait_for_event::<CloserPenalized>(&stack, channel_id, "the dispute").await?;
+    let penalty = event_blocks::<CloserPenalized>(&stack, channel_id).await?;
+    assert_eq!(penalty.len(), 1);
+    let logs = stack
+        .network(&alice)
+        .CloserPenalized_filter()
+        .topic1(channel_id)
+        .from_block(0)
+        .query()
+        .await?;
+    assert_eq!(logs[0].0.provenTransferred, ether("140"), "disputed with the 140 proof");
     watcher.stop().await
 }
 

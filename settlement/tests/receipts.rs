@@ -154,7 +154,7 @@ async fn each_bad_item_is_rejected(db: Database) -> eyre::Result<()> {
             "nothing of a rejected item is stored"
         );
 
-        // A stale nonce after a newer proof is held.
+        // An older proof (a lower amount) after a newer one is held.
         world
             .post(
                 world
@@ -172,10 +172,75 @@ async fn each_bad_item_is_rejected(db: Database) -> eyre::Result<()> {
         let item = &outcome(answer).items[0];
         assert_eq!(item.status, ItemStatus::Rejected);
         assert!(
-            item.reason.as_deref().unwrap_or_default().contains("nonce"),
+            item.reason
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("proof.transferredAmount"),
             "{item:?}"
         );
     }
+    Ok(())
+}
+
+on_both_backends!(the_proof_that_proves_the_most_is_kept => proves_most_sqlite, pg_proves_most);
+
+/// Per payer the watcher keeps the proof with the highest transferred amount, whatever the
+/// nonces (the dispute rule is about amounts); a later Watch renews the same proof; the same
+/// backup again is known.
+async fn the_proof_that_proves_the_most_is_kept(db: Database) -> eyre::Result<()> {
+    let world = World::new(db).await?;
+    let (alice, brandon) = (world.alice().clone(), world.brandon().clone());
+    let post = |items: Vec<ReceiptItem>, sent: Vec<String>| {
+        let body = world.batch_with_backups(items, sent).to_string();
+        let world = &world;
+        async move {
+            let (status, answer) = world.post(body).await?;
+            eyre::ensure!(status == StatusCode::OK, "{answer}");
+            Ok::<_, eyre::Report>(outcome(answer))
+        }
+    };
+    let alice_key = alice.address().to_string();
+    let ether140 = parse_ether("140")?;
+
+    // A proof for 140 at nonce 6 is held; one for 30 at nonce 7 proves less and is refused.
+    let answer = post(vec![world.item_until(&alice, &brandon, 6, "140", U256::ZERO)], vec![]).await?;
+    assert_eq!(answer.items[0].status, ItemStatus::Stored);
+    let answer = post(vec![world.item(&alice, &brandon, 7, "30")], vec![]).await?;
+    assert_eq!(answer.items[0].status, ItemStatus::Rejected);
+    let reason = answer.items[0].reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("proof.transferredAmount") && reason.contains("below"),
+        "{reason}"
+    );
+    assert_eq!(
+        world.held().await?,
+        vec![(alice_key.clone(), U256::from(6), ether140, U256::ZERO)]
+    );
+
+    // The same proof with a useful Watch replaces the useless one; an earlier one does not.
+    let answer = post(vec![world.item_until(&alice, &brandon, 6, "140", U256::from(5_000))], vec![]).await?;
+    assert_eq!(answer.items[0].status, ItemStatus::Stored, "{answer:?}");
+    assert!(answer.items[0].ack.is_some());
+    let answer = post(vec![world.item_until(&alice, &brandon, 6, "140", U256::from(10))], vec![]).await?;
+    assert_eq!(answer.items[0].status, ItemStatus::Known);
+    assert_eq!(
+        world.held().await?,
+        vec![(alice_key.clone(), U256::from(6), ether140, U256::from(5_000))]
+    );
+
+    // A higher amount at a lower nonce proves more: it is kept.
+    let answer = post(vec![world.item(&alice, &brandon, 2, "141")], vec![]).await?;
+    assert_eq!(answer.items[0].status, ItemStatus::Stored);
+    assert_eq!(world.held().await?[0].2, parse_ether("141")?);
+
+    // The phone re-sends its latest sent proof with every sync: known, not rejected.
+    let backup = world.proof(&brandon, 3, "20").to_text()?;
+    let first = post(vec![], vec![backup.clone()]).await?;
+    assert_eq!(first.sent[0].status, ItemStatus::Stored);
+    let again = post(vec![], vec![backup]).await?;
+    assert_eq!(again.sent[0].status, ItemStatus::Known, "{again:?}");
+    let fell = post(vec![], vec![world.proof(&brandon, 4, "19").to_text()?]).await?;
+    assert_eq!(fell.sent[0].status, ItemStatus::Rejected);
     Ok(())
 }
 

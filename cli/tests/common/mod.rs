@@ -10,6 +10,7 @@ pub(crate) mod stack;
 pub(crate) mod storage;
 #[path = "../../../settlement/tests/common/watcher.rs"]
 pub(crate) mod watcher;
+pub(crate) mod dev;
 
 use std::{
     io::{BufRead, BufReader},

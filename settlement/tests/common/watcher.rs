@@ -147,7 +147,8 @@ pub(crate) fn proof(
     }
 }
 
-/// The receiver's upload item: the proof and its Watch for `watcher` with `reward`.
+/// The receiver's upload item: the proof and its Watch for `watcher` with `reward`, good for
+/// any close to come.
 pub(crate) fn receipt(
     stack: &Stack,
     signed: &SignedProof,
@@ -155,13 +156,25 @@ pub(crate) fn receipt(
     watcher: Address,
     reward: U256,
 ) -> ReceiptItem {
+    receipt_until(stack, signed, receiver, watcher, reward, U256::from(u64::MAX))
+}
+
+/// The same, with a Watch that covers closes up to `deadline` only.
+pub(crate) fn receipt_until(
+    stack: &Stack,
+    signed: &SignedProof,
+    receiver: &PrivateKeySigner,
+    watcher: Address,
+    reward: U256,
+    deadline: U256,
+) -> ReceiptItem {
     let domain = token_network_domain(stack.chain_id, stack.network);
     let watch = Watch {
         channelId: signed.proof.channelId,
         proofDigest: signed.proof.eip712_signing_hash(&domain),
         watcher,
         reward,
-        deadline: U256::from(u64::MAX),
+        deadline,
     };
     ReceiptItem {
         proof: signed.to_text().unwrap(),

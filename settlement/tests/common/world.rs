@@ -82,6 +82,18 @@ impl World {
         nonce: u64,
         transferred: &str,
     ) -> ReceiptItem {
+        self.item_until(payer, watch_signer, nonce, transferred, U256::from(u64::MAX))
+    }
+
+    /// The same with a Watch covering closes up to `deadline` only.
+    pub(crate) fn item_until(
+        &self,
+        payer: &PrivateKeySigner,
+        watch_signer: &PrivateKeySigner,
+        nonce: u64,
+        transferred: &str,
+        deadline: U256,
+    ) -> ReceiptItem {
         let domain = token_network_domain(self.stack.chain_id, self.stack.network);
         let signed = self.proof(payer, nonce, transferred);
         let watch = Watch {
@@ -89,7 +101,7 @@ impl World {
             proofDigest: signed.proof.eip712_signing_hash(&domain),
             watcher: self.watcher.address(),
             reward: parse_ether("1").unwrap(),
-            deadline: U256::from(u64::MAX),
+            deadline,
         };
         ReceiptItem {
             proof: signed.to_text().unwrap(),
@@ -151,6 +163,28 @@ impl World {
         let status = response.status();
         let bytes = response.into_body().collect().await?.to_bytes();
         Ok((status, serde_json::from_slice(&bytes)?))
+    }
+
+    /// (signer, nonce, transferred, Watch deadline) of every receipt held.
+    pub(crate) async fn held(&self) -> eyre::Result<Vec<(String, U256, U256, U256)>> {
+        let rows = sqlx::query(
+            "SELECT signer, nonce, transferred_amount, watch_deadline FROM receipts ORDER BY signer",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let nonce: Vec<u8> = row.try_get(1)?;
+                let transferred: String = row.try_get(2)?;
+                let deadline: String = row.try_get(3)?;
+                Ok((
+                    row.try_get(0)?,
+                    U256::from_be_slice(&nonce),
+                    transferred.parse()?,
+                    deadline.parse()?,
+                ))
+            })
+            .collect()
     }
 
     /// (signer, nonce) of every receipt held.
