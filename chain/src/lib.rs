@@ -15,7 +15,9 @@ pub use follower::{BlockLogs, FollowerConfig, LogFollower, LogHandler, Progress}
 pub use manifest::Deployment;
 pub use provider::connect;
 pub use revert::{decode_revert, revert_reason};
-pub use sender::{Prepared, SenderConfig, SignerHealth, TxRequest, TxSender, TxStatus};
+pub use sender::{
+    Prepared, SenderConfig, SignerHealth, TxCost, TxRequest, TxSender, TxStatus, Unmined,
+};
 pub use store::{Backend, Database};
 
 /// Wall-clock unix milliseconds: when the services schedule and record things.

@@ -107,6 +107,36 @@ pub enum TxStatus {
     },
 }
 
+/// What a mined transaction cost the key that sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxCost {
+    /// Gas the mined version used.
+    pub gas_used: u64,
+    /// The price per gas it paid (base fee and tip), in wei.
+    pub gas_price: U256,
+    /// It was the filler of a payload refused for good (a 0-value transfer to itself that
+    /// took the payload's nonce), not the payload.
+    pub filler: bool,
+}
+
+impl TxCost {
+    /// The wei it cost.
+    pub fn wei(&self) -> U256 {
+        U256::from(self.gas_used).saturating_mul(self.gas_price)
+    }
+}
+
+/// A submitted transaction whose payload may still run: queued or broadcast, not mined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmined {
+    /// Its id.
+    pub id: i64,
+    /// The key it is sent from.
+    pub signer: Address,
+    /// The payload.
+    pub request: TxRequest,
+}
+
 /// A key picked and its nonce read for [`TxSender::submit_in`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Prepared {
@@ -321,6 +351,63 @@ impl TxSender {
             unfinished: unfinished_count(conn, address).await?,
             accepting: balance >= self.config.min_balance,
         })
+    }
+
+    /// What transaction `id` cost its key, once mined (`None` before).
+    pub async fn cost(&self, id: i64) -> Result<Option<TxCost>, ChainError> {
+        let row = sqlx::query(
+            "SELECT gas_used, gas_price, failure FROM sender_transactions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?
+        .ok_or(ChainError::UnknownTransaction(id))?;
+        let (Some(gas_used), Some(gas_price)) = (
+            row.try_get::<Option<i64>, _>(0)?,
+            row.try_get::<Option<String>, _>(1)?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(TxCost {
+            gas_used: u64::try_from(gas_used).map_err(|_| ChainError::Stored {
+                field: "gas_used",
+                value: gas_used.to_string(),
+            })?,
+            gas_price: gas_price.parse().map_err(|_| ChainError::Stored {
+                field: "gas_price",
+                value: gas_price.clone(),
+            })?,
+            filler: row.try_get::<Option<String>, _>(2)?.is_some(),
+        }))
+    }
+
+    /// Of the transactions `ids`, those whose payload may still run (queued or broadcast, not
+    /// mined, not refused), in nonce order per key.
+    pub async fn unmined(&self, ids: &[i64]) -> Result<Vec<Unmined>, ChainError> {
+        let mut unmined = Vec::new();
+        for part in ids.chunks(500) {
+            let placeholders = (1..=part.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let query = format!(
+                "SELECT id, signer, nonce, to_address, input, value, gas_limit, failure, status FROM sender_transactions \
+                 WHERE status IN ('queued', 'pending') AND failure IS NULL AND id IN ({placeholders}) ORDER BY signer, nonce"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(query));
+            for id in part {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(self.db.pool()).await? {
+                let found = Unfinished::from_row(&row)?;
+                unmined.push(Unmined {
+                    id: found.id,
+                    signer: found.signer,
+                    request: found.request,
+                });
+            }
+        }
+        Ok(unmined)
     }
 
     /// Where transaction `id` stands.
@@ -559,14 +646,20 @@ impl TxSender {
                     (true, None) => "confirmed",
                     (true, Some(_)) => "failed",
                 };
+                let gas_used = i64::try_from(receipt.gas_used).map_err(|_| ChainError::Stored {
+                    field: "gas_used",
+                    value: receipt.gas_used.to_string(),
+                })?;
                 sqlx::query(
-                    "UPDATE sender_transactions SET status = $1, mined_hash = $2, mined_block = $3, succeeded = $4 \
-                     WHERE id = $5",
+                    "UPDATE sender_transactions SET status = $1, mined_hash = $2, mined_block = $3, succeeded = $4, \
+                     gas_used = $5, gas_price = $6 WHERE id = $7",
                 )
                 .bind(status)
                 .bind(attempt.hash.to_vec())
                 .bind(block as i64)
                 .bind(i64::from(receipt.status()))
+                .bind(gas_used)
+                .bind(receipt.effective_gas_price.to_string())
                 .bind(unfinished.id)
                 .execute(self.db.pool())
                 .await?;
@@ -577,7 +670,8 @@ impl TxSender {
             // Its receipt is gone: a reorg took the block. Back to pending; rebroadcast below.
             warn!(target: "smartmesh::sender", id = unfinished.id, "mined transaction reorged out");
             sqlx::query(
-                "UPDATE sender_transactions SET status = 'pending', mined_hash = NULL, mined_block = NULL WHERE id = $1",
+                "UPDATE sender_transactions SET status = 'pending', mined_hash = NULL, mined_block = NULL, \
+                 gas_used = NULL, gas_price = NULL WHERE id = $1",
             )
             .bind(unfinished.id)
             .execute(self.db.pool())

@@ -31,8 +31,11 @@ pub struct RelayPolicy {
     pub rate: RateSource,
     /// The relayer's margin over its gas cost, in basis points (1,000 = 10%).
     pub markup_bps: u32,
-    /// How long a quote may be relayed.
+    /// How long a quote may be relayed; it is deleted after.
     pub quote_ttl: Duration,
+    /// Quotes kept per user (anyone may ask in anyone's name): a new one beyond this
+    /// replaces the user's oldest.
+    pub max_quotes_per_sender: i64,
     /// The least validity a request's deadline must have left when it is relayed.
     pub min_validity: Duration,
     /// Requests of one user that may be in flight at once.
@@ -53,6 +56,7 @@ impl Default for RelayPolicy {
             rate: RateSource::Fixed(crate::pricing::ONE * U256::from(1_000)),
             markup_bps: 1_000,
             quote_ttl: Duration::from_secs(120),
+            max_quotes_per_sender: 16,
             min_validity: Duration::from_secs(60),
             max_in_flight_per_sender: 8,
             low_balance: U256::from(100_000_000_000_000_000u64),
@@ -98,6 +102,8 @@ pub(crate) struct Core {
     pub(crate) sender_wake: Notify,
     /// Turns for requests to question the node (`max_concurrent_checks`).
     pub(crate) node_turns: tokio::sync::Semaphore,
+    /// One user's requests are checked one at a time: a lock per user, striped.
+    pub(crate) user_turns: Vec<tokio::sync::Mutex<()>>,
     /// Whose turn it is among equally loaded keys.
     pub(crate) next_key: std::sync::atomic::AtomicUsize,
     /// The chain's latest timestamp and when it was read: deadlines are checked against it
@@ -105,7 +111,17 @@ pub(crate) struct Core {
     pub(crate) chain_clock: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
 
+/// Locks users' requests are striped over: users hashing to the same stripe wait for each
+/// other's checks, nobody else's.
+pub(crate) const USER_STRIPES: usize = 256;
+
 impl Core {
+    /// The lock `from`'s requests take while they are checked and queued.
+    pub(crate) fn user_turn(&self, from: Address) -> &tokio::sync::Mutex<()> {
+        let stripe = usize::from(from.0[19]) % self.user_turns.len();
+        &self.user_turns[stripe]
+    }
+
     /// The latest block's timestamp, read at most once a second.
     pub(crate) async fn chain_now(&self) -> Result<u64, crate::RelayerError> {
         let cached = *self.chain_clock.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,10 +1,11 @@
 //! What relaying earned and cost: each relay's fee counts once its transaction is final and
-//! succeeded; its gas, at the price actually paid, counts either way. `GET /v1/earnings`
-//! sums them per period.
+//! succeeded; every wei its key spent on it counts either way, by cause (the relay itself, a
+//! mined revert, or the filler that took the nonce of a payload refused before broadcast).
+//! `GET /v1/earnings` sums them per period.
 
 use std::collections::BTreeMap;
 
-use alloy::{primitives::U256, providers::Provider};
+use alloy::primitives::U256;
 use axum::{
     Json, Router,
     extract::{Query, State, rejection::QueryRejection},
@@ -24,7 +25,8 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/v1/earnings", get(earnings))
 }
 
-/// Records the outcome of every relay whose transaction became final; returns how many.
+/// Records the outcome of every relay whose transaction became final, with what its key
+/// spent on it (as the sender booked it from the receipt); returns how many.
 pub(crate) async fn settle_finished(core: &Core) -> Result<usize, RelayerError> {
     let open =
         sqlx::query("SELECT id, tx_id FROM relays WHERE settled_at IS NULL ORDER BY id LIMIT 500")
@@ -34,44 +36,73 @@ pub(crate) async fn settle_finished(core: &Core) -> Result<usize, RelayerError> 
     for row in open {
         let id: i64 = row.try_get(0)?;
         let tx_id: i64 = row.try_get(1)?;
-        let (gas_used, gas_price, block, succeeded) = match core.sender.status(tx_id).await? {
+        let (block, succeeded) = match core.sender.status(tx_id).await? {
             TxStatus::Confirmed {
-                hash,
-                block,
-                succeeded,
-            } => {
-                let receipt = core
-                    .provider
-                    .get_transaction_receipt(hash)
-                    .await
-                    .map_err(|e| RelayerError::Rpc(e.to_string()))?
-                    .ok_or_else(|| RelayerError::Rpc(format!("no receipt for {hash}")))?;
-                (
-                    receipt.gas_used as i64,
-                    receipt.effective_gas_price.to_string(),
-                    Some(block as i64),
-                    succeeded,
-                )
-            }
-            // Never sent (it would have reverted) or refused: it cost only its nonce filler.
-            TxStatus::Failed { .. } => (0, "0".to_owned(), None, false),
+                block, succeeded, ..
+            } => (Some(block as i64), succeeded),
+            // Refused before or at broadcast: a filler took its nonce, and cost what it cost.
+            TxStatus::Failed { .. } => (None, false),
             _ => continue,
         };
+        let cost = core.sender.cost(tx_id).await?;
+        let (gas_used, gas_price, cause) = match cost {
+            Some(cost) => (
+                cost.gas_used as i64,
+                cost.gas_price.to_string(),
+                if cost.filler {
+                    SpendCause::Filler
+                } else if succeeded {
+                    SpendCause::Relayed
+                } else {
+                    SpendCause::Reverted
+                },
+            ),
+            None => (0, "0".to_owned(), SpendCause::Filler),
+        };
         sqlx::query(
-            "UPDATE relays SET gas_used = $1, gas_price = $2, mined_block = $3, succeeded = $4, settled_at = $5 \
-             WHERE id = $6",
+            "UPDATE relays SET gas_used = $1, gas_price = $2, mined_block = $3, succeeded = $4, settled_at = $5, \
+             spend_cause = $6 WHERE id = $7",
         )
         .bind(gas_used)
         .bind(gas_price)
         .bind(block)
         .bind(i64::from(succeeded))
         .bind(unix_millis())
+        .bind(cause.as_str())
         .bind(id)
         .execute(core.db.pool())
         .await?;
         settled += 1;
     }
     Ok(settled)
+}
+
+/// Why a key spent ETH on a relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpendCause {
+    /// The relayed call ran and paid its fee.
+    Relayed,
+    /// The transaction was mined and reverted: gas spent, no fee.
+    Reverted,
+    /// The payload was refused before broadcast (a simulation said it would revert) or by
+    /// the node; a 0-value transfer took its nonce.
+    Filler,
+}
+
+impl SpendCause {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Relayed => "relayed",
+            Self::Reverted => "reverted",
+            Self::Filler => "filler",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::Relayed, Self::Reverted, Self::Filler]
+            .into_iter()
+            .find(|cause| cause.as_str() == text)
+    }
 }
 
 /// How to group earnings.
@@ -96,9 +127,27 @@ pub struct PeriodEarnings {
     /// SMT earned, in SMT wei.
     #[schema(value_type = String)]
     pub smt_earned: U256,
-    /// ETH spent on their gas, in wei.
+    /// ETH spent on their gas, in wei: every wei the keys spent, the sum of `ethSpentBy`.
     #[schema(value_type = String)]
     pub eth_spent: U256,
+    /// The same by cause.
+    pub eth_spent_by: SpentBy,
+}
+
+/// ETH spent, in wei, by cause.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SpentBy {
+    /// On relays that ran and paid their fee.
+    #[schema(value_type = String)]
+    pub relayed: U256,
+    /// On transactions mined reverted (no fee earned).
+    #[schema(value_type = String)]
+    pub reverted: U256,
+    /// On fillers: 0-value transfers that took the nonce of a payload refused before or at
+    /// broadcast (no fee earned).
+    #[schema(value_type = String)]
+    pub filler: U256,
 }
 
 /// Earnings per period, oldest first, and in all.
@@ -136,7 +185,7 @@ pub(crate) async fn earnings(
         }
     };
     let rows = sqlx::query(
-        "SELECT settled_at, fee, succeeded, gas_used, gas_price FROM relays WHERE settled_at IS NOT NULL",
+        "SELECT settled_at, fee, succeeded, gas_used, gas_price, spend_cause FROM relays WHERE settled_at IS NOT NULL",
     )
     .fetch_all(state.core.db.pool())
     .await
@@ -158,6 +207,14 @@ pub(crate) async fn earnings(
             .map_err(ApiError::internal)?
             .parse()
             .map_err(ApiError::internal)?;
+        let cause: Option<String> = row.try_get(5).map_err(ApiError::internal)?;
+        // Relays booked before causes were recorded: a success relayed, anything else reverted.
+        let cause = cause.as_deref().and_then(SpendCause::parse).unwrap_or(if succeeded {
+            SpendCause::Relayed
+        } else {
+            SpendCause::Reverted
+        });
+        let spent = gas.saturating_mul(price);
         for sum in [
             periods.entry(start).or_insert_with(|| PeriodEarnings {
                 start,
@@ -166,10 +223,16 @@ pub(crate) async fn earnings(
             &mut total,
         ] {
             sum.relays += 1;
-            sum.eth_spent += gas * price;
+            sum.eth_spent = sum.eth_spent.saturating_add(spent);
+            let by = match cause {
+                SpendCause::Relayed => &mut sum.eth_spent_by.relayed,
+                SpendCause::Reverted => &mut sum.eth_spent_by.reverted,
+                SpendCause::Filler => &mut sum.eth_spent_by.filler,
+            };
+            *by = by.saturating_add(spent);
             if succeeded {
                 sum.succeeded += 1;
-                sum.smt_earned += fee;
+                sum.smt_earned = sum.smt_earned.saturating_add(fee);
             }
         }
     }

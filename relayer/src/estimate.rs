@@ -11,6 +11,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::SolCall,
 };
+use smartmesh_chain::Unmined;
 use smartmesh_protocol::{AgentRequest, SignedAgent, SmartMeshToken, agent_domain, sign_typed};
 
 use crate::RelayerError;
@@ -192,6 +193,65 @@ impl Estimator {
                 None => Err(RelayerError::Rpc(error.to_string())),
             },
         }
+    }
+
+    /// Runs the user's requests still in flight (`earlier`, each as its key will send it),
+    /// then `execute(request, signature)` sent by `relayer`, in order against the pending
+    /// state (`eth_simulateV1`): whether the new request still succeeds once those ran.
+    /// Each request passing alone is not enough: several can spend the same SMT, allowance
+    /// or nonce. `Ok(Err(reason))` when the new one would revert.
+    pub(crate) async fn check_after(
+        &self,
+        earlier: &[Unmined],
+        relayer: Address,
+        request: &AgentRequest,
+        signature: &[u8],
+        gas_limit: u64,
+    ) -> Result<Result<(), String>, RelayerError> {
+        let call = |from: Address, to: Address, input: &[u8], gas: u64| {
+            serde_json::json!({
+                "from": from,
+                "to": to,
+                "input": Bytes::copy_from_slice(input),
+                "gas": format!("{gas:#x}"),
+            })
+        };
+        let mut calls: Vec<serde_json::Value> = earlier
+            .iter()
+            .map(|tx| call(tx.signer, tx.request.to, &tx.request.input, tx.request.gas_limit))
+            .collect();
+        calls.push(call(
+            relayer,
+            self.agent,
+            &execute_calldata(request, signature),
+            gas_limit,
+        ));
+        let params = serde_json::json!([{ "blockStateCalls": [{ "calls": calls }] }, "pending"]);
+        let blocks: serde_json::Value = self
+            .provider
+            .raw_request("eth_simulateV1".into(), params)
+            .await
+            .map_err(|e| RelayerError::Rpc(format!("eth_simulateV1: {e}")))?;
+        let last = blocks[0]["calls"]
+            .as_array()
+            .and_then(|calls| calls.last())
+            .ok_or_else(|| RelayerError::Rpc(format!("eth_simulateV1 answered {blocks}")))?;
+        if last["status"] == "0x1" {
+            return Ok(Ok(()));
+        }
+        let data = last["returnData"]
+            .as_str()
+            .or_else(|| last["error"]["data"].as_str())
+            .and_then(|hex| alloy::hex::decode(hex).ok())
+            .unwrap_or_default();
+        Ok(Err(if data.is_empty() {
+            last["error"]["message"]
+                .as_str()
+                .unwrap_or("reverted without a reason")
+                .to_owned()
+        } else {
+            smartmesh_chain::decode_revert(&data)
+        }))
     }
 
     /// The agent's domain.

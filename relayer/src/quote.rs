@@ -145,6 +145,7 @@ pub(crate) async fn quote(
     let fee = pricing::fee(estimated_gas, max_fee_per_gas, rate, core.policy.markup_bps)
         .map_err(|e| ApiError::invalid("data", e.to_string()))?;
     let expires_at = now_secs() + core.policy.quote_ttl.as_secs();
+    let mut tx = core.db.pool().begin().await.map_err(ApiError::internal)?;
     let quote_id: i64 = sqlx::query_scalar(
         "INSERT INTO relay_quotes (from_address, target, data_hash, agent, gas, estimated_gas, fee, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -157,9 +158,20 @@ pub(crate) async fn quote(
     .bind(estimated_gas as i64)
     .bind(fee.to_string())
     .bind(expires_at as i64)
-    .fetch_one(core.db.pool())
+    .fetch_one(&mut *tx)
     .await
     .map_err(ApiError::internal)?;
+    // Anyone may ask quotes in anyone's name: each user keeps only its latest few.
+    sqlx::query(
+        "DELETE FROM relay_quotes WHERE from_address = $1 AND id NOT IN \
+         (SELECT id FROM relay_quotes WHERE from_address = $1 ORDER BY id DESC LIMIT $2)",
+    )
+    .bind(request.from.to_string())
+    .bind(core.policy.max_quotes_per_sender)
+    .execute(&mut *tx)
+    .await
+    .map_err(ApiError::internal)?;
+    tx.commit().await.map_err(ApiError::internal)?;
     Metrics::add(&core.metrics.quotes);
     Ok(Json(Quote {
         quote_id,
@@ -197,6 +209,16 @@ async fn pick_key(core: &Core) -> Result<Address, ApiError> {
                 "relaying is paused: every relayer key is short of ETH",
             )
         })
+}
+
+/// Deletes the quotes that expired: nothing can be relayed against them any more (a relay
+/// accepted before answers its repeats without its quote). Returns how many.
+pub(crate) async fn forget_expired(core: &Core) -> Result<u64, crate::RelayerError> {
+    Ok(sqlx::query("DELETE FROM relay_quotes WHERE expires_at < $1")
+        .bind(now_secs() as i64)
+        .execute(core.db.pool())
+        .await?
+        .rows_affected())
 }
 
 pub(crate) fn now_secs() -> u64 {

@@ -20,7 +20,7 @@ use axum::{
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
-use smartmesh_chain::{ChainError, Prepared, TxRequest, TxStatus, unix_millis};
+use smartmesh_chain::{ChainError, Prepared, TxRequest, TxStatus, Unmined, unix_millis};
 use smartmesh_protocol::{
     AgentRequest, ProtocolError, Signature65, SignedAgent, SmartMeshToken, agent_domain, recover,
 };
@@ -199,11 +199,19 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
             format!("stale quote: it expired at {expires_at}; ask for a new one"),
         ));
     }
-    let key = if request.agent == Address::ZERO {
-        quoted_agent
-    } else if core.keys.contains(&request.agent) {
-        request.agent
-    } else {
+    // An open request (agent 0) could be copied from the mempool by anyone, who would then
+    // take its fee and leave this relayer's own transaction to revert at its cost.
+    if request.agent == Address::ZERO {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!(
+                "request.agent: must name this relayer's key {quoted_agent} (the quote's agent): \
+                 a request open to any agent can be front-run for its fee"
+            ),
+        ));
+    }
+    if !core.keys.contains(&request.agent) {
         return Err(ApiError::invalid(
             "request.agent",
             format!(
@@ -211,7 +219,8 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
                 request.agent
             ),
         ));
-    };
+    }
+    let key = request.agent;
     if request.feeToken != core.token {
         return Err(ApiError::invalid(
             "request.feeToken",
@@ -272,6 +281,9 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
         .acquire()
         .await
         .map_err(ApiError::internal)?;
+    // One user's requests are checked one at a time, each against those accepted before it,
+    // so that requests arriving together cannot all count the same SMT.
+    let _user = core.user_turn(request.from).lock().await;
     let agent = SignedAgent::new(core.agent, core.provider.clone());
     if agent
         .nonceUsed(request.from, request.nonce)
@@ -288,48 +300,67 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
             ),
         ));
     }
+    let in_flight = in_flight(core, request.from).await?;
+    if in_flight.count >= core.policy.max_in_flight_per_sender {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "request.from: {} requests of {} are in flight; wait for one",
+                in_flight.count, request.from
+            ),
+        ));
+    }
     let balance = SmartMeshToken::new(core.token, core.provider.clone())
         .balanceOf(request.from)
         .call()
         .await
         .map_err(ApiError::internal)?;
-    if balance < request.fee {
+    let needed = in_flight.reserved.checked_add(request.fee);
+    if needed.is_none_or(|needed| balance < needed) {
         return Err(ApiError::invalid(
             "request.fee",
-            format!(
-                "{} holds {balance} SMT wei, less than the fee",
-                request.from
-            ),
-        ));
-    }
-    let in_flight: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM relays WHERE from_address = $1 AND settled_at IS NULL",
-    )
-    .bind(request.from.to_string())
-    .fetch_one(core.db.pool())
-    .await
-    .map_err(ApiError::internal)?;
-    if in_flight >= core.policy.max_in_flight_per_sender {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "request.from: {in_flight} requests of {} are in flight; wait for one",
-                request.from
-            ),
+            if in_flight.unmined.is_empty() {
+                format!("{} holds {balance} SMT wei, less than the fee", request.from)
+            } else {
+                format!(
+                    "{} holds {balance} SMT wei, of which {} is reserved for the fees of its {} \
+                     requests not yet mined: less than the fee is left",
+                    request.from,
+                    in_flight.reserved,
+                    in_flight.unmined.len()
+                )
+            },
         ));
     }
     let prepared = prepare(core, key).await?;
-    core.estimator
-        .check(key, &request, signature.as_bytes())
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|reason| {
-            ApiError::invalid("request", format!("the call would revert: {reason}"))
-        })?;
     // The gas the fee was priced for, with a margin: the quote's estimate covers what the
     // agent's up-front gas check demands.
     let gas = estimated_gas as u64;
+    let gas_limit = gas + gas / 10;
+    let simulated = if in_flight.unmined.is_empty() {
+        core.estimator
+            .check(key, &request, signature.as_bytes())
+            .await
+    } else {
+        core.estimator
+            .check_after(
+                &in_flight.unmined,
+                key,
+                &request,
+                signature.as_bytes(),
+                gas_limit,
+            )
+            .await
+    };
+    simulated.map_err(ApiError::internal)?.map_err(|reason| {
+        let after = if in_flight.unmined.is_empty() {
+            String::new()
+        } else {
+            format!(" after its {} requests not yet mined", in_flight.unmined.len())
+        };
+        ApiError::invalid("request", format!("the call would revert{after}: {reason}"))
+    })?;
 
     let mut tx = core.db.pool().begin().await.map_err(ApiError::internal)?;
     let tx_id = core
@@ -340,7 +371,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
                 to: core.agent,
                 input: execute_calldata(&request, signature.as_bytes()).into(),
                 value: U256::ZERO,
-                gas_limit: gas + gas / 10,
+                gas_limit,
             },
             &prepared,
         )
@@ -377,6 +408,46 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
             }
         }
     }
+}
+
+/// A user's requests accepted and not final yet.
+struct InFlight {
+    /// How many.
+    count: i64,
+    /// Those whose transaction is not mined yet, in order: their fees are not paid yet, and
+    /// a new request must succeed after them.
+    unmined: Vec<Unmined>,
+    /// The fees of `unmined`.
+    reserved: U256,
+}
+
+async fn in_flight(core: &Core, from: Address) -> Result<InFlight, ApiError> {
+    let rows = sqlx::query("SELECT tx_id, fee FROM relays WHERE from_address = $1 AND settled_at IS NULL")
+        .bind(from.to_string())
+        .fetch_all(core.db.pool())
+        .await
+        .map_err(ApiError::internal)?;
+    let mut fees = std::collections::HashMap::new();
+    for row in &rows {
+        let tx_id: i64 = row.try_get(0).map_err(ApiError::internal)?;
+        let fee: U256 = row
+            .try_get::<String, _>(1)
+            .map_err(ApiError::internal)?
+            .parse()
+            .map_err(ApiError::internal)?;
+        fees.insert(tx_id, fee);
+    }
+    let ids: Vec<i64> = fees.keys().copied().collect();
+    let unmined = core.sender.unmined(&ids).await.map_err(ApiError::internal)?;
+    let reserved = unmined
+        .iter()
+        .map(|tx| fees[&tx.id])
+        .fold(U256::ZERO, U256::saturating_add);
+    Ok(InFlight {
+        count: rows.len() as i64,
+        unmined,
+        reserved,
+    })
 }
 
 /// The id of an accepted relay of `(from, nonce)`; a 409 when it carried another request.

@@ -18,6 +18,7 @@ use crate::{
     api::{Core, Metrics},
     app,
     earnings::settle_finished,
+    quote::forget_expired,
     estimate::Estimator,
 };
 
@@ -114,6 +115,9 @@ impl Relayer {
             metrics: Metrics::default(),
             sender_wake: Default::default(),
             node_turns: tokio::sync::Semaphore::new(checks),
+            user_turns: (0..crate::api::USER_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             next_key: Default::default(),
             chain_clock: Default::default(),
         };
@@ -147,6 +151,7 @@ impl Relayer {
     pub async fn tick(&self) -> Result<(), RelayerError> {
         self.state.core.sender.tick().await?;
         settle_finished(&self.state.core).await?;
+        forget_expired(&self.state.core).await?;
         Ok(())
     }
 
@@ -194,6 +199,9 @@ impl Relayer {
                 }
                 if let Err(error) = settle_finished(&core).await {
                     warn!(target: "smartmesh::relayer", %error, "booking finished relays failed; retrying");
+                }
+                if let Err(error) = forget_expired(&core).await {
+                    warn!(target: "smartmesh::relayer", %error, "deleting expired quotes failed; retrying");
                 }
                 tokio::select! {
                     _ = stop_following.wait_for(|stopped| *stopped) => return,
