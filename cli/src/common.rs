@@ -88,6 +88,18 @@ pub(crate) struct HttpArgs {
     /// Seconds before a request is answered 503.
     #[arg(long, env = "SMARTMESH_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
+    /// Signatures each client may have checked per second (a receipt of a batch is one).
+    #[arg(long, env = "SMARTMESH_WORK_PER_SECOND", default_value_t = 2_000)]
+    work_per_second: u32,
+    /// Signatures a client may have checked at once after a quiet spell.
+    #[arg(long, env = "SMARTMESH_WORK_BURST", default_value_t = 20_000)]
+    work_burst: u32,
+    /// Seconds a client may take to send a request's headers before its connection is closed.
+    #[arg(long, env = "SMARTMESH_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, env = "SMARTMESH_MAX_CONNECTIONS", default_value_t = 1_024)]
+    max_connections: usize,
 }
 
 impl HttpArgs {
@@ -97,6 +109,10 @@ impl HttpArgs {
             burst: self.burst,
             timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             max_body,
+            work_per_second: self.work_per_second.max(1),
+            work_burst: self.work_burst.max(1),
+            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
         }
     }
 }

@@ -3,7 +3,7 @@
 use axum::{
     Json,
     extract::rejection::{JsonRejection, PathRejection, QueryRejection},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header::RETRY_AFTER},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -15,13 +15,16 @@ pub struct ApiError {
     status: StatusCode,
     error: &'static str,
     detail: String,
+    /// Seconds for a `Retry-After` header (429 and 503).
+    retry_after: Option<u64>,
 }
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// A stable code: `malformed_request`, `invalid_field`, `too_large`, `not_found`,
-    /// `rate_limited`, `timeout`, `unavailable`, `conflict` or `internal`.
+    /// A stable code: `malformed_request`, `invalid_field`, `unauthorized`, `forbidden`,
+    /// `too_large`, `not_found`, `method_not_allowed`, `rate_limited`, `timeout`,
+    /// `unavailable`, `conflict` or `internal`.
     pub error: &'static str,
     /// What was wrong, starting with the offending field where there is one.
     pub detail: String,
@@ -34,7 +37,19 @@ impl ApiError {
             status,
             error,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error telling the client to retry in `seconds` (at least one).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
+    /// The error's HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     /// A field's value is not acceptable.
@@ -53,6 +68,20 @@ impl ApiError {
             "too_large",
             format!("{field}: {detail}"),
         )
+    }
+
+    /// The request must prove who sends it, and did not (or not validly).
+    pub fn unauthorized(field: &str, detail: String) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("{field}: {detail}"),
+        )
+    }
+
+    /// The sender proved who it is, and may not see this.
+    pub fn forbidden(field: &str, detail: String) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", format!("{field}: {detail}"))
     }
 
     /// Nothing is known under the given key.
@@ -106,13 +135,19 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(ErrorBody {
                 error: self.error,
                 detail: self.detail,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(RETRY_AFTER, value);
+        }
+        response
     }
 }

@@ -1,5 +1,7 @@
-//! A per-client rate limit: one token bucket per IP address, so one noisy phone (or a script
-//! flooding the API) is slowed down without slowing anyone else.
+//! Per-client rate limits: one token bucket per IP address, so one noisy phone (or a script
+//! flooding the API) is slowed down without slowing anyone else. Requests take one token of
+//! the request bucket each; work (signatures to recover) is charged by the handler to a
+//! second bucket, item by item, so one huge batch costs what it makes the service do.
 
 use std::{
     collections::HashMap,
@@ -9,8 +11,8 @@ use std::{
 };
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
-    http::{HeaderValue, StatusCode, header::RETRY_AFTER},
+    extract::{ConnectInfo, FromRequestParts, Request, State},
+    http::{StatusCode, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -44,8 +46,10 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token from `client`'s bucket, or says how many seconds until one is there.
-    fn take(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
+    /// Takes `cost` tokens from `client`'s bucket, or says how many seconds until they are
+    /// there. A cost above the burst is charged as the burst (a full bucket).
+    fn take(&self, client: IpAddr, cost: f64, now: Instant) -> Result<(), u64> {
+        let cost = cost.min(self.burst);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&client) {
             buckets.retain(|_, bucket| {
@@ -59,12 +63,64 @@ impl RateLimiter {
         let refill = now.duration_since(bucket.at).as_secs_f64() * self.rate;
         bucket.tokens = (bucket.tokens + refill).min(self.burst);
         bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        if bucket.tokens >= cost {
+            bucket.tokens -= cost;
             Ok(())
         } else {
-            Err(((1.0 - bucket.tokens) / self.rate).ceil() as u64)
+            Err(((cost - bucket.tokens) / self.rate).ceil() as u64)
         }
+    }
+}
+
+/// The client a request came from: its peer IP address (unspecified for in-process requests
+/// that have none, which share one bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client(pub IpAddr);
+
+impl Client {
+    fn of(extensions: &axum::http::Extensions) -> Self {
+        Self(
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip()),
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(&parts.extensions))
+    }
+}
+
+/// The work budget of each client, charged by the handlers that recover signatures: a
+/// request extension every router under [`crate::with_limits`] carries.
+#[derive(Clone)]
+pub struct WorkLimiter(RateLimiter);
+
+impl WorkLimiter {
+    pub(crate) fn new(per_second: u32, burst: u32) -> Self {
+        Self(RateLimiter::new(per_second, burst))
+    }
+
+    /// Charges `items` units of work to `client`; a 429 naming `field`, with `Retry-After`,
+    /// when its budget is spent. Nothing is charged then.
+    pub fn charge(&self, client: Client, items: usize, field: &str) -> Result<(), ApiError> {
+        self.0
+            .take(client.0, items as f64, Instant::now())
+            .map_err(|wait| {
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "{field}: {items} items are more work than {} may ask for now; retry in {wait} s",
+                        client.0
+                    ),
+                )
+                .retry_after(wait)
+            })
     }
 }
 
@@ -75,24 +131,16 @@ pub(crate) async fn limit(
     request: Request,
     next: Next,
 ) -> Response {
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-    match limiter.take(client, Instant::now()) {
+    let Client(client) = Client::of(request.extensions());
+    match limiter.take(client, 1.0, Instant::now()) {
         Ok(()) => next.run(request).await,
-        Err(wait) => {
-            let mut response = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many requests from {client}; retry in {wait} s"),
-            )
-            .into_response();
-            if let Ok(value) = HeaderValue::from_str(&wait.max(1).to_string()) {
-                response.headers_mut().insert(RETRY_AFTER, value);
-            }
-            response
-        }
+        Err(wait) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests from {client}; retry in {wait} s"),
+        )
+        .retry_after(wait)
+        .into_response(),
     }
 }
 
@@ -108,17 +156,34 @@ mod tests {
         let start = Instant::now();
         let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
         for _ in 0..3 {
-            assert_eq!(limiter.take(a, start), Ok(()));
+            assert_eq!(limiter.take(a, 1.0, start), Ok(()));
         }
-        assert_eq!(limiter.take(a, start), Err(1), "the burst is spent");
+        assert_eq!(limiter.take(a, 1.0, start), Err(1), "the burst is spent");
         assert_eq!(
-            limiter.take(b, start),
+            limiter.take(b, 1.0, start),
             Ok(()),
             "another client is not slowed"
         );
         // Two tokens a second: half a second later one is back.
         let later = start + Duration::from_millis(500);
-        assert_eq!(limiter.take(a, later), Ok(()));
-        assert!(limiter.take(a, later).is_err());
+        assert_eq!(limiter.take(a, 1.0, later), Ok(()));
+        assert!(limiter.take(a, 1.0, later).is_err());
+    }
+
+    #[test]
+    fn work_is_charged_by_its_cost() {
+        let limiter = RateLimiter::new(1_000, 10_000);
+        let (a, now) = (IpAddr::from([10, 0, 0, 1]), Instant::now());
+        assert_eq!(limiter.take(a, 10_000.0, now), Ok(()));
+        assert_eq!(limiter.take(a, 500.0, now), Err(1), "a full batch spends the bucket");
+        assert_eq!(
+            limiter.take(a, 5_000.0, now + Duration::from_secs(2)),
+            Err(3),
+            "two seconds refill 2,000; 3,000 more take three"
+        );
+        assert_eq!(limiter.take(a, 2_000.0, now + Duration::from_secs(2)), Ok(()));
+        // A cost above the burst is a full bucket, never unpayable.
+        let later = now + Duration::from_secs(60);
+        assert_eq!(limiter.take(a, 1e9, later), Ok(()));
     }
 }

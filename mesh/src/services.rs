@@ -9,12 +9,16 @@ use alloy::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use smartmesh_protocol::{AgentRequest, SignedProof, Watch, agent_domain, sign_typed};
+use smartmesh_protocol::{
+    AgentRequest, SignedProof, Watch, WatcherRead, agent_domain, sign_typed, watcher_domain,
+};
 
 use crate::{Mesh, MeshError, journal::Stored, wallet_client::now};
 
 /// Receipts uploaded per request.
 const SYNC_BATCH: usize = 1_000;
+/// How long a signed read of the watcher's holdings is good.
+const READ_VALIDITY_SECS: u64 = 300;
 
 /// What a sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,18 +96,23 @@ impl Mesh {
             .ok_or(MeshError::NoService("relayer"))
     }
 
+    /// The watcher's address, as its health says: the `watcher` Watches and reads name.
+    async fn watcher_address(&self, url: &str) -> Result<Address, MeshError> {
+        let health = self
+            .call("watcher", self.http.get(format!("{url}/v1/health")))
+            .await?;
+        health["watcher"]
+            .as_str()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| MeshError::Network("the watcher did not say its address".into()))
+    }
+
     /// Uploads every receipt the watcher does not hold yet, each with a Watch that lets the
     /// watcher dispute a stale close for this wallet, and backups of this wallet's own latest
     /// proofs; keeps the watcher's signed acknowledgments.
     pub async fn sync(&self) -> Result<SyncReport, MeshError> {
         let url = self.watcher()?;
-        let health = self
-            .call("watcher", self.http.get(format!("{url}/v1/health")))
-            .await?;
-        let watcher: Address = health["watcher"]
-            .as_str()
-            .and_then(|text| text.parse().ok())
-            .ok_or_else(|| MeshError::Network("the watcher did not say its address".into()))?;
+        let watcher = self.watcher_address(url).await?;
         let unsynced = self.journal.unsynced().await?;
         let mut backups = Vec::new();
         for id in self.journal.channels().await? {
@@ -202,14 +211,26 @@ impl Mesh {
     /// covers them. Until this ran, the wallet refuses to close.
     pub async fn restore(&self) -> Result<usize, MeshError> {
         let url = self.watcher()?;
+        let watcher = self.watcher_address(url).await?;
+        let domain = watcher_domain(self.config.chain_id, self.config.token_network);
         let mut learned = 0;
         for id in self.journal.channels().await? {
+            // The watcher shows what it holds only to a participant who signs the request.
+            let expires = now() + READ_VALIDITY_SECS;
+            let read = WatcherRead {
+                channelId: id,
+                participant: self.address(),
+                watcher,
+                expiresAt: U256::from(expires),
+            };
+            let signature = sign_typed(&self.key, &read, &domain);
             let answer = self
                 .call(
                     "watcher",
                     self.http.get(format!(
-                        "{url}/v1/proofs/latest?channel={id}&signer={}",
-                        self.address()
+                        "{url}/v1/proofs/latest?channel={id}&signer={}&expires={expires}&signature={}",
+                        self.address(),
+                        Bytes::copy_from_slice(signature.as_bytes())
                     )),
                 )
                 .await;

@@ -10,6 +10,7 @@ mod error;
 mod messages;
 mod rules;
 mod signature;
+mod watcher;
 mod wire;
 
 #[cfg(feature = "bindings")]
@@ -28,4 +29,5 @@ pub use signature::{
     SecpSigner, Signature65, recover, recover_k256, recover_typed, sign_digest, sign_typed,
     verify_typed,
 };
+pub use watcher::{MAX_READ_VALIDITY_SECS, WatcherAck, WatcherRead, watcher_domain};
 pub use wire::{KIND_BALANCE_PROOF, MAX_WIRE_LEN, SignedProof, TEXT_PREFIX, WIRE_VERSION};

@@ -2,7 +2,7 @@
 //! books each finished relay's fee and gas. Each loop stops when shutdown is signalled; the
 //! API finishes the requests it is answering first.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use alloy::{
     primitives::Address,
@@ -166,12 +166,12 @@ impl Relayer {
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
         info!(target: "smartmesh::relayer", address = %listener.local_addr()?, keys = ?self.state.core.keys, chain = self.state.core.estimator.chain_id(), "serving");
-        let api = app(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let server = tokio::spawn(
-            axum::serve(listener, api)
-                .with_graceful_shutdown(stopped(stop.clone()))
-                .into_future(),
-        );
+        let server = tokio::spawn(smartmesh_http::serve(
+            listener,
+            app(self.state.clone()),
+            self.state.limits,
+            stopped(stop.clone()),
+        ));
         // Queued requests are broadcast as soon as they are accepted; following what was sent
         // (receipts, replacements, bookkeeping) runs in a loop of its own.
         let core = self.state.core.clone();

@@ -237,6 +237,9 @@ async fn ingest_rate(fixture: &Fixture, db: Database) -> eyre::Result<f64> {
         burst: 1_000_000,
         timeout: Duration::from_secs(300),
         max_body: smartmesh_settlement::MAX_BODY_BYTES,
+        work_per_second: u32::MAX,
+        work_burst: u32::MAX,
+        ..ApiLimits::default()
     };
     let router = app(state);
     let mut nonce = 0;

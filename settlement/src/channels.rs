@@ -1,7 +1,12 @@
-//! What the watcher knows of a channel: `GET /v1/channels/{id}` (on-chain state, the best
-//! proofs held per direction, the jobs and every decision taken), and
-//! `GET /v1/proofs/latest` (the latest proof a participant signed, which a phone restored from
-//! a backup must learn before it closes).
+//! What the watcher knows of a channel: `GET /v1/channels/{id}` (on-chain state, the jobs
+//! and every decision taken; to a participant who signs the request, the best proofs held per
+//! payer and each decision's detail too), and `GET /v1/proofs/latest` (the latest proof a
+//! participant signed, which a phone restored from a backup must learn before it closes;
+//! only to that participant, signed).
+//!
+//! What the watcher holds is private: shown to anyone, it would tell a closer exactly how
+//! little it can declare without being disputed. A participant proves who asks with a
+//! short-lived `WatcherRead` signed under the watcher's domain.
 
 use alloy::primitives::{Address, B256, U256};
 use axum::{
@@ -13,7 +18,10 @@ use axum::{
     routing::get,
 };
 use serde::{Deserialize, Serialize};
-use smartmesh_protocol::SignedProof;
+use smartmesh_chain::unix_millis;
+use smartmesh_protocol::{
+    MAX_READ_VALIDITY_SECS, Signature65, SignedProof, WatcherRead, recover_typed, watcher_domain,
+};
 use sqlx::{AnyPool, Row, any::AnyRow};
 use utoipa::{IntoParams, ToSchema};
 
@@ -38,8 +46,9 @@ pub struct ChannelView {
     pub channel_id: B256,
     /// The indexed on-chain state; absent when the channel is not indexed (yet).
     pub chain: Option<ChainState>,
-    /// The best proof held per payer.
-    pub proofs: Vec<HeldProofView>,
+    /// The best proof held per payer: only in a participant's signed view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proofs: Option<Vec<HeldProofView>>,
     /// The watcher's work on the channel.
     pub jobs: Vec<JobView>,
     /// Every decision taken, oldest first.
@@ -152,8 +161,9 @@ pub struct DecisionView {
     pub kind: String,
     /// A stable code, such as `dispute_queued`, `claim_covers_proof` or `settled`.
     pub decision: String,
-    /// What the watcher saw.
-    pub detail: String,
+    /// What the watcher saw (amounts held among it): only in a participant's signed view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// The transaction it queued, if any.
     pub tx_id: Option<i64>,
     /// When (unix milliseconds).
@@ -169,39 +179,158 @@ fn parse_b256(field: &str, text: &str) -> Result<B256, ApiError> {
     })
 }
 
+/// A participant's proof that it is the one asking: its signature of
+/// `WatcherRead(channelId, participant, watcher, expiresAt)` under the watcher's domain.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ReadAuth {
+    /// The participant asking (with `expires` and `signature`, for its private view).
+    #[param(pattern = "^0x[0-9a-fA-F]{40}$")]
+    participant: Option<String>,
+    /// When the signature stops being good: unix seconds, at most 600 s ahead.
+    #[param(minimum = 0)]
+    expires: Option<u64>,
+    /// The participant's 65-byte signature of the `WatcherRead`, hex.
+    #[param(pattern = "^0x[0-9a-fA-F]{130}$")]
+    signature: Option<String>,
+}
+
+fn parse_address(field: &str, text: &str) -> Result<Address, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::invalid(field, format!("{text:?} is not a 0x-prefixed address")))
+}
+
+/// Checks that `participant` signed a read of `channel_id` for this watcher that is still
+/// good, and that it is a participant of the indexed `channel`.
+fn authorize(
+    state: &AppState,
+    channel_id: B256,
+    channel: Option<&ChannelRow>,
+    participant: Address,
+    expires: u64,
+    signature: &str,
+) -> Result<(), ApiError> {
+    let now = unix_millis() as u64 / 1_000;
+    if expires < now {
+        return Err(ApiError::unauthorized(
+            "expires",
+            format!("the signed read expired at {expires} (now {now}): sign a new one"),
+        ));
+    }
+    if expires > now + MAX_READ_VALIDITY_SECS {
+        return Err(ApiError::unauthorized(
+            "expires",
+            format!(
+                "{expires} is more than {MAX_READ_VALIDITY_SECS} s ahead (now {now}): sign a short-lived read"
+            ),
+        ));
+    }
+    let bytes = alloy::hex::decode(signature)
+        .map_err(|_| ApiError::unauthorized("signature", "is not hex".into()))?;
+    let signature = Signature65::from_slice(&bytes)
+        .map_err(|e| ApiError::unauthorized("signature", e.to_string()))?;
+    let read = WatcherRead {
+        channelId: channel_id,
+        participant,
+        watcher: state.watcher.address(),
+        expiresAt: U256::from(expires),
+    };
+    match recover_typed(&read, &watcher_domain(state.chain_id, state.token_network), &signature) {
+        Ok(signer) if signer == participant => {}
+        Ok(signer) => {
+            return Err(ApiError::unauthorized(
+                "signature",
+                format!(
+                    "signed by {signer}, not by {participant} (or for another channel, watcher or expiry)"
+                ),
+            ));
+        }
+        Err(e) => return Err(ApiError::unauthorized("signature", e.to_string())),
+    }
+    let Some(channel) = channel else {
+        return Err(ApiError::not_found(
+            "id",
+            format!("channel {channel_id} is not indexed: its participants are not known yet"),
+        ));
+    };
+    if participant != channel.participant1 && participant != channel.participant2 {
+        return Err(ApiError::forbidden(
+            "participant",
+            format!("{participant} is not a participant of channel {channel_id}"),
+        ));
+    }
+    Ok(())
+}
+
 /// The watcher's view of one channel.
 #[utoipa::path(get, path = "/v1/channels/{id}",
-    params(("id" = String, Path, description = "the channel id, 0x and 64 hex digits")),
+    params(
+        ("id" = String, Path, description = "the channel id, 0x and 64 hex digits", pattern = "^0x[0-9a-fA-F]{64}$"),
+        ReadAuth,
+    ),
     responses(
-        (status = 200, body = ChannelView),
-        (status = 404, description = "neither indexed nor named by any receipt", body = ErrorBody),
-        (status = 422, description = "the id does not parse", body = ErrorBody),
+        (status = 200, description = "the public view, or with a participant's signature its private view (held proofs, decision details)", body = ChannelView),
+        (status = 400, description = "a parameter does not parse, is unknown, or comes without the other two", body = ErrorBody),
+        (status = 401, description = "the signature is missing a part, expired, too long-lived or not the participant's", body = ErrorBody),
+        (status = 403, description = "the signer is not a participant of the channel", body = ErrorBody),
+        (status = 404, description = "not indexed", body = ErrorBody),
+        (status = 422, description = "the id or the participant does not parse", body = ErrorBody),
+        (status = 429, description = "too many requests from this client", body = ErrorBody),
     ))]
 pub(crate) async fn channel(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
+    auth: Result<Query<ReadAuth>, QueryRejection>,
 ) -> Result<Json<ChannelView>, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::from_path("id", e))?;
+    let Query(auth) = auth.map_err(ApiError::from_query)?;
     let channel_id = parse_b256("id", &id)?;
     let pool = state.db.pool();
     let chain = load_channel(pool, channel_id)
         .await
         .map_err(ApiError::internal)?;
-    let proofs = rows(
-        pool,
-        "SELECT signer, nonce, transferred_amount, proof_digest, reward FROM receipts WHERE channel_id = $1 ORDER BY signer",
-        channel_id,
-        |row| {
-            Ok(HeldProofView {
-                signer: sql::address(row, 0)?,
-                nonce: sql::u256_be(row, 1)?,
-                transferred_amount: sql::u256(row, 2)?,
-                proof_digest: sql::b256(row, 3)?,
-                reward: sql::u256(row, 4)?,
-            })
-        },
-    )
-    .await?;
+    let private = match (auth.participant, auth.expires, auth.signature) {
+        (None, None, None) => false,
+        (Some(participant), Some(expires), Some(signature)) => {
+            let participant = parse_address("participant", &participant)?;
+            authorize(&state, channel_id, chain.as_ref(), participant, expires, &signature)?;
+            true
+        }
+        _ => {
+            return Err(ApiError::unauthorized(
+                "signature",
+                "a private view takes participant, expires and signature together".into(),
+            ));
+        }
+    };
+    if chain.is_none() {
+        return Err(ApiError::not_found(
+            "id",
+            format!("channel {channel_id} is not indexed"),
+        ));
+    }
+    let proofs = if private {
+        Some(
+            rows(
+                pool,
+                "SELECT signer, nonce, transferred_amount, proof_digest, reward FROM receipts WHERE channel_id = $1 ORDER BY signer",
+                channel_id,
+                |row| {
+                    Ok(HeldProofView {
+                        signer: sql::address(row, 0)?,
+                        nonce: sql::u256_be(row, 1)?,
+                        transferred_amount: sql::u256(row, 2)?,
+                        proof_digest: sql::b256(row, 3)?,
+                        reward: sql::u256(row, 4)?,
+                    })
+                },
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let jobs = rows(
         pool,
         "SELECT kind, state, last_decision, tx_id FROM watcher_jobs WHERE channel_id = $1 ORDER BY kind",
@@ -224,19 +353,13 @@ pub(crate) async fn channel(
             Ok(DecisionView {
                 kind: row.try_get(0)?,
                 decision: row.try_get(1)?,
-                detail: row.try_get(2)?,
+                detail: if private { Some(row.try_get(2)?) } else { None },
                 tx_id: row.try_get(3)?,
                 decided_at: row.try_get(4)?,
             })
         },
     )
     .await?;
-    if chain.is_none() && proofs.is_empty() {
-        return Err(ApiError::not_found(
-            "id",
-            format!("channel {channel_id} is neither indexed nor named by any receipt"),
-        ));
-    }
     Ok(Json(ChannelView {
         channel_id,
         chain: chain.map(ChainState::from),
@@ -252,9 +375,18 @@ pub(crate) async fn channel(
 #[into_params(parameter_in = Query)]
 pub(crate) struct LatestQuery {
     /// The channel id.
+    #[param(pattern = "^0x[0-9a-fA-F]{64}$")]
     channel: String,
-    /// The participant who signed the proof.
+    /// The participant who signed the proof: the one asking.
+    #[param(pattern = "^0x[0-9a-fA-F]{40}$")]
     signer: String,
+    /// When the signature stops being good: unix seconds, at most 600 s ahead.
+    #[param(minimum = 0)]
+    expires: u64,
+    /// The signer's 65-byte signature of `WatcherRead(channel, signer, watcher, expires)`,
+    /// hex.
+    #[param(pattern = "^0x[0-9a-fA-F]{130}$")]
+    signature: String,
 }
 
 /// Every row `query` (with `$1` the channel id) returns, read by `read`.
@@ -297,13 +429,16 @@ pub struct LatestProof {
     pub source: String,
 }
 
-/// The latest proof `signer` signed on `channel`, from the partner's receipts or the signer's
-/// own backups, whichever is newer.
+/// The latest proof `signer` signed on `channel` (the one proving the most), from the
+/// partner's receipts or the signer's own backups; only to the signer, who signs the request.
 #[utoipa::path(get, path = "/v1/proofs/latest", params(LatestQuery), responses(
     (status = 200, body = LatestProof),
-    (status = 400, description = "a parameter is missing or unknown", body = ErrorBody),
-    (status = 404, description = "no proof of that signer is held", body = ErrorBody),
-    (status = 422, description = "a parameter does not parse", body = ErrorBody),
+    (status = 400, description = "a parameter is missing, unknown or does not parse", body = ErrorBody),
+    (status = 401, description = "the signature expired, is too long-lived or is not the signer's", body = ErrorBody),
+    (status = 403, description = "the signer is not a participant of the channel", body = ErrorBody),
+    (status = 404, description = "the channel is not indexed, or no proof of that signer is held", body = ErrorBody),
+    (status = 422, description = "the channel or the signer does not parse", body = ErrorBody),
+    (status = 429, description = "too many requests from this client", body = ErrorBody),
 ))]
 pub(crate) async fn latest_proof(
     State(state): State<AppState>,
@@ -311,16 +446,23 @@ pub(crate) async fn latest_proof(
 ) -> Result<Json<LatestProof>, ApiError> {
     let Query(query) = query.map_err(ApiError::from_query)?;
     let channel_id = parse_b256("channel", &query.channel)?;
-    let signer: Address = query.signer.parse().map_err(|_| {
-        ApiError::invalid(
-            "signer",
-            format!("{:?} is not a 0x-prefixed address", query.signer),
-        )
-    })?;
-    let mut best: Option<(U256, Vec<u8>, &str)> = None;
+    let signer = parse_address("signer", &query.signer)?;
+    let channel = load_channel(state.db.pool(), channel_id)
+        .await
+        .map_err(ApiError::internal)?;
+    authorize(
+        &state,
+        channel_id,
+        channel.as_ref(),
+        signer,
+        query.expires,
+        &query.signature,
+    )?;
+    // The proof that proves the most is the one a close must cover (the nonce breaks ties).
+    let mut best: Option<((U256, U256), Vec<u8>, &str)> = None;
     for (table, source) in [("receipts", "receipt"), ("proof_backups", "backup")] {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT nonce, proof FROM {table} WHERE channel_id = $1 AND signer = $2"
+            "SELECT transferred_amount, nonce, proof FROM {table} WHERE channel_id = $1 AND signer = $2"
         )))
         .bind(channel_id.to_vec())
         .bind(signer.to_string())
@@ -328,13 +470,16 @@ pub(crate) async fn latest_proof(
         .await
         .map_err(ApiError::internal)?;
         if let Some(row) = row {
-            let nonce = sql::u256_be(&row, 0).map_err(ApiError::internal)?;
-            if best.as_ref().is_none_or(|(held, _, _)| nonce > *held) {
-                best = Some((nonce, row.try_get(1).map_err(ApiError::internal)?, source));
+            let rank = (
+                sql::u256(&row, 0).map_err(ApiError::internal)?,
+                sql::u256_be(&row, 1).map_err(ApiError::internal)?,
+            );
+            if best.as_ref().is_none_or(|(held, _, _)| rank > *held) {
+                best = Some((rank, row.try_get(2).map_err(ApiError::internal)?, source));
             }
         }
     }
-    let Some((nonce, bytes, source)) = best else {
+    let Some(((transferred_amount, nonce), bytes, source)) = best else {
         return Err(ApiError::not_found(
             "signer",
             format!("no proof signed by {signer} on channel {channel_id} is held"),
@@ -345,7 +490,7 @@ pub(crate) async fn latest_proof(
         channel_id,
         signer,
         nonce,
-        transferred_amount: signed.proof.transferredAmount,
+        transferred_amount,
         proof: signed.to_text().map_err(ApiError::internal)?,
         source: source.to_owned(),
     }))

@@ -23,7 +23,8 @@ pub use indexer::{ChannelIndexer, ChannelPhase, ChannelRow, load_channel};
 pub use metrics::Metrics;
 pub use openapi::openapi;
 pub use receipts::{
-    BatchOutcome, ItemOutcome, ItemStatus, MAX_BATCH, ReceiptBatch, ReceiptItem,
-    WatchAuthorization, WatcherAck, ack_domain,
+    BatchOutcome, ItemOutcome, ItemStatus, JUNK_PROBE, MAX_BATCH, ReceiptBatch, ReceiptItem,
+    WatchAuthorization, ack_domain,
 };
 pub use service::{INDEXER_NAME, Watcher, WatcherConfig};
+pub use smartmesh_protocol::WatcherAck;

@@ -30,6 +30,10 @@ pub struct Metrics {
     pub receipts_rejected: AtomicU64,
     /// Backups of phones' own sent proofs stored.
     pub backups_stored: AtomicU64,
+    /// Uploaded items whose signatures were checked (the work a batch costs).
+    pub items_verified: AtomicU64,
+    /// Batches refused unread past their first items, which were all junk.
+    pub batches_refused_early: AtomicU64,
     /// `updateClaim` transactions queued.
     pub disputes_queued: AtomicU64,
     /// `settle` transactions queued.
@@ -69,6 +73,16 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         "receipt_batches_total",
         "Receipt batches answered.",
         &m.batches,
+    );
+    counter(
+        "receipt_items_verified_total",
+        "Uploaded items whose signatures were checked.",
+        &m.items_verified,
+    );
+    counter(
+        "receipt_batches_refused_early_total",
+        "Batches refused after their first items were all junk.",
+        &m.batches_refused_early,
     );
     counter(
         "receipts_stored_total",

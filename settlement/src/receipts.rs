@@ -12,14 +12,15 @@ use std::collections::HashMap;
 
 use alloy::{
     primitives::{Address, B256, Bytes, U256},
-    sol_types::{Eip712Domain, SolStruct, eip712_domain},
+    sol_types::{Eip712Domain, SolStruct},
 };
-use axum::{Json, Router, extract::State, routing::post};
+use axum::{Extension, Json, Router, extract::State, routing::post};
 use serde::{Deserialize, Serialize};
 use smartmesh_chain::Backend;
+use smartmesh_http::{Client, WorkLimiter};
 use smartmesh_protocol::{
     ProofSummary, ProtocolError, SecpSigner, Signature65, SignedProof, Verdict, Watch,
-    judge_upload, recover, token_network_domain, within_deposits,
+    WatcherAck, judge_upload, recover, token_network_domain, watcher_domain, within_deposits,
 };
 use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
@@ -34,23 +35,13 @@ use crate::{
 /// The largest batch a phone may upload at once (received proofs and backups together).
 pub const MAX_BATCH: usize = 10_000;
 
-alloy::sol! {
-    /// The watcher's signed statement that it holds the proof with this digest.
-    #[derive(Debug, PartialEq, Eq)]
-    struct WatcherAck {
-        bytes32 channelId;
-        bytes32 proofDigest;
-    }
-}
+/// A batch whose first this many received proofs all fail their signature checks is junk:
+/// refused before the rest costs any work.
+pub const JUNK_PROBE: usize = 32;
 
 /// The domain of the watcher's acknowledgments: the TokenNetwork it guards.
 pub fn ack_domain(chain_id: u64, token_network: Address) -> Eip712Domain {
-    eip712_domain! {
-        name: "SmartMesh Watcher",
-        version: "1",
-        chain_id: chain_id,
-        verifying_contract: token_network,
-    }
+    watcher_domain(chain_id, token_network)
 }
 
 /// A batch of received proofs, and backups of the uploader's sent ones.
@@ -153,6 +144,8 @@ pub(crate) fn router() -> Router<AppState> {
 ))]
 pub(crate) async fn upload(
     State(state): State<AppState>,
+    Extension(work): Extension<WorkLimiter>,
+    client: Client,
     batch: Result<Json<ReceiptBatch>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<BatchOutcome>, ApiError> {
     let Json(batch) = batch.map_err(ApiError::from_json)?;
@@ -175,19 +168,41 @@ pub(crate) async fn upload(
             format!("this watcher guards {}", state.token_network),
         ));
     }
+    // Every item is a signature or two to recover: the client pays for what it asks.
+    work.charge(client, count, "items")?;
     let context = Context {
         chain_id: state.chain_id,
         token_network: state.token_network,
         watcher: state.watcher.address(),
     };
-    let (received, sent) = tokio::task::spawn_blocking(move || {
+    let mut items = batch.items;
+    let rest = items.split_off(items.len().min(JUNK_PROBE));
+    let mut received = tokio::task::spawn_blocking(move || {
+        items
+            .into_iter()
+            .map(|item| context.verify_received(item))
+            .collect::<Vec<Checked>>()
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Metrics::add(&state.metrics.items_verified, received.len() as u64);
+    if received.len() == JUNK_PROBE && rest.len() + batch.sent.len() > 0 {
+        refuse_junk(&state, &received).await?;
+    }
+    Metrics::add(
+        &state.metrics.items_verified,
+        (rest.len() + batch.sent.len()) as u64,
+    );
+    let sent = batch.sent;
+    let (rest, sent) = tokio::task::spawn_blocking(move || {
         (
-            parallel_map(batch.items, |item| context.verify_received(item)),
-            parallel_map(batch.sent, |text| context.verify_sent(text)),
+            parallel_map(rest, |item| context.verify_received(item)),
+            parallel_map(sent, |text| context.verify_sent(text)),
         )
     })
     .await
     .map_err(ApiError::internal)?;
+    received.extend(rest);
 
     let mut tx = state.db.pool().begin().await.map_err(ApiError::internal)?;
     let domain = token_network_domain(state.chain_id, state.token_network);
@@ -243,6 +258,47 @@ pub(crate) async fn upload(
         count(&outcome.sent, ItemStatus::Stored) as u64,
     );
     Ok(Json(outcome))
+}
+
+/// Refuses the batch when none of its first items (`probe`) is a proof of a known channel's
+/// participant with its partner's Watch: junk, whose rest is not worth recovering.
+async fn refuse_junk(state: &AppState, probe: &[Checked]) -> Result<(), ApiError> {
+    let mut ids: Vec<B256> = probe
+        .iter()
+        .filter_map(|c| c.as_ref().ok().map(|c| c.channel_id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut conn = state.db.pool().acquire().await.map_err(ApiError::internal)?;
+    let channels = load_channels(&mut conn, &ids)
+        .await
+        .map_err(ApiError::internal)?;
+    drop(conn);
+    let plausible = probe.iter().flatten().any(|c| {
+        channels.get(&c.channel_id).is_some_and(|channel| {
+            let pair = [channel.participant1, channel.participant2];
+            let watcher = c.watch.as_ref().map(|(_, _, signer)| *signer);
+            pair.contains(&c.payer) && watcher.is_some_and(|w| pair.contains(&w) && w != c.payer)
+        })
+    });
+    if plausible {
+        return Ok(());
+    }
+    Metrics::add(&state.metrics.batches_refused_early, 1);
+    let first = match &probe[0] {
+        Err(reason) => reason.clone(),
+        Ok(c) => format!(
+            "proof: signed by {} for channel {}, not a participant of a known channel with its partner's Watch",
+            c.payer, c.channel_id
+        ),
+    };
+    Err(ApiError::invalid(
+        "items",
+        format!(
+            "none of the first {JUNK_PROBE} items is a participant's proof with its partner's Watch \
+             (items[0]: {first}); the rest of the batch was not checked"
+        ),
+    ))
 }
 
 /// Maps `items` in order on every core; the receipts' signatures dominate a batch's cost.

@@ -5,7 +5,6 @@
 
 use std::{
     future::Future,
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -186,13 +185,13 @@ impl Watcher {
         };
         let (leading_tx, leading) = watch::channel(false);
 
-        let api = app(self.state()).into_make_service_with_connect_info::<SocketAddr>();
         info!(target: "smartmesh::watcher", address = %listener.local_addr()?, watcher = %self.key.address(), "serving");
-        let server = tokio::spawn(
-            axum::serve(listener, api)
-                .with_graceful_shutdown(stopped(stop.clone()))
-                .into_future(),
-        );
+        let server = tokio::spawn(smartmesh_http::serve(
+            listener,
+            app(self.state()),
+            self.config.limits,
+            stopped(stop.clone()),
+        ));
         let engine = tokio::spawn(self.engine().run(stopped(stop.clone())));
         let leadership = tokio::spawn(lead(
             Leadership::new(self.db.clone()),

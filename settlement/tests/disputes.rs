@@ -418,12 +418,13 @@ async fn a_watcher_without_eth_says_so_and_disputes_once_funded() -> eyre::Resul
     brandon_syncs(&stack, channel_id, &watcher).await?;
 
     close(&stack, channel_id, &alice, ether("10")).await?;
+    let brandon = stack.keys[2].clone();
     eventually(30, "the watcher to say it cannot send", || async {
-        let view = watcher.channel(channel_id).await?;
-        Ok(view
-            .decisions
-            .iter()
-            .any(|d| d.decision == "dispute_not_sent" && d.detail.contains("fund")))
+        let view = watcher.private_channel(&stack, channel_id, &brandon).await?;
+        Ok(view.decisions.iter().any(|d| {
+            d.decision == "dispute_not_sent"
+                && d.detail.as_deref().is_some_and(|detail| detail.contains("fund"))
+        }))
     })
     .await?;
     assert!(

@@ -22,7 +22,14 @@ async fn a_channel_shows_its_chain_state_and_proofs(db: Database) -> eyre::Resul
     let world = World::new(db).await?;
     let (alice, brandon) = (world.alice().clone(), world.brandon().clone());
     let path = format!("/v1/channels/{}", world.channel_id);
-    let (status, view) = world.get(&path).await?;
+    let private = |who| {
+        format!(
+            "{path}?participant={}&{}",
+            alloy::signers::Signer::address(who),
+            world.read_as(who, 120)
+        )
+    };
+    let (status, view) = world.get(&private(&brandon)).await?;
     assert_eq!(status, StatusCode::OK, "{view}");
     assert_eq!(view["chain"]["state"], "open");
     assert_eq!(view["proofs"], serde_json::json!([]));
@@ -34,7 +41,7 @@ async fn a_channel_shows_its_chain_state_and_proofs(db: Database) -> eyre::Resul
                 .to_string(),
         )
         .await?;
-    let (_, view) = world.get(&path).await?;
+    let (_, view) = world.get(&private(&alice)).await?;
     assert_eq!(
         view["proofs"][0]["signer"],
         serde_json::json!(alice.address())

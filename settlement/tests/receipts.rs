@@ -310,18 +310,20 @@ async fn bad_requests_get_a_json_error(db: Database) -> eyre::Result<()> {
 on_both_backends!(backups_answer_the_latest_signed_proof => backups_sqlite, pg_backups);
 
 /// Brandon uploads Alice's proof as a receipt; Alice uploads a newer one of her own as a
-/// backup: the latest proof Alice signed is the backup.
+/// backup: the latest proof Alice signed is the backup. Only Alice, signing her request,
+/// may read it.
 async fn backups_answer_the_latest_signed_proof(db: Database) -> eyre::Result<()> {
     let world = World::new(db).await?;
     let (alice, brandon) = (world.alice().clone(), world.brandon().clone());
     let receipt = world.batch(vec![world.item(&alice, &brandon, 4, "8")]);
     let (status, _) = world.post(receipt.to_string()).await?;
     assert_eq!(status, StatusCode::OK);
-    let latest = format!(
+    let base = format!(
         "/v1/proofs/latest?channel={}&signer={}",
         world.channel_id,
         alice.address()
     );
+    let latest = format!("{base}&{}", world.read_as(&alice, 120));
     let (status, body) = world.get(&latest).await?;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["source"], "receipt");
@@ -376,19 +378,38 @@ async fn backups_answer_the_latest_signed_proof(db: Database) -> eyre::Result<()
         .await?;
     assert_eq!(outcome(answer).sent[0].status, ItemStatus::Rejected);
 
-    // Bad queries name their parameter; an unknown signer is a 404.
-    let (status, body) = world
-        .get(&format!("/v1/proofs/latest?channel={}", world.channel_id))
-        .await?;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(
-        body["detail"].as_str().unwrap().contains("signer"),
-        "{body}"
-    );
+    // Nobody else learns what the watcher holds of Alice's: not unsigned, not signed by
+    // Brandon for Alice, not signed long ago or for too long, not by a stranger.
+    for (query, code, field) in [
+        (base.clone(), 400, "expires"),
+        (format!("{base}&{}", world.read_as(&brandon, 120)), 401, "signature"),
+        (format!("{base}&{}", world.read_as(&alice, -5)), 401, "expires"),
+        (format!("{base}&{}", world.read_as(&alice, 3_600)), 401, "expires"),
+        (
+            format!(
+                "/v1/proofs/latest?channel={}&signer={}&{}",
+                world.channel_id,
+                stranger.address(),
+                world.read_as(&stranger, 120)
+            ),
+            403,
+            "participant",
+        ),
+    ] {
+        let (status, body) = world.get(&query).await?;
+        assert_eq!(status.as_u16(), code, "{query}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap_or_default().contains(field),
+            "{query}: {body}"
+        );
+    }
+
+    // Bad queries name their parameter.
     let (status, body) = world
         .get(&format!(
-            "/v1/proofs/latest?channel=0x12&signer={}",
-            alice.address()
+            "/v1/proofs/latest?channel=0x12&signer={}&{}",
+            alice.address(),
+            world.read_as(&alice, 120)
         ))
         .await?;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -396,15 +417,54 @@ async fn backups_answer_the_latest_signed_proof(db: Database) -> eyre::Result<()
         body["detail"].as_str().unwrap().starts_with("channel"),
         "{body}"
     );
-    let (status, body) = world
+    Ok(())
+}
+
+on_both_backends!(held_proofs_are_shown_to_participants_only => private_view_sqlite, pg_private_view);
+
+/// `GET /v1/channels/{id}` shows anyone the on-chain state and the watcher's jobs; the proofs
+/// it holds only to a participant who signs the request.
+async fn held_proofs_are_shown_to_participants_only(db: Database) -> eyre::Result<()> {
+    let world = World::new(db).await?;
+    let (alice, brandon) = (world.alice().clone(), world.brandon().clone());
+    let (status, _) = world
+        .post(world.batch(vec![world.item(&alice, &brandon, 4, "8")]).to_string())
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    let path = format!("/v1/channels/{}", world.channel_id);
+    let (status, public) = world.get(&path).await?;
+    assert_eq!(status, StatusCode::OK, "{public}");
+    assert!(public["chain"].is_object(), "{public}");
+    assert!(public.get("proofs").is_none(), "the public view holds no proofs: {public}");
+    let text = public.to_string();
+    assert!(!text.contains(&parse_ether("8")?.to_string()), "no held amount: {text}");
+
+    let (status, private) = world
         .get(&format!(
-            "/v1/proofs/latest?channel={}&signer={}",
-            world.channel_id,
-            Address::repeat_byte(3)
+            "{path}?participant={}&{}",
+            brandon.address(),
+            world.read_as(&brandon, 120)
         ))
         .await?;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    assert_eq!(body["error"], "not_found");
+    assert_eq!(status, StatusCode::OK, "{private}");
+    assert_eq!(
+        private["proofs"][0]["transferredAmount"],
+        serde_json::json!(parse_ether("8")?),
+        "{private}"
+    );
+    let stranger = PrivateKeySigner::from_bytes(&[0x44; 32].into())?;
+    let (status, body) = world
+        .get(&format!(
+            "{path}?participant={}&{}",
+            stranger.address(),
+            world.read_as(&stranger, 120)
+        ))
+        .await?;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = world
+        .get(&format!("{path}?participant={}", brandon.address()))
+        .await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     Ok(())
 }
 

@@ -43,6 +43,8 @@ pub(crate) fn fast_config() -> WatcherConfig {
             rate_per_second: 1_000,
             burst: 1_000,
             max_body: smartmesh_settlement::MAX_BODY_BYTES,
+            work_per_second: 1_000_000,
+            work_burst: 1_000_000,
             ..ApiLimits::default()
         },
     }
@@ -100,6 +102,39 @@ impl RunningWatcher {
 
     pub(crate) async fn channel(&self, channel_id: B256) -> eyre::Result<ChannelView> {
         let response = reqwest::get(format!("{}/v1/channels/{channel_id}", self.url)).await?;
+        eyre::ensure!(response.status().is_success(), "{}", response.text().await?);
+        Ok(serde_json::from_str(&response.text().await?)?)
+    }
+
+    /// The channel's private view, as `participant` asks for it (signed).
+    pub(crate) async fn private_channel(
+        &self,
+        stack: &Stack,
+        channel_id: B256,
+        participant: &PrivateKeySigner,
+    ) -> eyre::Result<ChannelView> {
+        let expires = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()
+            + 120;
+        let read = smartmesh_protocol::WatcherRead {
+            channelId: channel_id,
+            participant: participant.address(),
+            watcher: self.address,
+            expiresAt: U256::from(expires),
+        };
+        let signature = sign_typed(
+            participant,
+            &read,
+            &smartmesh_protocol::watcher_domain(stack.chain_id, stack.network),
+        );
+        let response = reqwest::get(format!(
+            "{}/v1/channels/{channel_id}?participant={}&expires={expires}&signature={}",
+            self.url,
+            participant.address(),
+            Bytes::copy_from_slice(signature.as_bytes())
+        ))
+        .await?;
         eyre::ensure!(response.status().is_success(), "{}", response.text().await?);
         Ok(serde_json::from_str(&response.text().await?)?)
     }

@@ -116,6 +116,28 @@ impl World {
         }
     }
 
+    /// The query string by which `who` proves it asks for the channel's private view, valid
+    /// for `validity` seconds from now (negative: expired).
+    pub(crate) fn read_as(&self, who: &PrivateKeySigner, validity: i64) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let expires = (now + validity) as u64;
+        let read = smartmesh_protocol::WatcherRead {
+            channelId: self.channel_id,
+            participant: who.address(),
+            watcher: self.watcher.address(),
+            expiresAt: U256::from(expires),
+        };
+        let domain = smartmesh_protocol::watcher_domain(self.stack.chain_id, self.stack.network);
+        let signature = sign_typed(who, &read, &domain);
+        format!(
+            "expires={expires}&signature={}",
+            Bytes::copy_from_slice(signature.as_bytes())
+        )
+    }
+
     pub(crate) fn batch(&self, items: Vec<ReceiptItem>) -> serde_json::Value {
         self.batch_with_backups(items, vec![])
     }
