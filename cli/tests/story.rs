@@ -223,6 +223,16 @@ async fn an_honest_close_and_a_cooperative_settle() -> eyre::Result<()> {
     let brandon_signature = brandon_phone
         .sign_cooperative_settle(channel, balance1, balance2, deadline)
         .await?;
+    // The settle pays participant2 all beyond balance1: Brandon's phone deposits nothing
+    // until it lands.
+    let more = brandon_phone.channel(channel).await?.my_deposit + parse_ether("1")?;
+    assert!(
+        matches!(
+            brandon_phone.deposit(channel, more).await,
+            Err(smartmesh_mesh::MeshError::Frozen { .. })
+        ),
+        "no deposit while a cooperative settle is signed"
+    );
     let before = dev.smt(brandon).await?;
     alice_phone
         .cooperative_settle(channel, balance1, balance2, deadline, &brandon_signature)

@@ -208,7 +208,8 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
     );
     /// @notice The channel was settled after its hold period and its storage deleted.
     event ChannelSettled(bytes32 indexed channelId, uint256 payout1, uint256 payout2, address watcher, uint256 reward);
-    /// @notice The participants settled together while the channel was open.
+    /// @notice The participants settled together while the channel was open; `balance2` is
+    /// what participant2 was paid (at least what it signed).
     event ChannelCooperativelySettled(bytes32 indexed channelId, uint256 balance1, uint256 balance2);
 
     /// @param token_ The token the channels hold.
@@ -316,6 +317,9 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
 
     /// @notice Ends an open channel at once with the balances both participants signed. Never
     /// allowed after a close, so an old agreement cannot undo a penalty.
+    /// @param balance1 What participant1 receives.
+    /// @param balance2 The least participant2 receives: it gets everything else the channel
+    /// holds, deposits made after the signatures included.
     function cooperativeSettle(
         bytes32 channelId,
         uint256 balance1,
@@ -327,8 +331,12 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         if (block.timestamp > deadline) revert SignatureExpired(deadline);
         Channel storage channel = _requireState(channelId, ChannelState.Open);
         uint256 total = _total(channel);
-        // balance1 + balance2 == total without an addition that could wrap (CVE-2018-10376).
-        if (balance1 > total || balance2 != total - balance1) revert BalancesMismatch(balance1, balance2, total);
+        // balance1 + balance2 <= total without an addition that could wrap (CVE-2018-10376).
+        // Participant1 gets balance1 and participant2 the rest, at least balance2: a deposit
+        // that lands after both signed (anyone may fund anyone) goes to participant2 instead
+        // of making the settlement revert, so one wei cannot force both to sign again.
+        if (balance1 > total || balance2 > total - balance1) revert BalancesMismatch(balance1, balance2, total);
+        uint256 payout2 = total - balance1;
 
         bytes32 digest = _hashTypedDataV4(
             keccak256(abi.encode(COOPERATIVE_SETTLE_TYPEHASH, channelId, balance1, balance2, deadline))
@@ -340,8 +348,8 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
 
         _deleteChannel(channel, participant1, participant2);
         _payOut(participant1, balance1);
-        _payOut(participant2, balance2);
-        emit ChannelCooperativelySettled(channelId, balance1, balance2);
+        _payOut(participant2, payout2);
+        emit ChannelCooperativelySettled(channelId, balance1, payout2);
     }
 
     // ---------------------------------------------------------------------------------------

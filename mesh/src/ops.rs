@@ -151,6 +151,18 @@ impl Mesh {
     /// approval transaction, so no ETH.
     pub async fn deposit(&self, id: B256, total: U256) -> Result<Relayed, MeshError> {
         let channel = self.refresh(id).await?;
+        // A cooperative settle pays participant2 whatever it finds beyond balance1: a deposit
+        // landing first would be given away.
+        if let Some((reason, until)) = &channel.frozen
+            && reason == "cooperative settle"
+            && now() <= *until
+        {
+            return Err(MeshError::Frozen {
+                channel: id,
+                reason: reason.clone(),
+                until: *until,
+            });
+        }
         let amount = total.saturating_sub(channel.my_deposit);
         let nonce = SmartMeshToken::new(self.config.token, self.chain()?)
             .nonces(self.address())
