@@ -1,5 +1,5 @@
 //! Every way `POST /v1/quote` and `POST /v1/relay` refuse a request, through `app(state)` with
-//! `oneshot`, on SQLite and on Postgres (`#[sqlx::test]`): each a 4xx naming the field, and
+//! `oneshot`, on SQLite and on Postgres: each a 4xx naming the field, and
 //! nothing is ever queued for a refused request.
 
 mod common;

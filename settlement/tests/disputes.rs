@@ -1,5 +1,5 @@
-//! The whole watcher end to end on anvil with the real contracts, on SQLite and on Postgres
-//! (`#[sqlx::test]`): Brandon uploads his receipts and goes offline; Alice closes with a stale
+//! The whole watcher end to end on anvil with the real contracts, on SQLite and on Postgres:
+//! Brandon uploads his receipts and goes offline; Alice closes with a stale
 //! claim; the watcher disputes within a block, and after the hold period settles, so Brandon
 //! gets both deposits minus the watcher's reward. An honest close gets no dispute. A reorg
 //! that moves the close ends with exactly one dispute. As `settleAt` nears, a dispute the

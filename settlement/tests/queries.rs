@@ -1,5 +1,5 @@
 //! The watcher's read endpoints and shared limits through `app(state)` with `oneshot`, on
-//! SQLite and on Postgres (`#[sqlx::test]`): a channel's view, health, metrics, the OpenAPI
+//! SQLite and on Postgres: a channel's view, health, metrics, the OpenAPI
 //! document, the per-client rate limit and the JSON answer to an unknown path.
 
 mod common;

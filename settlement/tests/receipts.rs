@@ -1,5 +1,5 @@
 //! `POST /v1/receipts` through `app(state)` with `oneshot` (no socket), on SQLite and on
-//! Postgres (`#[sqlx::test]`), against channels indexed from the real contracts on anvil.
+//! Postgres, against channels indexed from the real contracts on anvil.
 
 mod common;
 

@@ -20,35 +20,11 @@ pub(crate) fn spawn_anvil() -> eyre::Result<AnvilInstance> {
     Ok(Anvil::new().path(path).port(0u16).try_spawn()?)
 }
 
-/// A fresh database of each backend: a SQLite file, and a new database on the Postgres of
-/// `DATABASE_URL` when it is set.
+/// A fresh database of each backend: a SQLite file, and a new database on the Postgres
+/// server when there is one (see [`postgres_server`]).
 pub(crate) async fn databases(test: &str) -> eyre::Result<Vec<Database>> {
-    // One name per test, dropped and recreated on each run, so runs leave nothing behind
-    // but the last one's database.
-    let unique = test.to_owned();
-    let mut databases = vec![sqlite(&unique).await?];
-    match std::env::var("DATABASE_URL") {
-        Ok(admin_url) => {
-            // The admin connection only creates databases: it runs no migrations.
-            sqlx::any::install_default_drivers();
-            let admin = sqlx::AnyPool::connect(&admin_url).await?;
-            let name = format!("smartmesh_{unique}").to_lowercase();
-            // The name is made here from the test's name: nothing external.
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name}"
-            )))
-            .execute(&admin)
-            .await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&admin)
-                .await?;
-            let base = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |(base, _)| base);
-            databases.push(Database::connect(&format!("{base}/{name}")).await?);
-        }
-        Err(_) => eprintln!("DATABASE_URL is not set: {test} runs on SQLite only"),
-    }
+    let mut databases = vec![sqlite(test).await?];
+    databases.extend(postgres(test).await?);
     Ok(databases)
 }
 
@@ -65,13 +41,78 @@ pub(crate) async fn sqlite(test: &str) -> eyre::Result<Database> {
     Ok(Database::connect(&format!("sqlite://{}", file.display())).await?)
 }
 
-/// The database `#[sqlx::test]` made for one test, migrated by the watcher's own code.
-pub(crate) async fn postgres(options: &sqlx::postgres::PgConnectOptions) -> eyre::Result<Database> {
-    Ok(Database::connect(&postgres_url(options)).await?)
+/// The local server a newcomer's `cargo test` finds without any setting.
+const LOCAL_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The Postgres server the database tests use: `DATABASE_URL` (which must answer), else the
+/// local server at 127.0.0.1:5432 when it answers. `None`, said in one line, when there is
+/// none: the test's Postgres half is skipped (`scripts/test` says so loudly).
+pub(crate) async fn postgres_server(test: &str) -> eyre::Result<Option<sqlx::AnyPool>> {
+    sqlx::any::install_default_drivers();
+    let connect = |url: String| async move {
+        sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(3))
+            .connect(&url)
+            .await
+    };
+    match std::env::var("DATABASE_URL") {
+        Ok(url) => Ok(Some(connect(url.clone()).await.map_err(|e| {
+            eyre::eyre!("DATABASE_URL={url} does not answer: {e}")
+        })?)),
+        Err(_) => match connect(LOCAL_POSTGRES.to_owned()).await {
+            Ok(pool) => Ok(Some(pool)),
+            Err(_) => {
+                // Straight to stderr, past the test harness's capture: a skip must be seen.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{test}: Postgres skipped: DATABASE_URL is unset and nothing answers at 127.0.0.1:5432"
+                );
+                Ok(None)
+            }
+        },
+    }
 }
 
-/// Runs `$body(db)` on SQLite as `$sqlite` and on Postgres as `$pg`, a `#[sqlx::test]` that
-/// gets a database of its own on the server at `DATABASE_URL`.
+/// A fresh database of `test`'s own on the Postgres server, migrated by the services' code;
+/// `None` when there is no server.
+pub(crate) async fn postgres(test: &str) -> eyre::Result<Option<Database>> {
+    let Some(admin) = postgres_server(test).await? else {
+        return Ok(None);
+    };
+    // One name per test, dropped and recreated on each run, so runs leave nothing behind but
+    // the last one's database. The name is made here from the test's name: nothing external.
+    let mut name = format!("sm_{test}").to_lowercase();
+    name.truncate(63);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await?;
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| LOCAL_POSTGRES.to_owned());
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+    Ok(Some(Database::connect(&format!("{base}/{name}")).await?))
+}
+
+/// The URL of a fresh database of `test`'s own, for a service process to open.
+pub(crate) async fn postgres_url(test: &str) -> eyre::Result<Option<String>> {
+    let Some(db) = postgres(test).await? else {
+        return Ok(None);
+    };
+    db.pool().close().await;
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| LOCAL_POSTGRES.to_owned());
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+    let mut name = format!("sm_{test}").to_lowercase();
+    name.truncate(63);
+    Ok(Some(format!("{base}/{name}")))
+}
+
+/// Runs `$body(db)` on SQLite as `$sqlite` and on Postgres as `$pg`, with a fresh database
+/// of its own on the Postgres server (skipped, in one line, when there is none).
 #[macro_export]
 macro_rules! on_both_backends {
     ($body:path => $sqlite:ident, $pg:ident) => {
@@ -80,23 +121,13 @@ macro_rules! on_both_backends {
             $body(common::sqlite(stringify!($sqlite)).await?).await
         }
 
-        #[sqlx::test(migrations = false)]
-        async fn $pg(
-            _: sqlx::postgres::PgPoolOptions,
-            options: sqlx::postgres::PgConnectOptions,
-        ) -> eyre::Result<()> {
-            $body(common::postgres(&options).await?).await
+        #[tokio::test]
+        async fn $pg() -> eyre::Result<()> {
+            let test = concat!(env!("CARGO_CRATE_NAME"), "_", stringify!($pg));
+            match common::postgres(test).await? {
+                Some(db) => $body(db).await,
+                None => Ok(()),
+            }
         }
     };
-}
-
-/// The URL of the database `#[sqlx::test]` made for a test.
-pub(crate) fn postgres_url(options: &sqlx::postgres::PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    )
 }
