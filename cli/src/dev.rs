@@ -23,6 +23,8 @@ use smartmesh_relayer::{RateSource, RelayPolicy, Relayer, RelayerConfig};
 use smartmesh_settlement::{EngineConfig, MAX_BODY_BYTES, Watcher, WatcherConfig};
 use tokio::net::TcpListener;
 
+use crate::common::HttpArgs;
+
 use crate::{deploy, keys};
 
 /// The demo wallets `smartmesh dev` funds.
@@ -57,6 +59,8 @@ pub(crate) struct Args {
     /// The shortest hold period channels may have, in seconds (short, for demos).
     #[arg(long, default_value_t = 30)]
     min_settle_timeout: u64,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 /// What the wallet commands need to reach the stack, written to `<home>/dev.json`.
@@ -198,10 +202,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
                 confirmations: 1,
                 ..SenderConfig::default()
             },
-            limits: smartmesh_http::ApiLimits {
-                max_body: MAX_BODY_BYTES,
-                ..smartmesh_http::ApiLimits::default()
-            },
+            limits: args.http.limits(MAX_BODY_BYTES),
         },
     )
     .await?;
@@ -232,9 +233,9 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
                 confirmations: 1,
                 ..SenderConfig::default()
             },
+            limits: args.http.limits(smartmesh_http::ApiLimits::default().max_body),
             poll_interval: Duration::from_millis(100),
             follow_interval: Duration::from_millis(200),
-            ..RelayerConfig::default()
         },
     )
     .await?;

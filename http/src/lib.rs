@@ -5,12 +5,14 @@
 
 mod error;
 mod limits;
+mod openapi;
 mod ratelimit;
 mod serve;
 mod shutdown;
 
 pub use error::{ApiError, ErrorBody};
 pub use limits::{ApiLimits, with_limits};
+pub use openapi::CommonResponses;
 pub use ratelimit::{Client, WorkLimiter};
 pub use serve::serve;
 pub use shutdown::shutdown_signal;

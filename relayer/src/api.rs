@@ -174,10 +174,10 @@ pub fn app(state: AppState) -> Router {
 #[serde(rename_all = "camelCase")]
 pub struct KeyHealth {
     /// The key's address: the `agent` a request names.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub address: Address,
     /// Its ETH balance, in wei.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub balance: U256,
     /// Its transactions not final yet.
     pub unfinished: i64,
@@ -194,10 +194,10 @@ pub struct Health {
     /// The chain.
     pub chain_id: u64,
     /// The SignedAgent requests are sent through.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub signed_agent: Address,
     /// The fee token.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub fee_token: Address,
     /// Each key's state.
     pub keys: Vec<KeyHealth>,

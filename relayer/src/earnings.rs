@@ -111,7 +111,32 @@ impl SpendCause {
 #[into_params(parameter_in = Query)]
 pub(crate) struct Period {
     /// `hour`, `day` (the default) or `all`.
-    period: Option<String>,
+    #[param(inline)]
+    period: Option<Grouping>,
+}
+
+/// A grouping of earnings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Grouping {
+    /// By hour.
+    Hour,
+    /// By day.
+    #[default]
+    Day,
+    /// Everything in one.
+    All,
+}
+
+impl Grouping {
+    /// The length of one period in seconds; 0 for everything in one.
+    fn seconds(self) -> u64 {
+        match self {
+            Self::Hour => 3_600,
+            Self::Day => 86_400,
+            Self::All => 0,
+        }
+    }
 }
 
 /// One period's earnings. Amounts in wei.
@@ -125,10 +150,10 @@ pub struct PeriodEarnings {
     /// Of which succeeded (and paid their fee).
     pub succeeded: u64,
     /// SMT earned, in SMT wei.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub smt_earned: U256,
     /// ETH spent on their gas, in wei: every wei the keys spent, the sum of `ethSpentBy`.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub eth_spent: U256,
     /// The same by cause.
     pub eth_spent_by: SpentBy,
@@ -139,14 +164,14 @@ pub struct PeriodEarnings {
 #[serde(rename_all = "camelCase")]
 pub struct SpentBy {
     /// On relays that ran and paid their fee.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub relayed: U256,
     /// On transactions mined reverted (no fee earned).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub reverted: U256,
     /// On fillers: 0-value transfers that took the nonce of a payload refused before or at
     /// broadcast (no fee earned).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub filler: U256,
 }
 
@@ -154,8 +179,8 @@ pub struct SpentBy {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Earnings {
-    /// `hour`, `day` or `all`.
-    pub period: String,
+    /// How they are grouped.
+    pub period: Grouping,
     /// Each period with any relay.
     pub periods: Vec<PeriodEarnings>,
     /// Everything.
@@ -165,25 +190,15 @@ pub struct Earnings {
 /// SMT earned and ETH spent.
 #[utoipa::path(get, path = "/v1/earnings", params(Period), responses(
     (status = 200, body = Earnings),
-    (status = 400, description = "an unknown parameter or period", body = ErrorBody),
+    (status = 400, description = "an unknown parameter or period (hour, day or all)", body = ErrorBody),
 ))]
 pub(crate) async fn earnings(
     State(state): State<AppState>,
     query: Result<Query<Period>, QueryRejection>,
 ) -> Result<Json<Earnings>, ApiError> {
     let Query(query) = query.map_err(ApiError::from_query)?;
-    let period = query.period.unwrap_or_else(|| "day".into());
-    let seconds: u64 = match period.as_str() {
-        "hour" => 3_600,
-        "day" => 86_400,
-        "all" => 0,
-        other => {
-            return Err(ApiError::invalid(
-                "period",
-                format!("{other:?}: use hour, day or all"),
-            ));
-        }
-    };
+    let period = query.period.unwrap_or_default();
+    let seconds = period.seconds();
     let rows = sqlx::query(
         "SELECT settled_at, fee, succeeded, gas_used, gas_price, spend_cause FROM relays WHERE settled_at IS NOT NULL",
     )

@@ -17,7 +17,7 @@ mod service;
 
 pub use allow::AllowList;
 pub use api::{ApiError, ApiLimits, AppState, Health, KeyHealth, Metrics, RelayPolicy, app};
-pub use earnings::{Earnings, PeriodEarnings, SpentBy};
+pub use earnings::{Earnings, Grouping, PeriodEarnings, SpentBy};
 pub use error::RelayerError;
 pub use openapi::openapi;
 pub use pricing::{ONE, RateSource, fee};

@@ -2,6 +2,7 @@
 //! request and response types.
 
 use axum::{Json, Router, routing::get};
+use smartmesh_http::CommonResponses;
 use utoipa::OpenApi;
 
 use crate::AppState;
@@ -13,6 +14,7 @@ use crate::AppState;
         description = "Submits users' signed operations through the SignedAgent, pays the gas, \
                        and earns a fee in SMT."
     ),
+    modifiers(&CommonResponses),
     paths(
         crate::quote::quote,
         crate::relay::relay,

@@ -35,13 +35,13 @@ pub(crate) fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QuoteRequest {
     /// The user who will sign the request.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub from: Address,
     /// The contract called: the SMT token or the TokenNetwork.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub target: Address,
     /// The calldata, hex.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x([0-9a-fA-F]{2})*$")]
     pub data: Bytes,
 }
 
@@ -52,32 +52,32 @@ pub struct Quote {
     /// Name it in the relay.
     pub quote_id: i64,
     /// The user.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub from: Address,
     /// The contract called.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub target: Address,
     /// The relayer key to name as the request's `agent`.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub agent: Address,
     /// The SignedAgent: the EIP-712 domain's verifying contract.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub signed_agent: Address,
     /// The EIP-712 domain's chain.
     pub chain_id: u64,
     /// The request's `feeToken`: SMT.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub fee_token: Address,
     /// The request's `gas`: what the call is given.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub gas: U256,
     /// The least `fee`, in SMT wei.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub fee: U256,
     /// The whole transaction's estimated gas the fee pays for.
     pub estimated_gas: u64,
     /// The fee per gas it is priced at, in wei.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub max_fee_per_gas: U256,
     /// The SMT/ETH rate it is priced at.
     pub smt_per_eth: String,

@@ -45,31 +45,31 @@ pub(crate) fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignedRequest {
     /// The user.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub from: Address,
     /// The relayer key allowed to send it (the quote's `agent`), or the zero address.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub agent: Address,
     /// The contract called.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub target: Address,
     /// The calldata.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x([0-9a-fA-F]{2})*$")]
     pub data: Bytes,
     /// The gas given to the call: the quote's `gas`.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub gas: U256,
     /// SMT.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub fee_token: Address,
     /// The fee, at least the quote's.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub fee: U256,
     /// An unordered nonce of the user's.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub nonce: U256,
     /// The last timestamp at which it may run.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub deadline: U256,
 }
 
@@ -114,7 +114,7 @@ pub struct RelayRequest {
     /// The signed request.
     pub request: SignedRequest,
     /// The user's 65-byte EIP-712 signature of it, hex.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{130}$")]
     pub signature: Bytes,
 }
 
@@ -309,7 +309,8 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
                 "request.from: {} requests of {} are in flight; wait for one",
                 in_flight.count, request.from
             ),
-        ));
+        )
+        .retry_after(2));
     }
     let balance = SmartMeshToken::new(core.token, core.provider.clone())
         .balanceOf(request.from)
@@ -520,13 +521,13 @@ pub struct RelayStatus {
     /// `queued`, `submitted`, `mined` or `failed`.
     pub status: String,
     /// The user.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub from: Address,
     /// The request's nonce.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub nonce: U256,
     /// The latest transaction hash, once submitted.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^0x[0-9a-fA-F]{64}$")]
     pub tx_hash: Option<B256>,
     /// The block it was mined in.
     pub block: Option<u64>,
@@ -535,7 +536,7 @@ pub struct RelayStatus {
     /// Why it failed.
     pub reason: Option<String>,
     /// The fee the relayer earned: the request's fee once mined, else zero.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub fee_earned: U256,
 }
 

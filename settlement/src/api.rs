@@ -89,10 +89,10 @@ pub(crate) struct Health {
     /// The chain guarded.
     chain_id: u64,
     /// The TokenNetwork guarded.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     token_network: Address,
     /// The watcher's address, to name in Watches.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     watcher: Address,
     /// The last block the indexer committed, if it has started.
     indexed_block: Option<u64>,

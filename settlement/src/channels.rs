@@ -42,7 +42,7 @@ pub(crate) fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct ChannelView {
     /// The channel id.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{64}$")]
     pub channel_id: B256,
     /// The indexed on-chain state; absent when the channel is not indexed (yet).
     pub chain: Option<ChainState>,
@@ -62,32 +62,32 @@ pub struct ChainState {
     /// `open`, `closed` or `settled`.
     pub state: String,
     /// The lower participant.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub participant1: Address,
     /// The higher participant.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub participant2: Address,
     /// The pair's channel count when this one opened.
     pub epoch: u64,
     /// The hold period, in seconds.
     pub settle_timeout: u64,
     /// Participant 1's total deposit.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub deposit1: U256,
     /// Participant 2's total deposit.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub deposit2: U256,
     /// Participant 1's total withdrawal.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub withdrawn1: U256,
     /// Participant 2's total withdrawal.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub withdrawn2: U256,
     /// Who closed it.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub closer: Option<Address>,
     /// What the closer declared it paid.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub claim_transferred: Option<U256>,
     /// The end of the hold period (unix seconds).
     pub settle_at: Option<u64>,
@@ -123,19 +123,19 @@ impl From<ChannelRow> for ChainState {
 #[serde(rename_all = "camelCase")]
 pub struct HeldProofView {
     /// Who signed (paid).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub signer: Address,
     /// The proof's nonce.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub nonce: U256,
     /// What the signer had paid in total.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub transferred_amount: U256,
     /// The proof's EIP-712 digest (what the watcher's acknowledgment signs).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{64}$")]
     pub proof_digest: B256,
     /// The reward the receiver's Watch grants.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub reward: U256,
 }
 
@@ -411,18 +411,19 @@ async fn rows<T>(
 #[serde(rename_all = "camelCase")]
 pub struct LatestProof {
     /// The channel id.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{64}$")]
     pub channel_id: B256,
     /// Who signed it.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub signer: Address,
     /// Its nonce.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub nonce: U256,
     /// What the signer had paid in total: the least a close by it must claim.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub transferred_amount: U256,
     /// The signed proof, `smr1...`.
+    #[schema(pattern = "^smr1[A-Za-z0-9_-]{4,400}$")]
     pub proof: String,
     /// Where the watcher has it from: `receipt` (the partner uploaded it) or `backup` (the
     /// signer did).

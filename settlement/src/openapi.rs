@@ -2,6 +2,7 @@
 //! request and response types, so it cannot drift from what the server does.
 
 use axum::{Json, Router, routing::get};
+use smartmesh_http::CommonResponses;
 use utoipa::OpenApi;
 
 use crate::AppState;
@@ -13,6 +14,7 @@ use crate::AppState;
         description = "Takes phones' batched receipts, follows the chain, disputes stale closes \
                        and settles for phones that are offline."
     ),
+    modifiers(&CommonResponses),
     paths(
         crate::receipts::upload,
         crate::channels::channel,

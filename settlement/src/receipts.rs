@@ -51,21 +51,30 @@ pub struct ReceiptBatch {
     /// Every item's proof must be of this chain ...
     pub chain_id: u64,
     /// ... and this TokenNetwork.
-    #[schema(value_type = String, example = "0x5FC8d32690cc91D4c39d9d3abcBD16989F875707")]
+    #[schema(value_type = String, example = "0x5FC8d32690cc91D4c39d9d3abcBD16989F875707", pattern = "^0x[0-9a-fA-F]{40}$")]
     pub token_network: Address,
     /// Received proofs, each with the receiver's Watch.
+    #[schema(max_items = 10_000)]
     pub items: Vec<ReceiptItem>,
     /// The uploader's own sent proofs (`smr1...`), kept so that a phone restored from an old
     /// backup can learn the largest amount it signed before it closes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 10_000, inline, value_type = Vec<ProofText>)]
     pub sent: Vec<String>,
 }
+
+/// A signed proof in its text form: `smr1` and unpadded base64url.
+#[derive(ToSchema)]
+#[schema(pattern = "^smr1[A-Za-z0-9_-]{4,400}$")]
+#[allow(dead_code)]
+struct ProofText(String);
 
 /// One received proof and the receiver's `Watch` for it.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReceiptItem {
     /// The payer's signed proof in its text form (`smr1...`).
+    #[schema(pattern = "^smr1[A-Za-z0-9_-]{4,400}$")]
     pub proof: String,
     /// The receiver's authorization to submit it.
     pub watch: WatchAuthorization,
@@ -76,16 +85,16 @@ pub struct ReceiptItem {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WatchAuthorization {
     /// This watcher's address, or the zero address for anyone (then without reward).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub watcher: Address,
     /// The reward the watcher earns from a successful dispute, in token wei (decimal or hex).
-    #[schema(value_type = String, example = "1000000000000000000")]
+    #[schema(value_type = String, example = "1000000000000000000", pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub reward: U256,
     /// The latest close the Watch covers (unix seconds).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub deadline: U256,
     /// The receiver's 65-byte signature of the Watch, hex.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{130}$")]
     pub signature: Bytes,
 }
 
@@ -103,7 +112,7 @@ pub struct ItemOutcome {
     /// For a stored received proof: the watcher's EIP-712 signature of
     /// `WatcherAck(channelId, proofDigest)` under [`ack_domain`].
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^0x[0-9a-fA-F]{130}$")]
     pub ack: Option<Bytes>,
 }
 
