@@ -28,29 +28,8 @@ async fn the_whitepaper_story_through_the_cli() -> eyre::Result<()> {
     }
 
     // Alice and Brandon open and fund the channel through the relayer.
-    let channel = opened(&dev.sm(&[
-        "channel",
-        "open",
-        "--wallet",
-        "alice",
-        "--partner",
-        "brandon",
-        "--settle-timeout",
-        "60",
-        "--deposit",
-        "100",
-    ])?)?;
+    let channel = dev.alice_and_brandon()?;
     let id = channel.to_string();
-    dev.sm(&[
-        "channel",
-        "deposit",
-        "--wallet",
-        "brandon",
-        "--channel",
-        &id,
-        "--amount",
-        "50",
-    ])?;
     let fees_so_far = |smt: U256, start: &str, moved: &str| -> eyre::Result<U256> {
         Ok(parse_ether(start)? - parse_ether(moved)? - smt)
     };

@@ -7,10 +7,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+#[allow(dead_code)]
+#[path = "common/slow.rs"]
+mod slow;
+
 use axum::{Router, routing::get};
+use slow::{slow_client, until_closed};
 use smartmesh_http::{ApiLimits, serve};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
     sync::oneshot,
 };
@@ -39,27 +44,6 @@ async fn start(limits: ApiLimits, delay: Duration) -> eyre::Result<(SocketAddr, 
         let _ = stopped.await;
     }));
     Ok((address, stop, task))
-}
-
-/// A client that sends the start of a request and never the end of its headers.
-async fn slow_client(address: SocketAddr) -> eyre::Result<TcpStream> {
-    let mut stream = TcpStream::connect(address).await?;
-    stream
-        .write_all(b"POST /v1/receipts HTTP/1.1\r\nHost: watcher\r\nContent-Type: appl")
-        .await?;
-    Ok(stream)
-}
-
-/// Reads until the server closes the connection; what it sent.
-async fn until_closed(mut stream: TcpStream) -> eyre::Result<Vec<u8>> {
-    let mut seen = Vec::new();
-    let mut buffer = [0u8; 1024];
-    loop {
-        match stream.read(&mut buffer).await {
-            Ok(0) | Err(_) => return Ok(seen),
-            Ok(n) => seen.extend_from_slice(&buffer[..n]),
-        }
-    }
 }
 
 async fn fetch(address: SocketAddr) -> eyre::Result<String> {

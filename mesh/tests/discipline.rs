@@ -1,23 +1,14 @@
 //! The client discipline of DESIGN.md section 4, one rule per test, on two wallets that share
 //! a channel and no network at all.
 
+mod common;
+
 use std::path::PathBuf;
 
-use alloy::primitives::{Address, B256, U256};
-use smartmesh_mesh::{Channel, KEY_FILE, Mesh, MeshConfig, MeshError, create_key};
+use alloy::primitives::{B256, U256};
+use common::config;
+use smartmesh_mesh::{Channel, KEY_FILE, Mesh, MeshError, create_key};
 
-fn config() -> MeshConfig {
-    MeshConfig {
-        chain_id: 31_337,
-        token: Address::repeat_byte(0x11),
-        signed_agent: Address::repeat_byte(0x22),
-        token_network: Address::repeat_byte(0x33),
-        rpc_url: None,
-        watcher_url: None,
-        relayer_url: None,
-        watch_reward: U256::ZERO,
-    }
-}
 
 const CHANNEL: B256 = B256::repeat_byte(0xcc);
 

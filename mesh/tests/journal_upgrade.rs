@@ -1,28 +1,19 @@
 //! A journal written before nonces were kept whole (migration 0002): its rows come through
 //! the upgrade, and the one a nonce above i64 had been cut to -1 is repaired from its proof.
 
+mod common;
+
 use alloy::{
-    primitives::{Address, B256, U256},
+    primitives::{B256, U256},
     signers::local::PrivateKeySigner,
 };
-use smartmesh_mesh::{KEY_FILE, Mesh, MeshConfig, create_key};
+use common::config;
+use smartmesh_mesh::{KEY_FILE, Mesh, create_key};
 use smartmesh_protocol::{BalanceProof, SignedProof, sign_typed, token_network_domain};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 const CHANNEL: B256 = B256::repeat_byte(0xcc);
 
-fn config() -> MeshConfig {
-    MeshConfig {
-        chain_id: 31_337,
-        token: Address::repeat_byte(0x11),
-        signed_agent: Address::repeat_byte(0x22),
-        token_network: Address::repeat_byte(0x33),
-        rpc_url: None,
-        watcher_url: None,
-        relayer_url: None,
-        watch_reward: U256::ZERO,
-    }
-}
 
 fn proof(payer: &PrivateKeySigner, nonce: U256, transferred: u64) -> SignedProof {
     let config = config();

@@ -4,6 +4,9 @@
 //! never pays for nothing, and every wei its key spends is booked by cause.
 
 mod common;
+#[allow(dead_code)]
+#[path = "../../http/tests/common/slow.rs"]
+mod slow;
 
 use std::time::Duration;
 
@@ -295,7 +298,6 @@ async fn quotes_are_bounded_per_user_and_expire(db: Database) -> eyre::Result<()
 /// relayer served as in production.
 #[tokio::test]
 async fn a_connection_that_never_finishes_its_headers_is_closed() -> eyre::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut config = fast_config();
     config.limits.header_timeout = Duration::from_secs(1);
     let harness = Harness::new(common::sqlite("slow_headers").await?, config).await?;
@@ -305,19 +307,7 @@ async fn a_connection_that_never_finishes_its_headers_is_closed() -> eyre::Resul
     let served = tokio::spawn(harness.relayer.run(listener, async {
         let _ = stopped.await;
     }));
-    let mut slow = tokio::net::TcpStream::connect(address).await?;
-    slow.write_all(b"POST /v1/relay HTTP/1.1\r\nHost: relayer\r\n").await?;
-    let mut buffer = [0u8; 256];
-    let closed = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match slow.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the slow connection was still open after 30 s");
+    slow::is_cut_off(address).await?;
     let _ = stop.send(());
     served.await??;
     Ok(())

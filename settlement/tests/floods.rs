@@ -4,6 +4,9 @@
 //! connection that never finishes its headers is closed.
 
 mod common;
+#[allow(dead_code)]
+#[path = "../../http/tests/common/slow.rs"]
+mod slow;
 
 use std::{net::IpAddr, time::Duration};
 
@@ -13,43 +16,15 @@ use alloy::{
 };
 use common::{
     Stack, alice_and_brandon, sqlite,
-    watcher::{RunningWatcher, ether, eventually, fast_config, proof, receipt},
+    watcher::{RunningWatcher, ether, eventually, fast_config, post_batch, proof, receipt},
 };
 use smartmesh_protocol::SignedProof;
-use smartmesh_settlement::{ApiLimits, JUNK_PROBE, ReceiptBatch, ReceiptItem, WatcherConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use smartmesh_settlement::{ApiLimits, JUNK_PROBE, ReceiptItem, WatcherConfig};
 
 fn client_from(ip: [u8; 4]) -> eyre::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .local_address(IpAddr::from(ip))
         .build()?)
-}
-
-async fn post(
-    client: &reqwest::Client,
-    url: &str,
-    stack: &Stack,
-    items: Vec<ReceiptItem>,
-) -> eyre::Result<(u16, Option<String>, serde_json::Value)> {
-    let body = serde_json::to_string(&ReceiptBatch {
-        chain_id: stack.chain_id,
-        token_network: stack.network,
-        items,
-        sent: vec![],
-    })?;
-    let response = client
-        .post(format!("{url}/v1/receipts"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    let retry = response
-        .headers()
-        .get("retry-after")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    Ok((status, retry, serde_json::from_str(&response.text().await?)?))
 }
 
 async fn counter(url: &str, name: &str) -> eyre::Result<u64> {
@@ -93,7 +68,7 @@ async fn a_flood_costs_its_sender_not_the_watcher() -> eyre::Result<()> {
         })
         .collect();
     let flooder = client_from([127, 0, 0, 1])?;
-    let (status, _, body) = post(&flooder, &watcher.url, &stack, junk.clone()).await?;
+    let (status, _, body) = post_batch(&flooder, &watcher.url, &stack, junk.clone()).await?;
     assert_eq!(status, 422, "{body}");
     let detail = body["detail"].as_str().unwrap_or_default();
     assert!(detail.starts_with("items:") && detail.contains("not checked"), "{detail}");
@@ -104,9 +79,9 @@ async fn a_flood_costs_its_sender_not_the_watcher() -> eyre::Result<()> {
     );
 
     // The work is charged all the same: the burst holds two full batches, not three.
-    let (status, _, body) = post(&flooder, &watcher.url, &stack, junk.clone()).await?;
+    let (status, _, body) = post_batch(&flooder, &watcher.url, &stack, junk.clone()).await?;
     assert_eq!(status, 422, "{body}");
-    let (status, retry, body) = post(&flooder, &watcher.url, &stack, junk).await?;
+    let (status, retry, body) = post_batch(&flooder, &watcher.url, &stack, junk).await?;
     assert_eq!(status, 429, "{body}");
     assert!(body["detail"].as_str().unwrap_or_default().starts_with("items"), "{body}");
     assert!(retry.is_some_and(|secs| secs.parse::<u64>().is_ok_and(|secs| secs >= 1)));
@@ -114,24 +89,11 @@ async fn a_flood_costs_its_sender_not_the_watcher() -> eyre::Result<()> {
 
     // Brandon's phone, another client, syncs as usual.
     let phone = client_from([127, 0, 0, 2])?;
-    let (status, _, body) = post(&phone, &watcher.url, &stack, vec![genuine]).await?;
+    let (status, _, body) = post_batch(&phone, &watcher.url, &stack, vec![genuine]).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["items"][0]["status"], "stored", "{body}");
 
     // A connection that never finishes its headers is closed after the header timeout.
-    let address = watcher.url.trim_start_matches("http://").to_owned();
-    let mut slow = tokio::net::TcpStream::connect(&address).await?;
-    slow.write_all(b"POST /v1/receipts HTTP/1.1\r\nHost: watcher\r\n").await?;
-    let mut buffer = [0u8; 256];
-    let closed = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match slow.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the slow connection was still open after 30 s");
+    slow::is_cut_off(watcher.url.trim_start_matches("http://").parse()?).await?;
     watcher.stop().await
 }

@@ -228,20 +228,37 @@ pub(crate) async fn upload(
     stack: &Stack,
     items: Vec<ReceiptItem>,
 ) -> eyre::Result<serde_json::Value> {
+    let (status, _, answer) = post_batch(&reqwest::Client::new(), url, stack, items).await?;
+    eyre::ensure!((200..300).contains(&status), "{answer}");
+    Ok(answer)
+}
+
+/// Posts a batch over HTTP with `client`: the status, any `Retry-After`, the JSON answer.
+pub(crate) async fn post_batch(
+    client: &reqwest::Client,
+    url: &str,
+    stack: &Stack,
+    items: Vec<ReceiptItem>,
+) -> eyre::Result<(u16, Option<String>, serde_json::Value)> {
     let body = serde_json::to_string(&ReceiptBatch {
         chain_id: stack.chain_id,
         token_network: stack.network,
         items,
         sent: vec![],
     })?;
-    let response = reqwest::Client::new()
+    let response = client
         .post(format!("{url}/v1/receipts"))
         .header("content-type", "application/json")
         .body(body)
         .send()
         .await?;
-    eyre::ensure!(response.status().is_success(), "{}", response.text().await?);
-    Ok(serde_json::from_str(&response.text().await?)?)
+    let status = response.status().as_u16();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    Ok((status, retry, serde_json::from_str(&response.text().await?)?))
 }
 
 /// `closer` closes with no partner proof, declaring it paid `claim`; returns the close's

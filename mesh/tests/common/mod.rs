@@ -1,0 +1,18 @@
+//! What the phone crate's tests share: a wallet configuration with no network at all.
+
+use alloy::primitives::{Address, U256};
+use smartmesh_mesh::MeshConfig;
+
+/// A wallet of chain 31337 with made-up contracts and no service to reach.
+pub(crate) fn config() -> MeshConfig {
+    MeshConfig {
+        chain_id: 31_337,
+        token: Address::repeat_byte(0x11),
+        signed_agent: Address::repeat_byte(0x22),
+        token_network: Address::repeat_byte(0x33),
+        rpc_url: None,
+        watcher_url: None,
+        relayer_url: None,
+        watch_reward: U256::ZERO,
+    }
+}
