@@ -77,7 +77,7 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 async fn main() -> eyre::Result<()> {
     let stack = Stack::deploy().await?;
     // Postgres when `DATABASE_URL` is set (the last of the fresh databases), else SQLite.
-    let db = storage::databases("bench_relay")
+    let db = storage::bench_databases("bench_relay")
         .await?
         .pop()
         .expect("SQLite at least");
@@ -156,7 +156,11 @@ async fn main() -> eyre::Result<()> {
     for tx in pending {
         tx.get_receipt().await?;
     }
-    let mut bodies = Vec::new();
+    // A user's requests come one after the other (its first long answered when its second
+    // comes), as a phone sends them; `RELAY_USER_BURSTS=1` sends each user's together, which
+    // the relayer checks one at a time (each after the one before it).
+    let bursts = std::env::var("RELAY_USER_BURSTS").is_ok_and(|value| value == "1");
+    let mut rounds: Vec<Vec<String>> = vec![Vec::new(); PER_USER as usize];
     for user in &users {
         let quote: Quote = client
             .post(format!("{url}/v1/quote"))
@@ -170,9 +174,16 @@ async fn main() -> eyre::Result<()> {
             .json()
             .await?;
         for nonce in 1..=PER_USER {
-            bodies.push(relay_body(&stack, user, &quote, &data, nonce));
+            rounds[nonce as usize - 1].push(relay_body(&stack, user, &quote, &data, nonce));
         }
     }
+    let bodies: Vec<String> = if bursts {
+        (0..USERS)
+            .flat_map(|user| rounds.iter().map(move |round| round[user].clone()))
+            .collect()
+    } else {
+        rounds.concat()
+    };
 
     let total = bodies.len();
     let gate = Arc::new(Semaphore::new(CONCURRENCY));
@@ -223,8 +234,9 @@ async fn main() -> eyre::Result<()> {
         .collect();
     latencies.sort_unstable();
     println!(
-        "{backend}, {} keys, {CONCURRENCY} concurrent clients, {max_concurrent_checks} checks at once, {total} relays of SMT transfers by {USERS} users:",
-        KEYS.len()
+        "{backend}, {} keys, {CONCURRENCY} concurrent clients, {max_concurrent_checks} checks at once, {total} relays of SMT transfers by {USERS} users{}:",
+        KEYS.len(),
+        if bursts { ", each user's requests at once" } else { "" }
     );
     println!(
         "  accepted: {:.0} relays/s ({total} in {:.2} s); all broadcast after {:.2} s: {:.0} relays/s",

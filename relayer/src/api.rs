@@ -113,12 +113,12 @@ pub(crate) struct Core {
 
 /// Locks users' requests are striped over: users hashing to the same stripe wait for each
 /// other's checks, nobody else's.
-pub(crate) const USER_STRIPES: usize = 256;
+pub(crate) const USER_STRIPES: usize = 4_096;
 
 impl Core {
     /// The lock `from`'s requests take while they are checked and queued.
     pub(crate) fn user_turn(&self, from: Address) -> &tokio::sync::Mutex<()> {
-        let stripe = usize::from(from.0[19]) % self.user_turns.len();
+        let stripe = usize::from(u16::from_be_bytes([from.0[18], from.0[19]])) % self.user_turns.len();
         &self.user_turns[stripe]
     }
 

@@ -275,15 +275,16 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
         }
         Err(e) => return Err(ApiError::invalid("signature", e.to_string())),
     }
+    // One user's requests are checked one at a time, each against those accepted before it,
+    // so that requests arriving together cannot all count the same SMT. Taken before a turn
+    // at the node, so that a request waiting for its user holds no turn.
+    let _user = core.user_turn(request.from).lock().await;
     // The node's questions, a bounded number of requests at a time (`max_concurrent_checks`).
     let _turn = core
         .node_turns
         .acquire()
         .await
         .map_err(ApiError::internal)?;
-    // One user's requests are checked one at a time, each against those accepted before it,
-    // so that requests arriving together cannot all count the same SMT.
-    let _user = core.user_turn(request.from).lock().await;
     let agent = SignedAgent::new(core.agent, core.provider.clone());
     if agent
         .nonceUsed(request.from, request.nonce)
@@ -439,7 +440,11 @@ async fn in_flight(core: &Core, from: Address) -> Result<InFlight, ApiError> {
         fees.insert(tx_id, fee);
     }
     let ids: Vec<i64> = fees.keys().copied().collect();
-    let unmined = core.sender.unmined(&ids).await.map_err(ApiError::internal)?;
+    let unmined = if ids.is_empty() {
+        Vec::new()
+    } else {
+        core.sender.unmined(&ids).await.map_err(ApiError::internal)?
+    };
     let reserved = unmined
         .iter()
         .map(|tx| fees[&tx.id])

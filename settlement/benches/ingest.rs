@@ -295,7 +295,7 @@ async fn main() -> eyre::Result<()> {
     );
 
     // A fresh SQLite file, and a fresh database on the Postgres of `DATABASE_URL` if set.
-    let backends = storage::databases("bench_ingest").await?;
+    let backends = storage::bench_databases("bench_ingest").await?;
     for db in backends {
         let name = db.backend().to_string();
         let rate = ingest_rate(&fixture, db).await?;

@@ -28,6 +28,16 @@ pub(crate) async fn databases(test: &str) -> eyre::Result<Vec<Database>> {
     Ok(databases)
 }
 
+/// For the benches: a fresh SQLite database, and one on the Postgres of `DATABASE_URL` only
+/// when it is set (a bench measures the backend it is asked to).
+pub(crate) async fn bench_databases(bench: &str) -> eyre::Result<Vec<Database>> {
+    let mut databases = vec![sqlite(bench).await?];
+    if std::env::var("DATABASE_URL").is_ok() {
+        databases.extend(postgres(bench).await?);
+    }
+    Ok(databases)
+}
+
 /// A fresh SQLite database for one test.
 pub(crate) async fn sqlite(test: &str) -> eyre::Result<Database> {
     let file = std::env::temp_dir().join(format!("smartmesh_{test}_{}.sqlite", std::process::id()));
