@@ -155,7 +155,7 @@ async fn requests_at_once_cannot_spend_the_same_smt(db: Database) -> eyre::Resul
         harness.post_signed(posts[0].0, &bob, &posts[0].1),
         harness.post_signed(posts[1].0, &bob, &posts[1].1),
     );
-    let mut outcomes = vec![first?, second?];
+    let mut outcomes = [first?, second?];
     outcomes.sort_by_key(|(status, _)| *status);
     assert_eq!(outcomes[0].0, StatusCode::OK, "{:?}", outcomes[0]);
     assert_eq!(outcomes[1].0, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", outcomes[1]);
