@@ -3,6 +3,7 @@
 //! or doubles a transaction, and a reorg-safe log follower.
 
 mod error;
+mod fault;
 mod follower;
 mod manifest;
 mod provider;
@@ -11,6 +12,7 @@ mod sender;
 mod store;
 
 pub use error::ChainError;
+pub use fault::{Backoff, Fault};
 pub use follower::{BlockLogs, FollowerConfig, LogFollower, LogHandler, Progress};
 pub use manifest::Deployment;
 pub use provider::connect;

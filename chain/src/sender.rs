@@ -353,6 +353,32 @@ impl TxSender {
         })
     }
 
+    /// For each key, how long (seconds) its oldest transaction broadcast and not mined yet
+    /// has waited since its first broadcast; 0 when none waits.
+    pub async fn stuck(&self) -> Result<Vec<(Address, u64)>, ChainError> {
+        let rows = sqlx::query(
+            "SELECT t.signer, MIN(a.sent_at) FROM sender_transactions t \
+             JOIN sender_attempts a ON a.transaction_id = t.id WHERE t.status = 'pending' GROUP BY t.signer",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        let now = now_seconds();
+        let mut waiting = std::collections::HashMap::new();
+        for row in rows {
+            let signer: String = row.try_get(0)?;
+            let since: i64 = row.try_get(1)?;
+            waiting.insert(signer, now.saturating_sub(u64::try_from(since).unwrap_or(now)));
+        }
+        Ok(self
+            .signers
+            .iter()
+            .map(|signer| {
+                let address = signer.address();
+                (address, waiting.get(&address.to_string()).copied().unwrap_or(0))
+            })
+            .collect())
+    }
+
     /// What transaction `id` cost its key, once mined (`None` before).
     pub async fn cost(&self, id: i64) -> Result<Option<TxCost>, ChainError> {
         let row = sqlx::query(

@@ -55,13 +55,16 @@ impl Database {
             Backend::Sqlite => {
                 // Create the file on first use; wait rather than fail while another connection
                 // holds the write lock; WAL lets readers run beside the writer.
-                options = options.max_connections(1).after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;")
-                            .await?;
-                        Ok(())
+                options = options
+                    .max_connections(1)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;")
+                                .await?;
+                            Ok(())
+                        })
                     })
-                });
+                    .before_acquire(|conn, _| Box::pin(outside_any_transaction(conn)));
                 with_sqlite_create(url)
             }
             Backend::Postgres => {
@@ -85,6 +88,24 @@ impl Database {
     /// The engine behind the pool.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+}
+
+/// Whether a SQLite connection may be handed out: it must not be left inside a transaction.
+/// A write that failed (a full disk) can leave the connection in a broken transaction that
+/// sqlx's rollback did not end; the next `BEGIN` then becomes a savepoint inside it, whose
+/// "commit" reaches nothing durable. Such a connection is discarded (closing it rolls it
+/// back) and the pool opens a fresh one.
+async fn outside_any_transaction(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    match conn.execute("BEGIN").await {
+        Ok(_) => {
+            conn.execute("ROLLBACK").await?;
+            Ok(true)
+        }
+        Err(error) => {
+            tracing::error!(target: "smartmesh::store", %error, "a SQLite connection was left inside a transaction: discarded");
+            Ok(false)
+        }
     }
 }
 

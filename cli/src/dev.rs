@@ -197,12 +197,14 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
                 in_flight: poll,
                 poll_interval: poll,
                 settle_grace: Duration::ZERO,
+                ..EngineConfig::default()
             },
             sender: SenderConfig {
                 confirmations: 1,
                 ..SenderConfig::default()
             },
             limits: args.http.limits(MAX_BODY_BYTES),
+            ..WatcherConfig::default()
         },
     )
     .await?;

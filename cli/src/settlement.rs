@@ -39,6 +39,10 @@ pub(crate) struct Args {
     /// Seconds between checks of a close that needs nothing yet.
     #[arg(long, env = "SMARTMESH_RECHECK_SECS", default_value_t = 30)]
     recheck_secs: u64,
+    /// Blocks beyond `--confirmations` the indexer may fall behind the chain before
+    /// `/v1/health` answers 503.
+    #[arg(long, env = "SMARTMESH_MAX_LAG_BLOCKS", default_value_t = 10)]
+    max_lag_blocks: u64,
     #[command(flatten)]
     sender: SenderArgs,
     #[command(flatten)]
@@ -59,9 +63,11 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
             in_flight: 2 * poll,
             poll_interval: poll,
             settle_grace: Duration::from_secs(args.settle_grace_secs),
+            ..EngineConfig::default()
         },
         sender: args.sender.config()?,
         limits: args.http.limits(MAX_BODY_BYTES),
+        max_lag_blocks: args.max_lag_blocks,
     };
     let watcher = Watcher::new(provider, db, deployment.clone(), key, config).await?;
     let listener = TcpListener::bind(args.listen)

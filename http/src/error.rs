@@ -122,6 +122,29 @@ impl ApiError {
         )
     }
 
+    /// The database failed (full, unreachable, refusing writes): a 503 naming it, so that a
+    /// client retries rather than gives up, and an operator sees what to fix.
+    pub fn storage(error: impl std::fmt::Display) -> Self {
+        tracing::error!(target: "smartmesh::api", %error, "database failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("database: {error}; retry later"),
+        )
+        .retry_after(1)
+    }
+
+    /// The chain's node did not answer: a 503 naming it.
+    pub fn node(error: impl std::fmt::Display) -> Self {
+        tracing::warn!(target: "smartmesh::api", %error, "node failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("chain: the node did not answer ({error}); retry later"),
+        )
+        .retry_after(1)
+    }
+
     /// A failure of the server itself; the detail is logged, not returned.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(target: "smartmesh::api", %error, "request failed");

@@ -204,25 +204,25 @@ pub(crate) async fn earnings(
     )
     .fetch_all(state.core.db.pool())
     .await
-    .map_err(ApiError::internal)?;
+    .map_err(ApiError::storage)?;
     let mut periods: BTreeMap<u64, PeriodEarnings> = BTreeMap::new();
     let mut total = PeriodEarnings::default();
     for row in rows {
-        let at = row.try_get::<i64, _>(0).map_err(ApiError::internal)? as u64 / 1_000;
+        let at = row.try_get::<i64, _>(0).map_err(ApiError::storage)? as u64 / 1_000;
         let start = if seconds == 0 { 0 } else { at - at % seconds };
         let fee: U256 = row
             .try_get::<String, _>(1)
-            .map_err(ApiError::internal)?
+            .map_err(ApiError::storage)?
             .parse()
-            .map_err(ApiError::internal)?;
-        let succeeded = row.try_get::<i64, _>(2).map_err(ApiError::internal)? == 1;
-        let gas = U256::from(row.try_get::<i64, _>(3).map_err(ApiError::internal)? as u64);
+            .map_err(ApiError::storage)?;
+        let succeeded = row.try_get::<i64, _>(2).map_err(ApiError::storage)? == 1;
+        let gas = U256::from(row.try_get::<i64, _>(3).map_err(ApiError::storage)? as u64);
         let price: U256 = row
             .try_get::<String, _>(4)
-            .map_err(ApiError::internal)?
+            .map_err(ApiError::storage)?
             .parse()
-            .map_err(ApiError::internal)?;
-        let cause: Option<String> = row.try_get(5).map_err(ApiError::internal)?;
+            .map_err(ApiError::storage)?;
+        let cause: Option<String> = row.try_get(5).map_err(ApiError::storage)?;
         // Relays booked before causes were recorded: a success relayed, anything else reverted.
         let cause = cause.as_deref().and_then(SpendCause::parse).unwrap_or(if succeeded {
             SpendCause::Relayed

@@ -115,13 +115,13 @@ pub(crate) async fn quote(
         .estimator
         .inner_gas(request.from, request.target, &request.data)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::node)?
         .map_err(|reason| ApiError::invalid("data", format!("the call would revert: {reason}")))?;
     let fee_payment = core
         .estimator
         .fee_payment_gas(request.from, agent)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::node)?
         .map_err(|reason| {
             ApiError::invalid("from", format!("cannot pay a fee in SMT: {reason}"))
         })?;
@@ -141,11 +141,11 @@ pub(crate) async fn quote(
         .sender
         .current_fees()
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::node)?;
     let fee = pricing::fee(estimated_gas, max_fee_per_gas, rate, core.policy.markup_bps)
         .map_err(|e| ApiError::invalid("data", e.to_string()))?;
     let expires_at = now_secs() + core.policy.quote_ttl.as_secs();
-    let mut tx = core.db.pool().begin().await.map_err(ApiError::internal)?;
+    let mut tx = core.db.pool().begin().await.map_err(ApiError::storage)?;
     let quote_id: i64 = sqlx::query_scalar(
         "INSERT INTO relay_quotes (from_address, target, data_hash, agent, gas, estimated_gas, fee, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -160,7 +160,7 @@ pub(crate) async fn quote(
     .bind(expires_at as i64)
     .fetch_one(&mut *tx)
     .await
-    .map_err(ApiError::internal)?;
+    .map_err(ApiError::storage)?;
     // Anyone may ask quotes in anyone's name: each user keeps only its latest few.
     sqlx::query(
         "DELETE FROM relay_quotes WHERE from_address = $1 AND id NOT IN \
@@ -170,8 +170,8 @@ pub(crate) async fn quote(
     .bind(core.policy.max_quotes_per_sender)
     .execute(&mut *tx)
     .await
-    .map_err(ApiError::internal)?;
-    tx.commit().await.map_err(ApiError::internal)?;
+    .map_err(ApiError::storage)?;
+    tx.commit().await.map_err(ApiError::storage)?;
     Metrics::add(&core.metrics.quotes);
     Ok(Json(Quote {
         quote_id,
@@ -194,7 +194,7 @@ pub(crate) async fn quote(
 /// The least loaded key that may send, taking turns among equals; a 503 when every key is
 /// short of ETH.
 async fn pick_key(core: &Core) -> Result<Address, ApiError> {
-    let keys = core.sender.health().await.map_err(ApiError::internal)?;
+    let keys = core.sender.health().await.map_err(ApiError::node)?;
     let turn = core.next_key.fetch_add(1, Ordering::Relaxed);
     let count = keys.len().max(1);
     (0..keys.len())

@@ -173,17 +173,17 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
     .bind(body.quote_id)
     .fetch_optional(core.db.pool())
     .await
-    .map_err(ApiError::internal)?
+    .map_err(ApiError::storage)?
     .ok_or_else(|| ApiError::invalid("quoteId", format!("no quote {}", body.quote_id)))?;
     let text = |index: usize| -> Result<String, ApiError> {
-        quote.try_get(index).map_err(ApiError::internal)
+        quote.try_get(index).map_err(ApiError::storage)
     };
-    let quoted_agent: Address = text(3)?.parse().map_err(ApiError::internal)?;
-    let quoted_fee: U256 = text(5)?.parse().map_err(ApiError::internal)?;
-    let quoted_gas: i64 = quote.try_get(4).map_err(ApiError::internal)?;
-    let expires_at: i64 = quote.try_get(6).map_err(ApiError::internal)?;
-    let estimated_gas: i64 = quote.try_get(7).map_err(ApiError::internal)?;
-    let data_hash: Vec<u8> = quote.try_get(2).map_err(ApiError::internal)?;
+    let quoted_agent: Address = text(3)?.parse().map_err(ApiError::storage)?;
+    let quoted_fee: U256 = text(5)?.parse().map_err(ApiError::storage)?;
+    let quoted_gas: i64 = quote.try_get(4).map_err(ApiError::storage)?;
+    let expires_at: i64 = quote.try_get(6).map_err(ApiError::storage)?;
+    let estimated_gas: i64 = quote.try_get(7).map_err(ApiError::storage)?;
+    let data_hash: Vec<u8> = quote.try_get(2).map_err(ApiError::storage)?;
     if text(0)? != request.from.to_string()
         || text(1)? != request.target.to_string()
         || data_hash != keccak256(&request.data).as_slice()
@@ -239,7 +239,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
             format!("must be the quoted {quoted_gas}"),
         ));
     }
-    let chain_now = core.chain_now().await.map_err(ApiError::internal)?;
+    let chain_now = core.chain_now().await.map_err(ApiError::node)?;
     let earliest = now_secs().max(chain_now) + core.policy.min_validity.as_secs();
     if request.deadline < U256::from(earliest) {
         return Err(ApiError::invalid(
@@ -284,13 +284,13 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
         .node_turns
         .acquire()
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     let agent = SignedAgent::new(core.agent, core.provider.clone());
     if agent
         .nonceUsed(request.from, request.nonce)
         .call()
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::node)?
     {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -317,7 +317,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
         .balanceOf(request.from)
         .call()
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::node)?;
     let needed = in_flight.reserved.checked_add(request.fee);
     if needed.is_none_or(|needed| balance < needed) {
         return Err(ApiError::invalid(
@@ -355,7 +355,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
             )
             .await
     };
-    simulated.map_err(ApiError::internal)?.map_err(|reason| {
+    simulated.map_err(ApiError::node)?.map_err(|reason| {
         let after = if in_flight.unmined.is_empty() {
             String::new()
         } else {
@@ -364,7 +364,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
         ApiError::invalid("request", format!("the call would revert{after}: {reason}"))
     })?;
 
-    let mut tx = core.db.pool().begin().await.map_err(ApiError::internal)?;
+    let mut tx = core.db.pool().begin().await.map_err(ApiError::storage)?;
     let tx_id = core
         .sender
         .submit_in(
@@ -378,7 +378,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
             &prepared,
         )
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     let inserted = sqlx::query_scalar::<_, i64>(
         "INSERT INTO relays (from_address, nonce, request_hash, agent, target, selector, fee, quote_id, tx_id, accepted_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
@@ -397,7 +397,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
     .await;
     match inserted {
         Ok(id) => {
-            tx.commit().await.map_err(ApiError::internal)?;
+            tx.commit().await.map_err(ApiError::storage)?;
             tracing::info!(target: "smartmesh::relayer", id, from = %request.from, nonce = %request.nonce, tx_id, "accepted");
             Ok((id, false))
         }
@@ -406,7 +406,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
             drop(tx);
             match repeat(core, request.from, &nonce_bytes, digest).await? {
                 Some(id) => Ok((id, true)),
-                None => Err(ApiError::internal(error)),
+                None => Err(ApiError::storage(error)),
             }
         }
     }
@@ -428,22 +428,22 @@ async fn in_flight(core: &Core, from: Address) -> Result<InFlight, ApiError> {
         .bind(from.to_string())
         .fetch_all(core.db.pool())
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     let mut fees = std::collections::HashMap::new();
     for row in &rows {
-        let tx_id: i64 = row.try_get(0).map_err(ApiError::internal)?;
+        let tx_id: i64 = row.try_get(0).map_err(ApiError::storage)?;
         let fee: U256 = row
             .try_get::<String, _>(1)
-            .map_err(ApiError::internal)?
+            .map_err(ApiError::storage)?
             .parse()
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::storage)?;
         fees.insert(tx_id, fee);
     }
     let ids: Vec<i64> = fees.keys().copied().collect();
     let unmined = if ids.is_empty() {
         Vec::new()
     } else {
-        core.sender.unmined(&ids).await.map_err(ApiError::internal)?
+        core.sender.unmined(&ids).await.map_err(ApiError::storage)?
     };
     let reserved = unmined
         .iter()
@@ -469,11 +469,11 @@ async fn repeat(
             .bind(nonce.to_vec())
             .fetch_optional(core.db.pool())
             .await
-            .map_err(ApiError::internal)?
+            .map_err(ApiError::storage)?
     else {
         return Ok(None);
     };
-    let hash: Vec<u8> = row.try_get(1).map_err(ApiError::internal)?;
+    let hash: Vec<u8> = row.try_get(1).map_err(ApiError::storage)?;
     if hash != digest.as_slice() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -484,7 +484,7 @@ async fn repeat(
             ),
         ));
     }
-    Ok(Some(row.try_get(0).map_err(ApiError::internal)?))
+    Ok(Some(row.try_get(0).map_err(ApiError::storage)?))
 }
 
 /// `key` prepared for the relay's transaction; a 503 when it may not take another: it is
@@ -498,7 +498,7 @@ async fn prepare(core: &Core, key: Address) -> Result<Prepared, ApiError> {
                 "relaying is paused: key {key} is short of ETH"
             )));
         }
-        Err(error) => return Err(ApiError::internal(error)),
+        Err(error) => return Err(ApiError::node(error)),
     };
     if prepared.balance() < core.policy.low_balance {
         let waiting: i64 = sqlx::query_scalar(
@@ -507,7 +507,7 @@ async fn prepare(core: &Core, key: Address) -> Result<Prepared, ApiError> {
         .bind(key.to_string())
         .fetch_one(core.db.pool())
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
         if waiting >= core.policy.low_balance_queue_cap {
             return Err(paused(format!(
                 "key {key} runs low on ETH and has {waiting} transactions waiting; retry later"
@@ -563,16 +563,16 @@ pub(crate) async fn status(
         .bind(id)
         .fetch_optional(core.db.pool())
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::storage)?
         .ok_or_else(|| ApiError::not_found("id", format!("no relay {id}")))?;
-    let from: String = row.try_get(0).map_err(ApiError::internal)?;
-    let nonce: Vec<u8> = row.try_get(1).map_err(ApiError::internal)?;
-    let fee: String = row.try_get(2).map_err(ApiError::internal)?;
-    let tx_id: i64 = row.try_get(3).map_err(ApiError::internal)?;
+    let from: String = row.try_get(0).map_err(ApiError::storage)?;
+    let nonce: Vec<u8> = row.try_get(1).map_err(ApiError::storage)?;
+    let fee: String = row.try_get(2).map_err(ApiError::storage)?;
+    let tx_id: i64 = row.try_get(3).map_err(ApiError::storage)?;
     let mut answer = RelayStatus {
         id,
         status: "queued".into(),
-        from: from.parse().map_err(ApiError::internal)?,
+        from: from.parse().map_err(ApiError::storage)?,
         nonce: U256::from_be_slice(&nonce),
         tx_hash: None,
         block: None,
@@ -584,7 +584,7 @@ pub(crate) async fn status(
         .sender
         .status(tx_id)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::storage)?
     {
         TxStatus::Queued => {}
         TxStatus::Pending { hash } => {
@@ -605,13 +605,13 @@ pub(crate) async fn status(
                 .provider
                 .get_block_number()
                 .await
-                .map_err(ApiError::internal)?;
+                .map_err(ApiError::node)?;
             answer.tx_hash = Some(hash);
             answer.block = Some(block);
             answer.confirmations = Some(head.saturating_sub(block) + 1);
             if succeeded {
                 answer.status = "mined".into();
-                answer.fee_earned = fee.parse().map_err(ApiError::internal)?;
+                answer.fee_earned = fee.parse().map_err(ApiError::storage)?;
             } else {
                 answer.status = "failed".into();
                 answer.reason = Some(format!(

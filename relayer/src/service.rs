@@ -9,9 +9,9 @@ use alloy::{
     providers::{DynProvider, Provider},
     signers::local::PrivateKeySigner,
 };
-use smartmesh_chain::{Database, Deployment, SenderConfig, TxSender};
+use smartmesh_chain::{Backoff, Database, Deployment, SenderConfig, TxSender};
 use tokio::{net::TcpListener, sync::watch};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::{
     AllowList, ApiLimits, AppState, RelayPolicy, RelayerError,
@@ -21,6 +21,9 @@ use crate::{
     quote::forget_expired,
     estimate::Estimator,
 };
+
+/// The longest pause between retries of a failing loop.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Settings of a [`Relayer`].
 #[derive(Debug, Clone)]
@@ -178,14 +181,19 @@ impl Relayer {
         let interval = self.poll_interval;
         let mut stop_sending = stop.clone();
         let sending = tokio::spawn(async move {
+            let mut backoff = Backoff::new("sender", interval, MAX_BACKOFF);
             loop {
-                if let Err(error) = core.sender.send_queued().await {
-                    warn!(target: "smartmesh::sender", %error, "sending failed; retrying");
-                }
+                let pause = match core.sender.send_queued().await {
+                    Ok(()) => {
+                        backoff.succeeded();
+                        interval
+                    }
+                    Err(error) => backoff.failed(&error),
+                };
                 tokio::select! {
                     _ = stop_sending.wait_for(|stopped| *stopped) => return,
-                    _ = core.sender_wake.notified() => {}
-                    _ = tokio::time::sleep(interval) => {}
+                    _ = core.sender_wake.notified(), if backoff.failures() == 0 => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
             }
         });
@@ -193,19 +201,24 @@ impl Relayer {
         let interval = self.follow_interval;
         let mut stop_following = stop.clone();
         let following = tokio::spawn(async move {
+            let mut backoff = Backoff::new("follower of sent transactions", interval, MAX_BACKOFF);
             loop {
-                if let Err(error) = core.sender.follow().await {
-                    warn!(target: "smartmesh::sender", %error, "following sent transactions failed; retrying");
-                }
-                if let Err(error) = settle_finished(&core).await {
-                    warn!(target: "smartmesh::relayer", %error, "booking finished relays failed; retrying");
-                }
-                if let Err(error) = forget_expired(&core).await {
-                    warn!(target: "smartmesh::relayer", %error, "deleting expired quotes failed; retrying");
-                }
+                let followed = async {
+                    core.sender.follow().await?;
+                    settle_finished(&core).await?;
+                    forget_expired(&core).await?;
+                    Ok::<_, RelayerError>(())
+                };
+                let pause = match followed.await {
+                    Ok(()) => {
+                        backoff.succeeded();
+                        interval
+                    }
+                    Err(error) => backoff.failed(&error),
+                };
                 tokio::select! {
                     _ = stop_following.wait_for(|stopped| *stopped) => return,
-                    _ = tokio::time::sleep(interval) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
             }
         });

@@ -8,9 +8,15 @@ use std::sync::{
 };
 
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
-use serde::Serialize;
-use smartmesh_chain::Database;
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::{Deserialize, Serialize};
+use smartmesh_chain::{Database, unix_millis};
 pub(crate) use smartmesh_http::ErrorBody;
 use smartmesh_http::with_limits;
 pub use smartmesh_http::{ApiError, ApiLimits};
@@ -39,6 +45,29 @@ pub struct AppState {
     pub limits: ApiLimits,
     /// Whether this replica leads (indexes and sends); for `GET /v1/health`.
     pub leading: Arc<AtomicBool>,
+    /// The transaction sender, for its stuck-time series in `GET /metrics` (none in a bare
+    /// API).
+    pub sender: Option<smartmesh_chain::TxSender>,
+    /// When `GET /v1/health` says the watcher cannot protect anyone.
+    pub health: HealthLimits,
+}
+
+/// When the watcher is too unwell to protect anyone: `GET /v1/health` answers 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthLimits {
+    /// The blocks the indexer stays behind the head on purpose.
+    pub confirmations: u64,
+    /// How many more blocks behind the indexer may fall.
+    pub max_lag_blocks: u64,
+}
+
+impl Default for HealthLimits {
+    fn default() -> Self {
+        Self {
+            confirmations: 2,
+            max_lag_blocks: 10,
+        }
+    }
 }
 
 impl AppState {
@@ -61,6 +90,8 @@ impl AppState {
                 ..ApiLimits::default()
             },
             leading: Arc::default(),
+            sender: None,
+            health: HealthLimits::default(),
         }
     }
 }
@@ -80,49 +111,118 @@ pub fn app(state: AppState) -> Router {
     with_limits(router, limits).with_state(state)
 }
 
-/// Whether the watcher can serve: its database answers.
-#[derive(Debug, Serialize, ToSchema)]
+/// Whether the watcher can protect anyone, and what it sees.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Health {
-    /// `ok`.
-    status: &'static str,
+pub struct Health {
+    /// `ok`, or `unavailable` when it cannot protect anyone (see `problems`).
+    pub status: String,
     /// The chain guarded.
-    chain_id: u64,
+    pub chain_id: u64,
     /// The TokenNetwork guarded.
     #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    token_network: Address,
+    pub token_network: Address,
     /// The watcher's address, to name in Watches.
     #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    watcher: Address,
+    pub watcher: Address,
+    /// The chain's latest block as this replica last read it.
+    pub chain_head: Option<u64>,
     /// The last block the indexer committed, if it has started.
-    indexed_block: Option<u64>,
+    pub indexed_block: Option<u64>,
+    /// Blocks between the two.
+    pub lag_blocks: Option<u64>,
+    /// The latest failed call to the node, when it is more recent than the latest success.
+    pub last_rpc_error: Option<String>,
+    /// Whether the database took a write just now.
+    pub storage_writable: bool,
     /// Whether this replica leads: indexes the chain and sends transactions. Every replica
     /// serves the API and works disputes.
-    leader: bool,
+    pub leader: bool,
+    /// What keeps the watcher from protecting anyone; empty when `ok`.
+    pub problems: Vec<String>,
+    /// `unavailable` when not `ok` (the error body every endpoint answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The problems in one line when not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
-/// The watcher's health and identity.
+/// The watcher's health: 503 when it cannot protect anyone (the node unreachable, the
+/// indexer fallen behind, the database refusing writes).
 #[utoipa::path(get, path = "/v1/health", responses(
     (status = 200, body = Health),
-    (status = 503, description = "the database does not answer", body = ErrorBody),
+    (status = 503, description = "the watcher cannot protect anyone now; `problems` says why", body = Health),
 ))]
-pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    let indexed_block = crate::indexer::indexed_block(state.db.pool())
-        .await
-        .map_err(|error| {
-            tracing::error!(target: "smartmesh::api", %error, "health: database failed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the database does not answer",
-            )
-        })?;
-    Ok(Json(Health {
-        status: "ok",
+pub(crate) async fn health(State(state): State<AppState>) -> Response {
+    let mut problems = Vec::new();
+    let storage_writable = match storage_probe(&state).await {
+        Ok(()) => true,
+        Err(error) => {
+            Metrics::failed(&state.metrics, smartmesh_chain::Fault::Storage, &error);
+            problems.push(format!("database: refuses writes ({error})"));
+            false
+        }
+    };
+    let indexed_block = match crate::indexer::indexed_block(state.db.pool()).await {
+        Ok(block) => block,
+        Err(error) => {
+            problems.push(format!("database: cannot read the indexer's cursor ({error})"));
+            None
+        }
+    };
+    let rpc = state.metrics.rpc_state();
+    let last_rpc_error = rpc
+        .last_error
+        .filter(|(_, at)| *at > rpc.last_ok)
+        .map(|(error, at)| {
+            let secs = (unix_millis() - at).max(0) / 1_000;
+            problems.push(format!("chain: the node fails ({error}), {secs} s ago"));
+            error
+        });
+    let head = state.metrics.chain_head.load(Ordering::Relaxed);
+    let chain_head = (head > 0).then_some(head);
+    let lag_blocks = chain_head.map(|head| head.saturating_sub(indexed_block.unwrap_or_default()));
+    let allowed = state.health.confirmations + state.health.max_lag_blocks;
+    if let Some(lag) = lag_blocks
+        && lag > allowed
+    {
+        problems.push(format!(
+            "indexer: {lag} blocks behind the chain head {head} (at most {allowed})"
+        ));
+    }
+    let ok = problems.is_empty();
+    let body = Health {
+        status: if ok { "ok" } else { "unavailable" }.into(),
         chain_id: state.chain_id,
         token_network: state.token_network,
         watcher: state.watcher.address(),
+        chain_head,
         indexed_block,
+        lag_blocks,
+        last_rpc_error,
+        storage_writable,
         leader: state.leading.load(Ordering::Relaxed),
-    }))
+        error: (!ok).then(|| "unavailable".into()),
+        detail: (!ok).then(|| problems.join("; ")),
+        problems,
+    };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// A write the database must take for the watcher to store anything.
+async fn storage_probe(state: &AppState) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO watcher_health (id, checked_at) VALUES (1, $1) \
+         ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+    )
+    .bind(unix_millis())
+    .execute(state.db.pool())
+    .await?;
+    Ok(())
 }

@@ -51,6 +51,10 @@ pub struct ChannelView {
     pub proofs: Option<Vec<HeldProofView>>,
     /// The watcher's work on the channel.
     pub jobs: Vec<JobView>,
+    /// The close settled unpenalized though a proof the watcher held proved the closer lied
+    /// (the watcher was not there in time): what it cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed_dispute: Option<MissedDispute>,
     /// Every decision taken, oldest first.
     pub decisions: Vec<DecisionView>,
 }
@@ -95,6 +99,12 @@ pub struct ChainState {
     pub penalized: bool,
     /// The block of the channel's last event.
     pub updated_block: u64,
+    /// What the settlement paid participant 1, once settled.
+    #[schema(value_type = Option<String>, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
+    pub payout1: Option<U256>,
+    /// What it paid participant 2.
+    #[schema(value_type = Option<String>, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
+    pub payout2: Option<U256>,
 }
 
 impl From<ChannelRow> for ChainState {
@@ -114,6 +124,8 @@ impl From<ChannelRow> for ChainState {
             settle_at: row.settle_at,
             penalized: row.penalized,
             updated_block: row.updated_block,
+            payout1: row.payouts.map(|(p1, _)| p1),
+            payout2: row.payouts.map(|(_, p2)| p2),
         }
     }
 }
@@ -137,6 +149,26 @@ pub struct HeldProofView {
     /// The reward the receiver's Watch grants.
     #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub reward: U256,
+}
+
+/// A dispute the watcher missed.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MissedDispute {
+    /// Who closed and lied.
+    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
+    pub closer: Address,
+    /// What it declared it paid.
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
+    pub claimed: U256,
+    /// What the proof held shows it paid.
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
+    pub proven: U256,
+    /// What the victim got less than the penalty would have given it (after the reward).
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
+    pub lost: U256,
+    /// When the watcher found out (unix milliseconds).
+    pub recorded_at: i64,
 }
 
 /// A job of the watcher's on the channel.
@@ -289,7 +321,7 @@ pub(crate) async fn channel(
     let pool = state.db.pool();
     let chain = load_channel(pool, channel_id)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     let private = match (auth.participant, auth.expires, auth.signature) {
         (None, None, None) => false,
         (Some(participant), Some(expires), Some(signature)) => {
@@ -360,11 +392,28 @@ pub(crate) async fn channel(
         },
     )
     .await?;
+    let missed_dispute = rows(
+        pool,
+        "SELECT closer, claimed, proven, lost, recorded_at FROM missed_disputes WHERE channel_id = $1",
+        channel_id,
+        |row| {
+            Ok(MissedDispute {
+                closer: sql::address(row, 0)?,
+                claimed: sql::u256(row, 1)?,
+                proven: sql::u256(row, 2)?,
+                lost: sql::u256(row, 3)?,
+                recorded_at: row.try_get(4)?,
+            })
+        },
+    )
+    .await?
+    .pop();
     Ok(Json(ChannelView {
         channel_id,
         chain: chain.map(ChainState::from),
         proofs,
         jobs,
+        missed_dispute,
         decisions,
     }))
 }
@@ -400,9 +449,9 @@ async fn rows<T>(
         .bind(channel_id.to_vec())
         .fetch_all(pool)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::storage)?
         .iter()
-        .map(|row| read(row).map_err(ApiError::internal))
+        .map(|row| read(row).map_err(ApiError::storage))
         .collect()
 }
 
@@ -450,7 +499,7 @@ pub(crate) async fn latest_proof(
     let signer = parse_address("signer", &query.signer)?;
     let channel = load_channel(state.db.pool(), channel_id)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     authorize(
         &state,
         channel_id,
@@ -469,14 +518,14 @@ pub(crate) async fn latest_proof(
         .bind(signer.to_string())
         .fetch_optional(state.db.pool())
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
         if let Some(row) = row {
             let rank = (
-                sql::u256(&row, 0).map_err(ApiError::internal)?,
-                sql::u256_be(&row, 1).map_err(ApiError::internal)?,
+                sql::u256(&row, 0).map_err(ApiError::storage)?,
+                sql::u256_be(&row, 1).map_err(ApiError::storage)?,
             );
             if best.as_ref().is_none_or(|(held, _, _)| rank > *held) {
-                best = Some((rank, row.try_get(2).map_err(ApiError::internal)?, source));
+                best = Some((rank, row.try_get(2).map_err(ApiError::storage)?, source));
             }
         }
     }
@@ -486,13 +535,13 @@ pub(crate) async fn latest_proof(
             format!("no proof signed by {signer} on channel {channel_id} is held"),
         ));
     };
-    let signed = SignedProof::decode(&bytes).map_err(ApiError::internal)?;
+    let signed = SignedProof::decode(&bytes).map_err(ApiError::storage)?;
     Ok(Json(LatestProof {
         channel_id,
         signer,
         nonce,
         transferred_amount,
-        proof: signed.to_text().map_err(ApiError::internal)?,
+        proof: signed.to_text().map_err(ApiError::storage)?,
         source: source.to_owned(),
     }))
 }

@@ -14,11 +14,16 @@ use alloy::{
     rpc::types::TransactionRequest,
     sol_types::SolCall,
 };
-use smartmesh_chain::{Backend, ChainError, Database, TxRequest, TxSender, TxStatus, unix_millis};
+use smartmesh_chain::{
+    Backend, Backoff, ChainError, Database, TxRequest, TxSender, TxStatus, unix_millis,
+};
 use smartmesh_protocol::{CloseVerdict, SignedProof, TokenNetwork, Watch, judge_close};
 use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{error, info};
+
+/// The longest pause between retries of a failing pass.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 use crate::{ChannelPhase, ChannelRow, Metrics, SettlementError, load_channel, sql};
 
@@ -35,6 +40,9 @@ pub struct EngineConfig {
     /// How long after `settleAt` the watcher waits for the participants to settle before it
     /// settles for them.
     pub settle_grace: Duration,
+    /// The most jobs one pass works: between passes new closes are planned, the chain's clock
+    /// read again and shutdown heard, however many jobs are due.
+    pub max_jobs_per_pass: usize,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +52,7 @@ impl Default for EngineConfig {
             in_flight: Duration::from_secs(2),
             poll_interval: Duration::from_secs(1),
             settle_grace: Duration::from_secs(600),
+            max_jobs_per_pass: 64,
         }
     }
 }
@@ -89,6 +98,8 @@ struct Step {
     done: bool,
     tx_id: Option<i64>,
     due_in: Duration,
+    /// Not looked at again before the chain's clock reaches this (unix seconds).
+    due_chain: Option<u64>,
     decisions: Vec<(&'static str, String)>,
     hurried: bool,
 }
@@ -99,9 +110,16 @@ impl Step {
             done: false,
             tx_id,
             due_in,
+            due_chain: None,
             decisions: Vec::new(),
             hurried: false,
         }
+    }
+
+    /// Waits for the chain's clock to reach `at` before anything can change.
+    fn until_chain_time(mut self, at: u64) -> Self {
+        self.due_chain = Some(at);
+        self
     }
 
     fn decide(mut self, code: &'static str, detail: impl Into<String>) -> Self {
@@ -148,34 +166,50 @@ impl DisputeEngine {
         self
     }
 
-    /// Passes until `shutdown` resolves. A failing pass is logged and retried: the jobs are
-    /// all in the database, so nothing is forgotten meanwhile.
+    /// Passes until `shutdown` resolves. A failing pass is retried with backoff: the jobs are
+    /// all in the database, so nothing is forgotten meanwhile. A pass that found more due jobs
+    /// than it may work is followed by another at once.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
+        let mut backoff = Backoff::new("dispute engine", self.config.poll_interval, MAX_BACKOFF);
         loop {
-            if let Err(error) = self.pass().await {
-                warn!(target: "smartmesh::engine", %error, "pass failed; retrying");
-            }
+            let pause = match self.pass().await {
+                Ok(worked) => {
+                    backoff.succeeded();
+                    if worked >= self.config.max_jobs_per_pass {
+                        Duration::ZERO
+                    } else {
+                        self.config.poll_interval
+                    }
+                }
+                Err(error) => {
+                    self.metrics.failed(error.fault(), &error);
+                    backoff.failed(&error)
+                }
+            };
             tokio::select! {
+                biased;
                 _ = &mut shutdown => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = self.wake.notified(), if backoff.failures() == 0 => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
 
-    /// Creates the jobs of newly closed channels, then works every job that is due. Returns
-    /// how many jobs it worked.
+    /// Creates the jobs of newly closed (or settled) channels, then works the jobs that are
+    /// due, at most `max_jobs_per_pass`. Returns how many it worked.
     pub async fn pass(&self) -> Result<usize, SettlementError> {
         self.plan().await?;
-        let chain_now = self
+        let head = self
             .provider
             .get_block_by_number(Default::default())
             .await
-            .map_err(|e| SettlementError::Rpc(e.to_string()))?
-            .map_or(0, |block| block.header.timestamp);
+            .map_err(|e| SettlementError::Rpc(e.to_string()))?;
+        self.metrics
+            .rpc_ok(head.as_ref().map(|block| block.header.number));
+        let chain_now = head.map_or(0, |block| block.header.timestamp);
         let mut worked = 0;
-        while self.work_one(chain_now).await? {
+        while worked < self.config.max_jobs_per_pass && self.work_one(chain_now).await? {
             worked += 1;
         }
         Ok(worked)
@@ -208,6 +242,18 @@ impl DisputeEngine {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // A close that settled unpenalized while we held a proof of the closer's (the watcher
+        // was down, or too late): looked at once, to say what it cost.
+        sqlx::query(
+            "INSERT INTO watcher_jobs (channel_id, kind, state, due_at) \
+             SELECT c.channel_id, 'dispute', 'active', $1 FROM channels c \
+             WHERE c.state = 'settled' AND c.penalized = 0 AND c.closer IS NOT NULL \
+             AND EXISTS (SELECT 1 FROM receipts r WHERE r.channel_id = c.channel_id AND r.signer = c.closer) \
+             ON CONFLICT (channel_id, kind) DO NOTHING",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         // A reorg can undo what finished a job (a penalty, a settle): work it again.
         sqlx::query(
             "UPDATE watcher_jobs SET state = 'active', due_at = $1 WHERE state = 'done' AND channel_id IN \
@@ -230,10 +276,12 @@ impl DisputeEngine {
         let mut tx = self.db.pool().begin().await?;
         let query = format!(
             "SELECT channel_id, kind, tx_id, last_decision, hurried_at FROM watcher_jobs \
-             WHERE state = 'active' AND due_at <= $1 ORDER BY due_at LIMIT 1{lock}"
+             WHERE state = 'active' AND due_at <= $1 AND (due_chain_time IS NULL OR due_chain_time <= $2) \
+             ORDER BY due_at LIMIT 1{lock}"
         );
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(query))
             .bind(unix_millis())
+            .bind(i64::try_from(chain_now).unwrap_or(i64::MAX))
             .fetch_optional(&mut *tx)
             .await?
         else {
@@ -254,6 +302,9 @@ impl DisputeEngine {
                     "the channel is not indexed (its opening was reorged out)",
                 )
                 .finished(),
+            (DISPUTE, Some(channel)) if channel.phase == ChannelPhase::Settled => {
+                self.audit_settled(&mut tx, &channel).await?
+            }
             (_, Some(channel)) if channel.phase == ChannelPhase::Settled => {
                 Step::new(None, self.config.recheck)
                     .decide("settled", "the channel is settled")
@@ -296,13 +347,16 @@ impl DisputeEngine {
                         self.sender.hurry(conn, tx_id).await?;
                         Metrics::add(&self.metrics.escalations, 1);
                         step.hurried = true;
-                        step = step.decide(
-                            "dispute_escalated",
+                        let settle_at = channel.settle_at.unwrap_or_default();
+                        let when = if chain_now < settle_at {
+                            format!("settleAt {settle_at} is near (chain time {chain_now})")
+                        } else {
                             format!(
-                                "settleAt {} is near (chain time {chain_now}): fees raised",
-                                channel.settle_at.unwrap_or_default()
-                            ),
-                        );
+                                "settleAt {settle_at} has passed (chain time {chain_now}) with our dispute unmined; \
+                                 it still lands if it is mined before anyone settles"
+                            )
+                        };
+                        step = step.decide("dispute_escalated", format!("{when}: fees raised"));
                     }
                     return Ok(step);
                 }
@@ -367,6 +421,75 @@ impl DisputeEngine {
         }
     }
 
+    /// A channel settled unpenalized while we hold a proof of the closer's: had the proof
+    /// disputed the close, the victim lost what the penalty would have given it. Recorded,
+    /// counted and logged at error level: an operator must know.
+    async fn audit_settled(
+        &self,
+        conn: &mut AnyConnection,
+        channel: &ChannelRow,
+    ) -> Result<Step, SettlementError> {
+        let step = Step::new(None, self.config.recheck).finished();
+        let (Some(closer), Some(claim), Some(settle_at)) =
+            (channel.closer, channel.claim_transferred, channel.settle_at)
+        else {
+            return Ok(step.decide("settled", "the channel is settled"));
+        };
+        if channel.penalized {
+            return Ok(step.decide("settled", "the channel settled with the closer penalized"));
+        }
+        let Some(held) = self.best_proof(conn, channel.channel_id, closer).await? else {
+            return Ok(step.decide("settled", "the channel is settled"));
+        };
+        let closed_at = settle_at.saturating_sub(channel.settle_timeout);
+        let proven = held.signed.proof.transferredAmount;
+        if judge_close(claim, closed_at, proven, held.watch.deadline) != CloseVerdict::Dispute {
+            return Ok(step.decide("settled", "the channel is settled; the claim covered every proof held"));
+        }
+        let victim_is_1 = closer == channel.participant2;
+        let total = channel
+            .deposit1
+            .saturating_add(channel.deposit2)
+            .saturating_sub(channel.withdrawn1.saturating_add(channel.withdrawn2));
+        let owed = total.saturating_sub(held.watch.reward.min(total));
+        let paid = channel
+            .payouts
+            .map_or(U256::ZERO, |(p1, p2)| if victim_is_1 { p1 } else { p2 });
+        let lost = owed.saturating_sub(paid);
+        let recorded = sqlx::query(
+            "INSERT INTO missed_disputes (channel_id, closer, claimed, proven, lost, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (channel_id) DO NOTHING",
+        )
+        .bind(channel.channel_id.to_vec())
+        .bind(closer.to_string())
+        .bind(claim.to_string())
+        .bind(proven.to_string())
+        .bind(lost.to_string())
+        .bind(unix_millis())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if recorded > 0 {
+            Metrics::add(&self.metrics.missed_disputes, 1);
+            error!(
+                target: "smartmesh::engine",
+                channel = %channel.channel_id,
+                %closer,
+                %claim,
+                %proven,
+                %lost,
+                "missed dispute: the close settled unpenalized though a held proof proved the closer lied"
+            );
+        }
+        Ok(step.decide(
+            "missed_dispute",
+            format!(
+                "closer {closer} claimed {claim} but signed {proven}; the channel settled at {settle_at} \
+                 before our dispute: the victim got {paid} instead of {owed}, {lost} lost"
+            ),
+        ))
+    }
+
     async fn settle(
         &self,
         conn: &mut AnyConnection,
@@ -377,12 +500,16 @@ impl DisputeEngine {
         let settle_at = channel.settle_at.unwrap_or_default();
         let due = settle_at.saturating_add(self.config.settle_grace.as_secs());
         if chain_now < due {
-            // Wall time and chain time can run apart (a test chain jumps): look again soon.
-            let wait = Duration::from_secs(due - chain_now).min(self.config.recheck);
-            return Ok(Step::new(job.tx_id, wait).decide(
-                "holding",
-                format!("the hold period ends at {settle_at}; settling from {due} if nobody has"),
-            ));
+            // Nothing can change before the chain's clock passes `due`: not looked at again
+            // until a block says it has (a test chain's clock jumps, so wall time says little).
+            return Ok(Step::new(job.tx_id, Duration::ZERO)
+                .until_chain_time(due)
+                .decide(
+                    "holding",
+                    format!(
+                        "the hold period ends at {settle_at}; settling from {due} if nobody has"
+                    ),
+                ));
         }
         let mut step = Step::new(None, self.config.recheck);
         if let Some(tx_id) = job.tx_id {
@@ -615,8 +742,8 @@ impl DisputeEngine {
             last = Some((*code).to_owned());
         }
         sqlx::query(
-            "UPDATE watcher_jobs SET state = $1, tx_id = $2, due_at = $3, last_decision = $4, hurried_at = $5 \
-             WHERE channel_id = $6 AND kind = $7",
+            "UPDATE watcher_jobs SET state = $1, tx_id = $2, due_at = $3, last_decision = $4, hurried_at = $5, \
+             due_chain_time = $8 WHERE channel_id = $6 AND kind = $7",
         )
         .bind(if step.done { "done" } else { "active" })
         .bind(step.tx_id)
@@ -625,6 +752,10 @@ impl DisputeEngine {
         .bind(if step.hurried { Some(now) } else { job.hurried_at })
         .bind(job.channel_id.to_vec())
         .bind(&job.kind)
+        .bind(
+            step.due_chain
+                .map(|at| i64::try_from(at).unwrap_or(i64::MAX)),
+        )
         .execute(&mut *conn)
         .await?;
         Ok(())

@@ -35,3 +35,16 @@ pub enum SettlementError {
     #[error("http server: {0}")]
     Server(#[from] std::io::Error),
 }
+
+impl SettlementError {
+    /// What this error is a failure of, for health and metrics.
+    pub fn fault(&self) -> smartmesh_chain::Fault {
+        use smartmesh_chain::Fault;
+        match self {
+            Self::Chain(error) => error.fault(),
+            Self::Database(_) | Self::Stored { .. } | Self::StoredEvent { .. } => Fault::Storage,
+            Self::Rpc(_) => Fault::Rpc,
+            Self::Config(_) | Self::Server(_) => Fault::Other,
+        }
+    }
+}

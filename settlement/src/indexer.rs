@@ -82,6 +82,8 @@ pub struct ChannelRow {
     pub penalized: bool,
     /// The block of the last event.
     pub updated_block: u64,
+    /// What the settlement paid participant 1 and participant 2, once settled.
+    pub payouts: Option<(U256, U256)>,
 }
 
 /// The [`LogHandler`] that keeps the `channels` table.
@@ -231,6 +233,7 @@ fn fold(
             closed_block: None,
             penalized: false,
             updated_block: block,
+            payouts: None,
         }));
     }
     let Some(mut row) = row else {
@@ -261,9 +264,13 @@ fn fold(
             row.closed_block = Some(block);
         }
         TokenNetworkEvents::CloserPenalized(_) => row.penalized = true,
-        TokenNetworkEvents::ChannelSettled(_)
-        | TokenNetworkEvents::ChannelCooperativelySettled(_) => {
+        TokenNetworkEvents::ChannelSettled(settled) => {
             row.phase = ChannelPhase::Settled;
+            row.payouts = Some((settled.payout1, settled.payout2));
+        }
+        TokenNetworkEvents::ChannelCooperativelySettled(settled) => {
+            row.phase = ChannelPhase::Settled;
+            row.payouts = Some((settled.balance1, settled.balance2));
         }
         // Opening starts a row (above); the domain event carries no channel.
         TokenNetworkEvents::ChannelOpened(_) | TokenNetworkEvents::EIP712DomainChanged(_) => {}
@@ -275,8 +282,8 @@ async fn insert(conn: &mut AnyConnection, row: &ChannelRow) -> Result<(), Settle
     sqlx::query(
         "INSERT INTO channels (channel_id, participant1, participant2, epoch, settle_timeout, state, deposit1, \
          deposit2, withdrawn1, withdrawn2, closer, claim_transferred, closer_received, settle_at, closed_block, \
-         penalized, updated_block) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         penalized, updated_block, payout1, payout2) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(row.channel_id.to_vec())
     .bind(row.participant1.to_string())
@@ -295,6 +302,8 @@ async fn insert(conn: &mut AnyConnection, row: &ChannelRow) -> Result<(), Settle
     .bind(row.closed_block.map(|v| v as i64))
     .bind(i64::from(row.penalized))
     .bind(row.updated_block as i64)
+    .bind(row.payouts.map(|(p1, _)| p1.to_string()))
+    .bind(row.payouts.map(|(_, p2)| p2.to_string()))
     .execute(conn)
     .await?;
     Ok(())
@@ -314,7 +323,7 @@ pub(crate) async fn indexed_block<'e>(
 
 const CHANNEL_COLUMNS: &str = "channel_id, participant1, participant2, epoch, settle_timeout, state, deposit1, \
      deposit2, withdrawn1, withdrawn2, closer, claim_transferred, closer_received, settle_at, closed_block, \
-     penalized, updated_block";
+     penalized, updated_block, payout1, payout2";
 
 /// Reads one channel's row.
 pub async fn load_channel<'e>(
@@ -394,5 +403,6 @@ fn channel_from_row(row: &AnyRow) -> Result<ChannelRow, SettlementError> {
         closed_block: row.try_get::<Option<i64>, _>(14)?.map(|v| v as u64),
         penalized: row.try_get::<i64, _>(15)? == 1,
         updated_block: row.try_get::<i64, _>(16)? as u64,
+        payouts: optional_amount(17)?.zip(optional_amount(18)?),
     })
 }

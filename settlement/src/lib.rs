@@ -15,8 +15,10 @@ mod receipts;
 mod service;
 mod sql;
 
-pub use api::{ApiError, ApiLimits, AppState, MAX_BODY_BYTES, app};
-pub use channels::{ChainState, ChannelView, DecisionView, HeldProofView, JobView, LatestProof};
+pub use api::{ApiError, ApiLimits, AppState, Health, HealthLimits, MAX_BODY_BYTES, app};
+pub use channels::{
+    ChainState, ChannelView, DecisionView, HeldProofView, JobView, LatestProof, MissedDispute,
+};
 pub use engine::{DisputeEngine, EngineConfig};
 pub use error::SettlementError;
 pub use indexer::{ChannelIndexer, ChannelPhase, ChannelRow, load_channel};

@@ -3,8 +3,13 @@
 
 use std::{
     fmt::Write,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
+
+use smartmesh_chain::{Fault, unix_millis};
 
 use axum::{
     Router,
@@ -42,12 +47,56 @@ pub struct Metrics {
     pub escalations: AtomicU64,
     /// Blocks the indexer committed while this replica led.
     pub indexed_batches: AtomicU64,
+    /// Calls to the chain's node that failed, from any loop of this replica.
+    pub rpc_errors: AtomicU64,
+    /// Database operations that failed, from any loop or request of this replica.
+    pub storage_errors: AtomicU64,
+    /// Closes that settled unpenalized though a held proof proved the closer lied.
+    pub missed_disputes: AtomicU64,
+    /// The chain's latest block as this replica last read it (0 before it has).
+    pub chain_head: AtomicU64,
+    rpc: Mutex<RpcState>,
+}
+
+/// The outcome of this replica's latest calls to the node.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RpcState {
+    /// When a call last succeeded (unix ms; 0 never).
+    pub(crate) last_ok: i64,
+    /// The latest failure and when (unix ms).
+    pub(crate) last_error: Option<(String, i64)>,
 }
 
 impl Metrics {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a failure by what it failed at; an RPC failure is remembered for health.
+    pub fn failed(&self, fault: Fault, error: &dyn std::fmt::Display) {
+        match fault {
+            Fault::Rpc => {
+                Self::add(&self.rpc_errors, 1);
+                self.rpc.lock().unwrap_or_else(|e| e.into_inner()).last_error =
+                    Some((error.to_string(), unix_millis()));
+            }
+            Fault::Storage => Self::add(&self.storage_errors, 1),
+            Fault::Other => {}
+        }
+    }
+
+    /// A call to the node succeeded; `head`, when it read one, is the chain's latest block.
+    pub fn rpc_ok(&self, head: Option<u64>) {
+        self.rpc.lock().unwrap_or_else(|e| e.into_inner()).last_ok = unix_millis();
+        if let Some(head) = head {
+            // A reorg can lower the head: the node's latest word stands.
+            self.chain_head.store(head, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn rpc_state(&self) -> RpcState {
+        self.rpc.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -124,51 +173,88 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         "Block ranges the indexer committed.",
         &m.indexed_batches,
     );
+    counter(
+        "rpc_errors_total",
+        "Calls to the chain's node that failed.",
+        &m.rpc_errors,
+    );
+    counter(
+        "storage_errors_total",
+        "Database operations that failed.",
+        &m.storage_errors,
+    );
+    counter(
+        "missed_disputes_total",
+        "Closes that settled unpenalized though a held proof proved the closer lied.",
+        &m.missed_disputes,
+    );
 
     let pool = state.db.pool();
     let channels = sqlx::query("SELECT state, COUNT(*) FROM channels GROUP BY state")
         .fetch_all(pool)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     let _ = writeln!(
         text,
         "# HELP smartmesh_channels Indexed channels by state.\n# TYPE smartmesh_channels gauge"
     );
     for row in channels {
-        let phase: String = row.try_get(0).map_err(ApiError::internal)?;
-        let count: i64 = row.try_get(1).map_err(ApiError::internal)?;
+        let phase: String = row.try_get(0).map_err(ApiError::storage)?;
+        let count: i64 = row.try_get(1).map_err(ApiError::storage)?;
         let _ = writeln!(text, "smartmesh_channels{{state=\"{phase}\"}} {count}");
     }
     let jobs =
         sqlx::query("SELECT kind, COUNT(*) FROM watcher_jobs WHERE state = 'active' GROUP BY kind")
             .fetch_all(pool)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::storage)?;
     let _ = writeln!(
         text,
         "# HELP smartmesh_jobs_active Disputes and settles being worked on.\n# TYPE smartmesh_jobs_active gauge"
     );
     for row in jobs {
-        let kind: String = row.try_get(0).map_err(ApiError::internal)?;
-        let count: i64 = row.try_get(1).map_err(ApiError::internal)?;
+        let kind: String = row.try_get(0).map_err(ApiError::storage)?;
+        let count: i64 = row.try_get(1).map_err(ApiError::storage)?;
         let _ = writeln!(text, "smartmesh_jobs_active{{kind=\"{kind}\"}} {count}");
     }
     let receipts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM receipts")
         .fetch_one(pool)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     let _ = writeln!(
         text,
         "# HELP smartmesh_receipts_held Latest receipts held.\n# TYPE smartmesh_receipts_held gauge\nsmartmesh_receipts_held {receipts}"
     );
     let indexed = crate::indexer::indexed_block(pool)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     let _ = writeln!(
         text,
         "# HELP smartmesh_indexed_block The last block the indexer committed.\n# TYPE smartmesh_indexed_block gauge\nsmartmesh_indexed_block {}",
         indexed.map_or(-1, |block| block as i64)
     );
+    let head = m.chain_head.load(Ordering::Relaxed);
+    let _ = writeln!(
+        text,
+        "# HELP smartmesh_chain_head The chain's latest block as this replica last read it.\n# TYPE smartmesh_chain_head gauge\nsmartmesh_chain_head {head}"
+    );
+    let _ = writeln!(
+        text,
+        "# HELP smartmesh_indexer_lag_blocks Blocks between the chain head and the last indexed block.\n# TYPE smartmesh_indexer_lag_blocks gauge\nsmartmesh_indexer_lag_blocks {}",
+        head.saturating_sub(indexed.unwrap_or_default())
+    );
+    if let Some(sender) = &state.sender {
+        let _ = writeln!(
+            text,
+            "# HELP smartmesh_sender_stuck_seconds How long each key's oldest broadcast transaction has waited unmined.\n# TYPE smartmesh_sender_stuck_seconds gauge"
+        );
+        for (signer, seconds) in sender.stuck().await.map_err(ApiError::storage)? {
+            let _ = writeln!(
+                text,
+                "smartmesh_sender_stuck_seconds{{signer=\"{signer}\"}} {seconds}"
+            );
+        }
+    }
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

@@ -213,7 +213,7 @@ pub(crate) async fn upload(
     .map_err(ApiError::internal)?;
     received.extend(rest);
 
-    let mut tx = state.db.pool().begin().await.map_err(ApiError::internal)?;
+    let mut tx = state.db.pool().begin().await.map_err(ApiError::storage)?;
     let domain = token_network_domain(state.chain_id, state.token_network);
     let mut book = Book::load(&mut tx, &domain, &received, &sent).await?;
     let items: Vec<Decision> = received.into_iter().map(|c| book.decide(c)).collect();
@@ -231,7 +231,7 @@ pub(crate) async fn upload(
     let stored = async {
         book.write(&mut tx, state.db.backend()).await?;
         // All accepted items of the batch land together, or none does.
-        tx.commit().await.map_err(ApiError::internal)
+        tx.commit().await.map_err(ApiError::storage)
     };
     let (signed, stored) = tokio::join!(signing, stored);
     stored?;
@@ -278,10 +278,10 @@ async fn refuse_junk(state: &AppState, probe: &[Checked]) -> Result<(), ApiError
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut conn = state.db.pool().acquire().await.map_err(ApiError::internal)?;
+    let mut conn = state.db.pool().acquire().await.map_err(ApiError::storage)?;
     let channels = load_channels(&mut conn, &ids)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     drop(conn);
     let plausible = probe.iter().flatten().any(|c| {
         channels.get(&c.channel_id).is_some_and(|channel| {
@@ -487,7 +487,7 @@ impl Book {
         ids.dedup();
         let channels = load_channels(&mut *conn, &ids)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::storage)?;
         let mut held = HashMap::new();
         for (table, received) in [("receipts", true), ("proof_backups", false)] {
             for part in ids.chunks(sql::CHUNK) {
@@ -507,7 +507,7 @@ impl Book {
                 for row in query
                     .fetch_all(&mut *conn)
                     .await
-                    .map_err(ApiError::internal)?
+                    .map_err(ApiError::storage)?
                 {
                     let read = || -> Result<_, crate::SettlementError> {
                         let key = (sql::b256(&row, 0)?, sql::address(&row, 1)?, received);
@@ -531,7 +531,7 @@ impl Book {
                         };
                         Ok((key, summary))
                     };
-                    let (key, summary) = read().map_err(ApiError::internal)?;
+                    let (key, summary) = read().map_err(ApiError::storage)?;
                     held.insert(key, summary);
                 }
             }
@@ -614,7 +614,7 @@ impl Book {
                     bind_receipt(sqlx::query(UPSERT_RECEIPT), c)
                         .execute(&mut *conn)
                         .await
-                        .map_err(ApiError::internal)?;
+                        .map_err(ApiError::storage)?;
                 }
             }
             // Postgres is a round trip away: a few multi-row statements per batch.
@@ -631,7 +631,7 @@ impl Book {
                     query
                         .execute(&mut *conn)
                         .await
-                        .map_err(ApiError::internal)?;
+                        .map_err(ApiError::storage)?;
                 }
             }
         }
@@ -656,7 +656,7 @@ impl Book {
             query
                 .execute(&mut *conn)
                 .await
-                .map_err(ApiError::internal)?;
+                .map_err(ApiError::storage)?;
         }
         for part in self.closed.chunks(sql::CHUNK) {
             let query = format!(
@@ -671,7 +671,7 @@ impl Book {
             query
                 .execute(&mut *conn)
                 .await
-                .map_err(ApiError::internal)?;
+                .map_err(ApiError::storage)?;
         }
         Ok(())
     }

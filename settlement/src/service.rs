@@ -18,17 +18,18 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use smartmesh_chain::{
-    Database, Deployment, FollowerConfig, LogFollower, Progress, SenderConfig, TxSender,
+    Backoff, Database, Deployment, FollowerConfig, LogFollower, Progress, SenderConfig,
+    TxSender,
 };
 use tokio::{
     net::TcpListener,
     sync::{Notify, watch},
 };
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::{
-    ApiLimits, AppState, ChannelIndexer, DisputeEngine, EngineConfig, Metrics, SettlementError,
-    app, leader::Leadership,
+    ApiLimits, AppState, ChannelIndexer, DisputeEngine, EngineConfig, HealthLimits, Metrics,
+    SettlementError, app, leader::Leadership,
 };
 
 /// The name of the indexer's cursor in the database.
@@ -49,6 +50,9 @@ pub struct WatcherConfig {
     pub sender: SenderConfig,
     /// The HTTP API's limits.
     pub limits: ApiLimits,
+    /// How many blocks beyond `confirmations` the indexer may fall behind before health
+    /// answers 503.
+    pub max_lag_blocks: u64,
 }
 
 impl Default for WatcherConfig {
@@ -63,6 +67,7 @@ impl Default for WatcherConfig {
                 max_body: crate::MAX_BODY_BYTES,
                 ..ApiLimits::default()
             },
+            max_lag_blocks: 10,
         }
     }
 }
@@ -156,6 +161,11 @@ impl Watcher {
             wake: self.wake.clone(),
             limits: self.config.limits,
             leading: self.leading.clone(),
+            sender: Some(self.sender.clone()),
+            health: HealthLimits {
+                confirmations: self.config.confirmations,
+                max_lag_blocks: self.config.max_lag_blocks,
+            },
         }
     }
 
@@ -197,6 +207,7 @@ impl Watcher {
             Leadership::new(self.db.clone()),
             leading_tx,
             self.leading.clone(),
+            self.metrics.clone(),
             self.config.poll_interval,
             stop.clone(),
         ));
@@ -224,6 +235,7 @@ impl Watcher {
             self.sender.clone(),
             leading,
             self.sender_wake.clone(),
+            self.metrics.clone(),
             self.config.poll_interval,
             stop.clone(),
         ));
@@ -242,27 +254,35 @@ impl Watcher {
     }
 }
 
+/// The longest pause between retries of a failing loop.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// Keeps `leading` up to date until stopped, then resigns.
 async fn lead(
     mut leadership: Leadership,
     leading: watch::Sender<bool>,
     shown: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut backoff = Backoff::new("leadership", interval, MAX_BACKOFF);
     loop {
-        let now = match leadership.check().await {
-            Ok(now) => now,
+        let (now, pause) = match leadership.check().await {
+            Ok(now) => {
+                backoff.succeeded();
+                (now, interval)
+            }
             Err(error) => {
-                warn!(target: "smartmesh::leader", %error, "leadership check failed");
-                false
+                metrics.failed(error.fault(), &error);
+                (false, backoff.failed(&error))
             }
         };
         leading.send_if_modified(|was| std::mem::replace(was, now) != now);
         shown.store(now, Ordering::Relaxed);
         tokio::select! {
             _ = stop.wait_for(|stopped| *stopped) => break,
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
     // Stop leading before giving the lock up, so no task of ours acts as leader after.
@@ -291,20 +311,27 @@ async fn index(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut indexer = ChannelIndexer;
+    let mut backoff = Backoff::new("indexer", interval, MAX_BACKOFF);
     loop {
         if !await_leading(&mut leading, &mut stop).await {
             return;
         }
         let pause = match follower.poll_once(&mut indexer).await {
-            Ok(Progress::Advanced { .. } | Progress::RolledBack { .. }) => {
-                Metrics::add(&metrics.indexed_batches, 1);
-                wake.notify_one();
-                Duration::ZERO
+            Ok(progress) => {
+                backoff.succeeded();
+                metrics.rpc_ok(None);
+                match progress {
+                    Progress::Advanced { .. } | Progress::RolledBack { .. } => {
+                        Metrics::add(&metrics.indexed_batches, 1);
+                        wake.notify_one();
+                        Duration::ZERO
+                    }
+                    Progress::UpToDate => interval,
+                }
             }
-            Ok(Progress::UpToDate) => interval,
             Err(error) => {
-                warn!(target: "smartmesh::indexer", %error, "indexing failed; retrying");
-                interval
+                metrics.failed(error.fault(), &error);
+                backoff.failed(&error)
             }
         };
         tokio::select! {
@@ -318,20 +345,29 @@ async fn send(
     sender: TxSender,
     mut leading: watch::Receiver<bool>,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut backoff = Backoff::new("sender", interval, MAX_BACKOFF);
     loop {
         if !await_leading(&mut leading, &mut stop).await {
             return;
         }
-        if let Err(error) = sender.tick().await {
-            warn!(target: "smartmesh::sender", %error, "sending failed; retrying");
-        }
+        let pause = match sender.tick().await {
+            Ok(()) => {
+                backoff.succeeded();
+                interval
+            }
+            Err(error) => {
+                metrics.failed(error.fault(), &error);
+                backoff.failed(&error)
+            }
+        };
         tokio::select! {
             _ = stop.wait_for(|stopped| *stopped) => return,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(interval) => {}
+            _ = wake.notified(), if backoff.failures() == 0 => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
 }

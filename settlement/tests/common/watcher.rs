@@ -34,6 +34,7 @@ pub(crate) fn fast_config() -> WatcherConfig {
             in_flight: Duration::from_millis(50),
             poll_interval: Duration::from_millis(20),
             settle_grace: Duration::ZERO,
+            ..EngineConfig::default()
         },
         sender: SenderConfig {
             confirmations: 1,
@@ -47,6 +48,7 @@ pub(crate) fn fast_config() -> WatcherConfig {
             work_burst: 1_000_000,
             ..ApiLimits::default()
         },
+        max_lag_blocks: 10,
     }
 }
 
