@@ -518,13 +518,16 @@ impl TxSender {
     /// Follows every sent transaction, several at a time: receipts recorded to the
     /// confirmation depth, dropped ones rebroadcast, stuck ones replaced with higher fees.
     pub async fn follow(&self) -> Result<(), ChainError> {
+        let head = self.provider.get_block_number().await?;
+        for signer in &self.signers {
+            self.reconcile(signer.address(), head).await?;
+        }
         let followed = self
             .unfinished("status NOT IN ('confirmed', 'failed') AND NOT (status = 'queued' AND failure IS NULL)")
             .await?;
         if followed.is_empty() {
             return Ok(());
         }
-        let head = self.provider.get_block_number().await?;
         // Fees are read once per round, not once per transaction.
         let fees = tokio::sync::OnceCell::new();
         let results: Vec<Result<(), ChainError>> = futures::stream::iter(followed)
@@ -536,6 +539,132 @@ impl TxSender {
             .collect()
             .await;
         results.into_iter().collect()
+    }
+
+    /// Brings `signer`'s book in line with the chain's count of its transactions at `head`,
+    /// whatever the depth of what it finds (a reorg deeper than the confirmations, a node
+    /// that did not re-inject what a reorg dropped, the key used elsewhere):
+    /// - a transaction recorded as mined (confirmed, or a filler) at a nonce the chain has not
+    ///   used is pending again, and its stored bytes are broadcast again;
+    /// - a transaction never mined whose nonce the chain used for something else is signed
+    ///   again at a new nonce (a filler is dropped: its nonce is used);
+    /// - a nonce the book gave out that no transaction of ours holds any more is filled.
+    async fn reconcile(&self, signer: Address, head: u64) -> Result<(), ChainError> {
+        let count = self
+            .provider
+            .get_transaction_count(signer)
+            .block_id(head.into())
+            .await?;
+        let count_sql = i64::try_from(count).unwrap_or(i64::MAX);
+        let undone = sqlx::query(
+            "UPDATE sender_transactions SET status = 'pending', mined_hash = NULL, mined_block = NULL, \
+             succeeded = NULL, gas_used = NULL, gas_price = NULL \
+             WHERE signer = $1 AND nonce >= $2 AND status IN ('mined', 'confirmed', 'failed') \
+             AND mined_block IS NOT NULL AND mined_block <= $3",
+        )
+        .bind(signer.to_string())
+        .bind(count_sql)
+        .bind(head as i64)
+        .execute(self.db.pool())
+        .await?
+        .rows_affected();
+        if undone > 0 {
+            warn!(target: "smartmesh::sender", %signer, undone, chain_nonce = count, "transactions recorded as mined are not on chain any more: sending them again");
+        }
+
+        let taken = sqlx::query(
+            "SELECT id, nonce, failure FROM sender_transactions WHERE signer = $1 AND nonce < $2 \
+             AND status IN ('queued', 'pending')",
+        )
+        .bind(signer.to_string())
+        .bind(count_sql)
+        .fetch_all(self.db.pool())
+        .await?;
+        for row in taken {
+            let id: i64 = row.try_get(0)?;
+            let nonce: i64 = row.try_get(1)?;
+            let failure: Option<String> = row.try_get(2)?;
+            // Mined and not recorded yet: `advance` records it.
+            let mut mined = false;
+            for attempt in self.attempts(id).await? {
+                if self
+                    .provider
+                    .get_transaction_receipt(attempt.hash)
+                    .await?
+                    .is_some()
+                {
+                    mined = true;
+                    break;
+                }
+            }
+            if mined {
+                continue;
+            }
+            let mut tx = self.db.pool().begin().await?;
+            if failure.is_some() {
+                // A filler whose nonce is used already has nothing left to do.
+                sqlx::query("UPDATE sender_transactions SET status = 'failed' WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                let next: i64 = sqlx::query_scalar(
+                    "INSERT INTO sender_nonces (signer, next_nonce) VALUES ($1, $2 + 1) \
+                     ON CONFLICT (signer) DO UPDATE SET next_nonce = CASE \
+                     WHEN sender_nonces.next_nonce > $2 THEN sender_nonces.next_nonce + 1 ELSE $2 + 1 END \
+                     RETURNING next_nonce",
+                )
+                .bind(signer.to_string())
+                .bind(count_sql)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM sender_attempts WHERE transaction_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE sender_transactions SET nonce = $1, status = 'queued' WHERE id = $2")
+                    .bind(next - 1)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                warn!(target: "smartmesh::sender", id, %signer, old_nonce = nonce, new_nonce = next - 1, "its nonce was used by another transaction: signed again at a new one");
+            }
+            tx.commit().await?;
+        }
+
+        // Nonces the book gave out at or above the chain's count that nothing holds: fill them,
+        // or every later transaction of the key waits behind the gap.
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT next_nonce FROM sender_nonces WHERE signer = $1")
+                .bind(signer.to_string())
+                .fetch_optional(self.db.pool())
+                .await?;
+        let Some(next) = next.filter(|next| *next > count_sql) else {
+            return Ok(());
+        };
+        let held: std::collections::HashSet<i64> = sqlx::query_scalar(
+            "SELECT nonce FROM sender_transactions WHERE signer = $1 AND nonce >= $2",
+        )
+        .bind(signer.to_string())
+        .bind(count_sql)
+        .fetch_all(self.db.pool())
+        .await?
+        .into_iter()
+        .collect();
+        for nonce in (count_sql..next).filter(|nonce| !held.contains(nonce)) {
+            sqlx::query(
+                "INSERT INTO sender_transactions (signer, nonce, to_address, input, value, gas_limit, status, failure) \
+                 VALUES ($1, $2, $1, $3, '0', 21000, 'queued', $4) ON CONFLICT (signer, nonce) DO NOTHING",
+            )
+            .bind(signer.to_string())
+            .bind(nonce)
+            .bind(Vec::<u8>::new())
+            .bind("a nonce the book gave out that the chain does not hold: filled")
+            .execute(self.db.pool())
+            .await?;
+            warn!(target: "smartmesh::sender", %signer, nonce, "filling a nonce gap");
+        }
+        Ok(())
     }
 
     async fn unfinished(&self, condition: &'static str) -> Result<Vec<Unfinished>, ChainError> {

@@ -559,3 +559,102 @@ async fn a_call_that_would_revert_is_never_sent() -> eyre::Result<()> {
     }
     Ok(())
 }
+
+/// The fault of a reorg deeper than the confirmation depth: two transactions confirmed (two
+/// confirmations each), then the chain reverts past them and the node forgets them. The
+/// book said "next nonce 2" while the chain said 0; a new transaction at nonce 2 would wait
+/// behind the gap forever. The sender sends the two again, and the new one after them.
+#[tokio::test]
+async fn a_reorg_deeper_than_the_confirmations_is_reconciled() -> eyre::Result<()> {
+    for db in databases("sender_deep_reorg").await? {
+        let node = Node::start().await?;
+        let two = SenderConfig {
+            confirmations: 2,
+            ..config()
+        };
+        let sender = node.sender(&db, &[1], two).await?;
+        let snapshot = node.rpc("evm_snapshot", serde_json::json!([])).await?;
+        let first = sender.submit(&payment(0x71, 1)).await?;
+        let second = sender.submit(&payment(0x72, 2)).await?;
+        sender.tick().await?;
+        for _ in 0..3 {
+            node.mine().await?;
+        }
+        sender.tick().await?;
+        for id in [first, second] {
+            assert!(
+                matches!(sender.status(id).await?, TxStatus::Confirmed { .. }),
+                "{:?}",
+                sender.status(id).await?
+            );
+        }
+
+        // Three blocks undone, and the node keeps nothing of them.
+        node.rpc("evm_revert", serde_json::json!([snapshot])).await?;
+        node.rpc("anvil_dropAllTransactions", serde_json::json!([])).await?;
+        node.mine().await?;
+        let key = node.key(1).address();
+        assert_eq!(node.provider.get_transaction_count(key).await?, 0);
+
+        let third = sender.submit(&payment(0x73, 3)).await?;
+        for _ in 0..4 {
+            sender.tick().await?;
+            node.mine().await?;
+        }
+        sender.tick().await?;
+        for (id, recipient, wei) in [(first, 0x71, 1u64), (second, 0x72, 2), (third, 0x73, 3)] {
+            assert!(
+                matches!(sender.status(id).await?, TxStatus::Confirmed { .. }),
+                "{:?}: {:?}",
+                db.backend(),
+                sender.status(id).await?
+            );
+            assert_eq!(
+                node.provider.get_balance(Address::repeat_byte(recipient)).await?,
+                U256::from(wei),
+                "paid once"
+            );
+        }
+        assert_eq!(node.provider.get_transaction_count(key).await?, 3, "no gap, nothing twice");
+    }
+    Ok(())
+}
+
+/// The key was used by someone else at the nonce of a transaction of ours not mined yet: that
+/// transaction is signed again at a new nonce rather than waiting forever.
+#[tokio::test]
+async fn a_nonce_taken_elsewhere_is_signed_again() -> eyre::Result<()> {
+    for db in databases("sender_nonce_taken").await? {
+        let node = Node::start().await?;
+        let sender = node.sender(&db, &[1], config()).await?;
+        let id = sender.submit(&payment(0x74, 4)).await?;
+        // Before it is ever broadcast, another wallet holding the same key sends a transfer.
+        let other = alloy::providers::ProviderBuilder::new()
+            .wallet(alloy::network::EthereumWallet::from(node.key(1)))
+            .connect_http(node.anvil.endpoint_url());
+        let elsewhere = other
+            .send_transaction(
+                alloy::rpc::types::TransactionRequest::default()
+                    .to(Address::repeat_byte(0x75))
+                    .value(U256::from(5)),
+            )
+            .await?;
+        node.mine().await?;
+        assert!(elsewhere.get_receipt().await?.status());
+        for _ in 0..3 {
+            sender.tick().await?;
+            node.mine().await?;
+        }
+        sender.tick().await?;
+        assert!(
+            matches!(sender.status(id).await?, TxStatus::Confirmed { .. }),
+            "{:?}",
+            sender.status(id).await?
+        );
+        assert_eq!(
+            node.provider.get_balance(Address::repeat_byte(0x74)).await?,
+            U256::from(4)
+        );
+    }
+    Ok(())
+}

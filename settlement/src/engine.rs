@@ -212,6 +212,7 @@ impl DisputeEngine {
         while worked < self.config.max_jobs_per_pass && self.work_one(chain_now).await? {
             worked += 1;
         }
+        Metrics::add(&self.metrics.jobs_worked, worked as u64);
         Ok(worked)
     }
 

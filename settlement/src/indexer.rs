@@ -198,6 +198,14 @@ async fn derive(conn: &mut AnyConnection, channel_id: B256) -> Result<(), Settle
         insert(conn, &row).await?;
         debug!(target: "smartmesh::indexer", channel = %channel_id, phase = row.phase.as_str(), "channel derived");
     }
+    // What the channel's jobs wait for may have changed: they look again at once.
+    sqlx::query(
+        "UPDATE watcher_jobs SET due_at = $1, due_chain_time = NULL WHERE channel_id = $2 AND state = 'active'",
+    )
+    .bind(smartmesh_chain::unix_millis())
+    .bind(channel_id.to_vec())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

@@ -53,6 +53,8 @@ pub struct Metrics {
     pub storage_errors: AtomicU64,
     /// Closes that settled unpenalized though a held proof proved the closer lied.
     pub missed_disputes: AtomicU64,
+    /// Jobs the dispute engine worked (a look at a job: decided, or found waiting).
+    pub jobs_worked: AtomicU64,
     /// The chain's latest block as this replica last read it (0 before it has).
     pub chain_head: AtomicU64,
     rpc: Mutex<RpcState>,
@@ -182,6 +184,11 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         "storage_errors_total",
         "Database operations that failed.",
         &m.storage_errors,
+    );
+    counter(
+        "jobs_worked_total",
+        "Looks the dispute engine took at its jobs.",
+        &m.jobs_worked,
     );
     counter(
         "missed_disputes_total",

@@ -443,3 +443,127 @@ async fn a_watcher_without_eth_says_so_and_disputes_once_funded() -> eyre::Resul
     assert_eq!(nonce(&stack, broke.address()).await?, 1);
     watcher.stop().await
 }
+
+on_both_backends!(a_settle_past_a_held_proof_is_a_missed_dispute => missed_sqlite, pg_missed);
+
+/// The watcher is down from Brandon's sync until after `settleAt`, and Alice, who declared 10
+/// where she signed 30, settles first: Brandon gets 60 instead of 149. Back up, the watcher
+/// says so: a missed dispute with the amount lost, on the channel and in the metrics.
+async fn a_settle_past_a_held_proof_is_a_missed_dispute(db: Database) -> eyre::Result<()> {
+    let stack = Stack::deploy().await?;
+    let channel_id = alice_and_brandon(&stack).await?;
+    let (alice, brandon) = (stack.keys[1].clone(), stack.keys[2].clone());
+    let key = stack.keys[7].clone();
+    let watcher = RunningWatcher::start(&stack, db.clone(), key.clone(), fast_config()).await?;
+    brandon_syncs(&stack, channel_id, &watcher).await?;
+    watcher.stop().await?;
+
+    close(&stack, channel_id, &alice, ether("10")).await?;
+    pass_hold_period(&stack, 3_601).await?;
+    let settled = stack
+        .network(&alice)
+        .settle(channel_id)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    assert!(settled.status());
+    assert_eq!(smt(&stack, brandon.address()).await?, ether("60"));
+
+    let watcher = RunningWatcher::start(&stack, db, key, fast_config()).await?;
+    eventually(30, "the missed dispute to be recorded", || async {
+        Ok(watcher.channel(channel_id).await?.missed_dispute.is_some())
+    })
+    .await?;
+    let view = watcher.channel(channel_id).await?;
+    let missed = view.missed_dispute.expect("recorded");
+    assert_eq!((missed.claimed, missed.proven), (ether("10"), ether("30")));
+    assert_eq!(missed.lost, ether("89"), "149 owed after the reward, 60 paid");
+    assert!(
+        view.decisions.iter().any(|d| d.decision == "missed_dispute"),
+        "{:?}",
+        view.decisions
+    );
+    let metrics = alloy::transports::http::reqwest::get(format!("{}/metrics", watcher.url))
+        .await?
+        .text()
+        .await?;
+    assert!(metrics.contains("smartmesh_missed_disputes_total 1"), "{metrics}");
+    watcher.stop().await
+}
+
+/// Makes `count` closed channels of strangers (no event behind them, no proof held) with a
+/// `kind` job each, due now: load for the engine.
+async fn waiting_jobs(db: &Database, kind: &str, count: u32, settle_at: u64) -> eyre::Result<()> {
+    let mut tx = db.pool().begin().await?;
+    for n in 0..count {
+        let id = alloy::primitives::keccak256(format!("{kind} load {n}"));
+        let (p1, p2) = (
+            alloy::primitives::Address::from_word(alloy::primitives::keccak256(format!("p1 {n}"))),
+            alloy::primitives::Address::from_word(alloy::primitives::keccak256(format!("p2 {n}"))),
+        );
+        sqlx::query(
+            "INSERT INTO channels (channel_id, participant1, participant2, epoch, settle_timeout, state, \
+             deposit1, deposit2, withdrawn1, withdrawn2, closer, claim_transferred, closer_received, settle_at, \
+             closed_block, penalized, updated_block) VALUES ($1, $2, $3, 1, 3600, 'closed', '1', '1', '0', '0', \
+             $2, '0', '0', $4, 1, 0, 1)",
+        )
+        .bind(id.to_vec())
+        .bind(p1.to_string())
+        .bind(p2.to_string())
+        .bind(settle_at as i64)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO watcher_jobs (channel_id, kind, state, due_at) VALUES ($1, $2, 'active', 0)",
+        )
+        .bind(id.to_vec())
+        .bind(kind)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn jobs_worked(watcher: &RunningWatcher) -> eyre::Result<u64> {
+    let text = alloy::transports::http::reqwest::get(format!("{}/metrics", watcher.url))
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("smartmesh_jobs_worked_total ")?.parse().ok())
+        .ok_or_else(|| eyre::eyre!("no jobs_worked_total in {text}"))
+}
+
+/// A thousand settles waiting out their hold period are looked at once, not every recheck;
+/// two thousand disputes that are rechecked all the time do not keep a new stale close from
+/// being planned and disputed, nor the watcher from stopping.
+#[tokio::test]
+async fn thousands_of_waiting_jobs_neither_starve_a_new_close_nor_shutdown() -> eyre::Result<()> {
+    let db = common::sqlite("dispute_load").await?;
+    let stack = Stack::deploy().await?;
+    let channel_id = alice_and_brandon(&stack).await?;
+    let alice = stack.keys[1].clone();
+    let far = block_timestamp(&stack, 0).await? + 1_000_000;
+    waiting_jobs(&db, "settle", 1_000, far).await?;
+    let watcher = RunningWatcher::start(&stack, db.clone(), stack.keys[7].clone(), fast_config()).await?;
+    eventually(60, "every waiting settle to be looked at once", || async {
+        Ok(jobs_worked(&watcher).await? >= 1_000)
+    })
+    .await?;
+    let looked = jobs_worked(&watcher).await?;
+    // Five rechecks' worth of time: holding settles wait for the chain's clock instead.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let again = jobs_worked(&watcher).await? - looked;
+    assert!(again < 100, "{again} looks at settles that cannot have changed");
+
+    waiting_jobs(&db, "dispute", 2_000, far).await?;
+    brandon_syncs(&stack, channel_id, &watcher).await?;
+    close(&stack, channel_id, &alice, ether("10")).await?;
+    wait_for_event::<CloserPenalized>(&stack, channel_id, "the dispute among the load").await?;
+    tokio::time::timeout(std::time::Duration::from_secs(10), watcher.stop())
+        .await
+        .map_err(|_| eyre::eyre!("stop() did not return within 10 s"))??;
+    Ok(())
+}
