@@ -56,7 +56,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
                 Deployment::path(&args.deployments_dir, chain_id).display()
             )
         })?;
-        println!(
+        say!(
             "chain {chain_id}: already deployed and verified ({})\n  SMT token     {}\n  SignedAgent   {}\n  TokenNetwork  {}",
             Deployment::path(&args.deployments_dir, chain_id).display(),
             existing.token,
@@ -77,7 +77,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     )
     .await?;
     let path = deployment.write(&args.deployments_dir)?;
-    println!(
+    say!(
         "chain {chain_id}: deployed from block {} ({})\n  SMT token     {}\n  SignedAgent   {}\n  TokenNetwork  {}",
         deployment.deploy_block,
         path.display(),

@@ -90,7 +90,7 @@ impl DevFile {
 }
 
 fn step(number: usize, text: &str) {
-    println!("[{number}/6] {text}");
+    say!("[{number}/6] {text}");
 }
 
 pub(crate) async fn run(args: Args) -> eyre::Result<()> {
@@ -124,7 +124,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
             )
         }
     };
-    println!("      {rpc_url}");
+    say!("      {rpc_url}");
 
     step(
         2,
@@ -140,7 +140,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     )
     .await?;
     deployment.write(&args.home.join("deployments"))?;
-    println!(
+    say!(
         "      SMT token {}  SignedAgent {}  TokenNetwork {}",
         deployment.token, deployment.signed_agent, deployment.token_network
     );
@@ -166,7 +166,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         if !receipt.status() {
             bail!("funding {name} failed");
         }
-        println!(
+        say!(
             "      {name:<8} {}  {} SMT  ({})",
             key.address(),
             args.fund,
@@ -212,7 +212,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     let watcher_listener =
         TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.watcher_port))).await?;
     let watcher_url = format!("http://{}", watcher_listener.local_addr()?);
-    println!("      {watcher_url}  (watcher {watcher_address})");
+    say!("      {watcher_url}  (watcher {watcher_address})");
 
     step(5, "starting the relayer");
     let relayer_db = Database::connect(&format!(
@@ -245,7 +245,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     let relayer_listener =
         TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.relayer_port))).await?;
     let relayer_url = format!("http://{}", relayer_listener.local_addr()?);
-    println!(
+    say!(
         "      {relayer_url}  (relayer {}, agent overhead {} gas, 1000 SMT/ETH, 10% markup)",
         relayers[0],
         relayer.agent_overhead()
@@ -282,13 +282,13 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     let watching = tokio::spawn(watcher.run(watcher_listener, stopped(&stop)));
     let relaying = tokio::spawn(relayer.run(relayer_listener, stopped(&stop)));
     smartmesh_http::shutdown_signal().await;
-    println!("stopping");
+    say!("stopping");
     let _ = stop.send(());
     watching.await??;
     relaying.await??;
     drop(anvil);
     let _ = std::fs::remove_file(args.home.join("dev.json"));
-    println!("stopped");
+    say!("stopped");
     Ok(())
 }
 

@@ -3,6 +3,16 @@
 //! what a phone does: pay and receive offline, sync receipts, and use the chain through the
 //! relayer without holding ETH.
 
+/// Prints a line to standard output, ignoring a reader that went away: a command whose
+/// output pipe closes (`smartmesh channel open ... | head -1`) finishes what it started
+/// instead of dying between two steps.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod common;
 mod deploy;
 mod dev;
@@ -98,7 +108,8 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("smartmesh: {error:#}");
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "smartmesh: {error:#}");
             std::process::ExitCode::FAILURE
         }
     }

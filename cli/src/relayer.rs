@@ -110,7 +110,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         .await
         .wrap_err_with(|| format!("cannot listen on {}", args.listen))?;
     // One line on stdout that scripts (and tests) read for the endpoint.
-    println!(
+    say!(
         "smartmesh relayer: serving http://{} keys {} chain {} SignedAgent {} (agent overhead {} gas)",
         listener.local_addr()?,
         relayer

@@ -74,7 +74,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         .await
         .wrap_err_with(|| format!("cannot listen on {}", args.listen))?;
     // One line on stdout that scripts (and tests) read for the endpoint.
-    println!(
+    say!(
         "smartmesh settlement: serving http://{} watcher {} chain {} TokenNetwork {}",
         listener.local_addr()?,
         watcher.address(),

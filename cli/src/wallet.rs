@@ -215,6 +215,13 @@ pub(crate) enum ChannelCommand {
     /// After restoring from a backup: learn from the watcher the latest proof this wallet
     /// signed in each channel.
     Restore,
+    /// Start following a channel this wallet is a participant of but did not open (a partner
+    /// opened it): read it from the chain into the wallet.
+    Track {
+        /// The channel.
+        #[arg(long)]
+        channel: B256,
+    },
 }
 
 /// `smartmesh pay`: sign a payment and hand it over by any means.
@@ -252,7 +259,7 @@ pub(crate) struct ReceiveArgs {
 }
 
 fn relayed(what: &str, relayed: &Relayed) {
-    println!(
+    say!(
         "{what}: transaction {}, fee {} SMT paid to the relayer",
         relayed.tx_hash,
         smt(relayed.fee)
@@ -287,9 +294,9 @@ fn hint(error: MeshError) -> eyre::Report {
         }
         MeshError::MustRestore => Some("run `smartmesh channel restore`"),
         MeshError::Frozen { .. } => Some("wait until what you signed lands or its deadline passes"),
-        MeshError::UnknownChannel(_) => {
-            Some("open the channel with this wallet, or check --channel")
-        }
+        MeshError::UnknownChannel(_) => Some(
+            "a channel a partner opened: `smartmesh channel track --channel ID` reads it from the chain; else open one with this wallet, or check --channel",
+        ),
         _ => None,
     };
     match next {
@@ -303,7 +310,7 @@ pub(crate) async fn wallet(command: WalletCommand, args: WalletArgs) -> eyre::Re
     match command {
         WalletCommand::New => {
             let key = create_key(&key_file).map_err(hint)?;
-            println!(
+            say!(
                 "wallet {}: {}\n  key: {} (only you can read it)",
                 args.wallet,
                 key.address(),
@@ -316,7 +323,7 @@ pub(crate) async fn wallet(command: WalletCommand, args: WalletArgs) -> eyre::Re
             let key = import_key(&key_file, &hex).map_err(hint)?;
             let mesh = args.open().await?;
             mesh.mark_restored().await?;
-            println!(
+            say!(
                 "wallet {}: {} imported\n  restored from a backup: run `smartmesh channel restore` before closing any channel",
                 args.wallet,
                 key.address()
@@ -324,14 +331,14 @@ pub(crate) async fn wallet(command: WalletCommand, args: WalletArgs) -> eyre::Re
         }
         WalletCommand::Show => {
             let mesh = args.open().await?;
-            println!("wallet {}: {}", args.wallet, mesh.address());
+            say!("wallet {}: {}", args.wallet, mesh.address());
             match mesh.balances().await {
-                Ok((smt_balance, eth)) => println!("  {} SMT, {} ETH", smt(smt_balance), smt(eth)),
-                Err(error) => println!("  balances unavailable: {error}"),
+                Ok((smt_balance, eth)) => say!("  {} SMT, {} ETH", smt(smt_balance), smt(eth)),
+                Err(error) => say!("  balances unavailable: {error}"),
             }
             for channel in mesh.channels().await? {
                 let capacity = mesh.capacity(channel.id).await?;
-                println!(
+                say!(
                     "  channel {} with {} ({}): can send {} SMT, can receive {} SMT",
                     channel.id,
                     channel.partner,
@@ -358,7 +365,7 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
                 .open_channel(partner, settle_timeout)
                 .await
                 .map_err(hint)?;
-            println!("channel {id} opened with {partner} (hold period {settle_timeout} s)");
+            say!("channel {id} opened with {partner} (hold period {settle_timeout} s)");
             relayed("  open", &open);
             if let Some(deposit) = deposit {
                 let done = mesh
@@ -393,7 +400,7 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
             let signed = mesh.close_claim(id).await?;
             let done = mesh.close_claiming(id, claim).await.map_err(hint)?;
             let declared = claim.unwrap_or(signed);
-            println!(
+            say!(
                 "channel {id} closed claiming {} SMT paid (largest signed: {} SMT)",
                 smt(declared),
                 smt(signed)
@@ -409,8 +416,8 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
             let id = channel(&mesh, id).await?;
             let local = mesh.refresh(id).await.map_err(hint)?;
             let capacity = mesh.capacity(id).await?;
-            println!("channel {id} with {}: {}", local.partner, local.state);
-            println!(
+            say!("channel {id} with {}: {}", local.partner, local.state);
+            say!(
                 "  deposits: mine {} SMT, partner {} SMT; paid {} SMT, received {} SMT",
                 smt(local.my_deposit),
                 smt(local.partner_deposit),
@@ -418,14 +425,14 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
                 smt(capacity.received)
             );
             if local.state == "open" {
-                println!(
+                say!(
                     "  can send {} SMT, can receive {} SMT",
                     smt(capacity.can_send),
                     smt(capacity.can_receive)
                 );
             }
             if let Some((reason, until)) = &local.frozen {
-                println!("  frozen: a {reason} signed, until {until}");
+                say!("  frozen: a {reason} signed, until {until}");
             }
             if let Some(url) = &mesh.config().rpc_url {
                 let provider = smartmesh_chain::connect(url)?;
@@ -434,12 +441,12 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
                     .call()
                     .await?;
                 if info.state == 2 && info.penalized {
-                    println!(
+                    say!(
                         "  closed by {}; penalized: the closer under-declared, its partner gets all; settle at {}",
                         info.closer, info.settleAt
                     );
                 } else if info.state == 2 {
-                    println!(
+                    say!(
                         "  closed by {} claiming {} SMT paid; settle at {}",
                         info.closer,
                         smt(info.claimTransferred),
@@ -448,9 +455,26 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
                 }
             }
         }
+        ChannelCommand::Track { channel: id } => {
+            let channel = mesh.refresh(id).await.map_err(hint)?;
+            let capacity = mesh.capacity(id).await?;
+            say!(
+                "tracking channel {id} with {} ({}): deposits mine {} SMT, partner {} SMT; hold period {} s",
+                channel.partner,
+                channel.state,
+                smt(channel.my_deposit),
+                smt(channel.partner_deposit),
+                channel.settle_timeout
+            );
+            say!(
+                "  can send {} SMT, can receive {} SMT",
+                smt(capacity.can_send),
+                smt(capacity.can_receive)
+            );
+        }
         ChannelCommand::Restore => {
             let learned = mesh.restore().await.map_err(hint)?;
-            println!(
+            say!(
                 "restored: {learned} proof(s) this wallet signed were missing and are journaled now"
             );
         }
@@ -487,14 +511,14 @@ pub(crate) async fn pay(args: PayArgs) -> eyre::Result<()> {
                     proof.proof.nonce,
                 );
             }
-            println!(
+            say!(
                 "{what} (total {} SMT, nonce {}): hand {} to your partner",
                 smt(proof.proof.transferredAmount),
                 proof.proof.nonce,
                 path.display()
             );
         }
-        None => println!("{text}"),
+        None => say!("{text}"),
     }
     Ok(())
 }
@@ -521,7 +545,7 @@ pub(crate) async fn receive(args: ReceiveArgs) -> eyre::Result<()> {
     } else {
         "received"
     };
-    println!(
+    say!(
         "{status}: {} SMT paid in total on channel {} (nonce {}); run `smartmesh sync` when online",
         smt(proof.proof.transferredAmount),
         proof.proof.channelId,
@@ -533,12 +557,12 @@ pub(crate) async fn receive(args: ReceiveArgs) -> eyre::Result<()> {
 pub(crate) async fn sync(args: WalletArgs) -> eyre::Result<()> {
     let mesh = args.open().await?;
     let report = mesh.sync().await.map_err(hint)?;
-    println!(
+    say!(
         "synced: {} receipt(s) stored by the watcher, {} already held, {} backup(s) of your own payments",
         report.stored, report.known, report.backups
     );
     for (id, reason) in report.rejected {
-        println!("  refused for channel {id}: {reason} (kept; sync again later)");
+        say!("  refused for channel {id}: {reason} (kept; sync again later)");
     }
     Ok(())
 }
@@ -570,14 +594,14 @@ pub(crate) async fn balances(args: WalletArgs) -> eyre::Result<()> {
             *relayer,
         ));
     }
-    println!(
+    say!(
         "{:<10} {:<44} {:>16} {:>22}",
         "account", "address", "SMT", "ETH"
     );
     for (name, address) in accounts {
         let smt_balance = token.balanceOf(address).call().await?;
         let eth = alloy::providers::Provider::get_balance(&provider, address).await?;
-        println!(
+        say!(
             "{name:<10} {address:<44} {:>16} {:>22}",
             smt(smt_balance),
             smt(eth)

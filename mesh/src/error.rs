@@ -18,7 +18,7 @@ pub enum MeshError {
     #[error("wallet: {0}")]
     Wallet(String),
     /// The channel is not in this wallet's journal.
-    #[error("channel {0} is unknown to this wallet: open it, or track it first")]
+    #[error("channel {0} is unknown to this wallet: open it, or read it from the chain first")]
     UnknownChannel(B256),
     /// The channel is not open.
     #[error("channel {channel} is {state}, not open")]

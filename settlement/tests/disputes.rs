@@ -331,8 +331,41 @@ async fn a_dispute_gets_higher_fees_as_settle_at_nears() -> eyre::Result<()> {
         .collect();
     assert!(fees[1] > fees[0] * 110 / 100, "{fees:?}");
 
-    rpc(&stack, "evm_setAutomine", serde_json::json!([true])).await?;
+    // Past settleAt with the dispute still unmined (base fees soar higher still): nobody has
+    // settled, so it can still land; the escalation says settleAt has passed, not that it is
+    // near.
+    rpc(
+        &stack,
+        "anvil_setNextBlockBaseFeePerGas",
+        serde_json::json!(["0x5af3107a4000"]),
+    )
+    .await?;
+    rpc(&stack, "evm_increaseTime", serde_json::json!([1_300])).await?;
     rpc(&stack, "evm_mine", serde_json::json!([])).await?;
+    assert!(
+        event_blocks::<CloserPenalized>(&stack, channel_id)
+            .await?
+            .is_empty()
+    );
+    let brandon = stack.keys[2].clone();
+    eventually(30, "an escalation after settleAt", || async {
+        let view = watcher.private_channel(&stack, channel_id, &brandon).await?;
+        Ok(view.decisions.iter().any(|d| {
+            d.decision == "dispute_escalated"
+                && d.detail.as_deref().is_some_and(|detail| detail.contains("has passed"))
+        }))
+    })
+    .await?;
+
+    // Empty blocks bring the base fee down an eighth each, until the dispute's fee is enough.
+    rpc(&stack, "evm_setAutomine", serde_json::json!([true])).await?;
+    for _ in 0..60 {
+        if !event_blocks::<CloserPenalized>(&stack, channel_id).await?.is_empty() {
+            break;
+        }
+        rpc(&stack, "evm_mine", serde_json::json!([])).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     wait_for_event::<CloserPenalized>(&stack, channel_id, "the dispute").await?;
     let decisions = watcher.decisions(channel_id).await?;
     assert!(
