@@ -3,9 +3,28 @@
 //! says so once when it starts, now and then while it lasts, and once when it ends, instead
 //! of a warning per attempt.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use crate::ChainError;
+
+/// A moment at which the process may be made to die on the spot, as a SIGKILL would kill it:
+/// when `SMARTMESH_CRASH_AT` names it. The fault tests use it to show that a kill at that
+/// exact moment of sending or disputing loses nothing and doubles nothing; unset, it costs a
+/// comparison.
+pub fn crash_point(name: &str) {
+    static AT: OnceLock<Option<String>> = OnceLock::new();
+    if AT
+        .get_or_init(|| std::env::var("SMARTMESH_CRASH_AT").ok())
+        .as_deref()
+        == Some(name)
+    {
+        eprintln!("SMARTMESH_CRASH_AT={name}: dying here");
+        std::process::abort();
+    }
+}
 
 /// What a failed step failed at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ mod sender;
 mod store;
 
 pub use error::ChainError;
-pub use fault::{Backoff, Fault};
+pub use fault::{Backoff, Fault, crash_point};
 pub use follower::{BlockLogs, FollowerConfig, LogFollower, LogHandler, Progress};
 pub use manifest::Deployment;
 pub use provider::connect;

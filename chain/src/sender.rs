@@ -584,20 +584,27 @@ impl TxSender {
             let id: i64 = row.try_get(0)?;
             let nonce: i64 = row.try_get(1)?;
             let failure: Option<String> = row.try_get(2)?;
-            // Mined and not recorded yet: `advance` records it.
-            let mut mined = false;
+            // Only a payload the node knows nothing of was displaced: one of its versions mined
+            // (not recorded yet: `advance` does it) or still known to the node is left alone,
+            // however the counts read a moment ago look.
+            let mut known = false;
             for attempt in self.attempts(id).await? {
                 if self
                     .provider
                     .get_transaction_receipt(attempt.hash)
                     .await?
                     .is_some()
+                    || self
+                        .provider
+                        .get_transaction_by_hash(attempt.hash)
+                        .await?
+                        .is_some()
                 {
-                    mined = true;
+                    known = true;
                     break;
                 }
             }
-            if mined {
+            if known {
                 continue;
             }
             let mut tx = self.db.pool().begin().await?;
@@ -739,6 +746,7 @@ impl TxSender {
                 .await?;
         }
         tx.commit().await?;
+        crate::crash_point("sender.signed");
         let refusals: Vec<(Unfinished, Option<String>)> = futures::stream::iter(signed)
             .map(|(unfinished, hash, raw)| async move {
                 info!(target: "smartmesh::sender", id = unfinished.id, nonce = unfinished.nonce, %hash, max_fee, "broadcasting");
@@ -748,6 +756,7 @@ impl TxSender {
             .buffered(SEND_CONCURRENCY)
             .collect()
             .await;
+        crate::crash_point("sender.broadcast");
         let bump = |fee: u128| fee + fee * u128::from(self.config.bump_percent) / 100 + 1;
         for (unfinished, refusal) in refusals {
             if let Some(refusal) = refusal.filter(|refusal| is_permanent(refusal)) {
@@ -902,8 +911,11 @@ impl TxSender {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        crate::crash_point("sender.signed");
         info!(target: "smartmesh::sender", id = unfinished.id, nonce = unfinished.nonce, %hash, max_fee, "broadcasting");
-        match self.broadcast(&raw).await {
+        let refused = self.broadcast(&raw).await;
+        crate::crash_point("sender.broadcast");
+        match refused {
             Some(refusal) if unfinished.failure.is_none() && is_permanent(&refusal) => {
                 warn!(target: "smartmesh::sender", id = unfinished.id, nonce = unfinished.nonce, %refusal, "refused for good: filling its nonce");
                 let bump = |fee: u128| fee + fee * u128::from(self.config.bump_percent) / 100 + 1;

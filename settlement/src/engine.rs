@@ -321,8 +321,15 @@ impl DisputeEngine {
                 .decide("unknown_job", format!("no such job kind {kind:?}"))
                 .finished(),
         };
+        let queued = step
+            .decisions
+            .iter()
+            .any(|(code, _)| *code == "dispute_queued");
         self.record(&mut tx, &job, step).await?;
         tx.commit().await?;
+        if queued {
+            smartmesh_chain::crash_point("engine.queued");
+        }
         Ok(true)
     }
 

@@ -11,6 +11,7 @@ pub(crate) mod storage;
 #[path = "../../../settlement/tests/common/watcher.rs"]
 pub(crate) mod watcher;
 pub(crate) mod dev;
+pub(crate) mod proxy;
 
 use std::{
     io::{BufRead, BufReader},
@@ -67,33 +68,57 @@ pub(crate) struct ServiceProcess {
 /// `smartmesh settlement`.
 pub(crate) type WatcherProcess = ServiceProcess;
 
+/// How a watcher process differs from the default one.
+#[derive(Debug, Default)]
+pub(crate) struct Options {
+    /// Its RPC endpoint, when not the stack's anvil (a proxy that can be cut).
+    pub(crate) rpc_url: Option<String>,
+    /// More flags; later ones override earlier ones.
+    pub(crate) args: Vec<String>,
+    /// Environment (`SMARTMESH_CRASH_AT`).
+    pub(crate) env: Vec<(String, String)>,
+    /// Where its stderr goes (its log).
+    pub(crate) stderr: Option<PathBuf>,
+}
+
 impl ServiceProcess {
     /// Starts the watcher with fast settings, on a free port, and waits until it serves.
     pub(crate) fn start(stack: &Stack, dir: &Path, database_url: &str) -> eyre::Result<Self> {
+        Self::start_with(stack, dir, database_url, Options::default())
+    }
+
+    /// The same, with `options`.
+    pub(crate) fn start_with(
+        stack: &Stack,
+        dir: &Path,
+        database_url: &str,
+        options: Options,
+    ) -> eyre::Result<Self> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_smartmesh"));
         command
             .args(["settlement", "--rpc-url"])
-            .arg(stack.anvil.endpoint())
+            .arg(options.rpc_url.unwrap_or_else(|| stack.anvil.endpoint()))
             .args(["--database-url", database_url, "--key-file"])
             .arg(dir.join("watcher.key"))
             .arg("--deployments-dir")
-            .arg(dir)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--confirmations",
-                "0",
-                "--poll-ms",
-                "20",
-            ])
-            .args([
-                "--settle-grace-secs",
-                "0",
-                "--recheck-secs",
-                "1",
-                "--rate-limit",
-                "1000",
-            ]);
+            .arg(dir);
+        // Fast settings, unless the options set the flag themselves.
+        for (flag, value) in [
+            ("--listen", "127.0.0.1:0"),
+            ("--confirmations", "0"),
+            ("--poll-ms", "20"),
+            ("--settle-grace-secs", "0"),
+            ("--recheck-secs", "1"),
+            ("--rate-limit", "1000"),
+        ] {
+            if !options.args.iter().any(|arg| arg == flag) {
+                command.args([flag, value]);
+            }
+        }
+        command.args(&options.args).envs(options.env);
+        if let Some(path) = options.stderr {
+            command.stderr(std::fs::File::create(path)?);
+        }
         Self::spawn(command)
     }
 
@@ -163,6 +188,17 @@ impl ServiceProcess {
             .ok_or_else(|| eyre::eyre!("no endpoint in {line:?}"))?
             .to_owned();
         Ok(Self { child, url })
+    }
+
+    /// Waits until the process has died by itself (a crash point); its exit status.
+    pub(crate) fn died(mut self, secs: u64) -> eyre::Result<std::process::ExitStatus> {
+        for _ in 0..secs * 50 {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eyre::bail!("the service was still running after {secs} s")
     }
 
     /// SIGKILL: no graceful anything.
