@@ -118,7 +118,12 @@ async fn after_a_full_disk_every_acknowledged_receipt_is_durable() -> eyre::Resu
 
     disk.fill()?;
     let (status, body) = post(&watcher, &stack, vec![item(1)]).await?;
-    assert!(status >= 500, "a full disk cannot store: {status} {body}");
+    assert_eq!(status, 503, "a full disk cannot store: {body}");
+    assert!(body["detail"].as_str().unwrap_or_default().starts_with("database"), "{body}");
+    let health = alloy::transports::http::reqwest::get(format!("{}/v1/health", watcher.url)).await?;
+    assert_eq!(health.status().as_u16(), 503, "health says the database refuses writes");
+    let health: serde_json::Value = serde_json::from_str(&health.text().await?)?;
+    assert_eq!(health["storageWritable"], false, "{health}");
     disk.free()?;
 
     // Space again: whatever the watcher acknowledges now must survive a kill.
