@@ -577,7 +577,7 @@ impl DisputeEngine {
         let head = input[..36.min(input.len())].to_vec();
         let adopted: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM sender_transactions WHERE to_address = $1 AND substr(input, 1, 36) = $2 \
-             AND (status IN ('queued', 'pending') OR (status = 'mined' AND succeeded = 1)) ORDER BY id DESC LIMIT 1",
+             AND (status IN ('queued', 'pending') OR (status IN ('mined', 'confirmed') AND succeeded = 1)) ORDER BY id DESC LIMIT 1",
         )
         .bind(self.token_network.to_string())
         .bind(head)
