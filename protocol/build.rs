@@ -19,7 +19,12 @@ use foundry_compilers::{
 };
 
 /// The contracts the Rust side binds to.
-const CONTRACTS: [&str; 3] = ["SmartMeshToken", "SignedAgent", "TokenNetwork"];
+const CONTRACTS: [&str; 4] = [
+    "SmartMeshToken",
+    "SignedAgent",
+    "TokenNetwork",
+    "ConditionRegistry",
+];
 
 fn main() {
     // Without the bindings (a phone build) there is nothing to compile.

@@ -123,7 +123,9 @@ mod tests {
     #[test]
     fn waits_double_up_to_the_bound_and_reset_on_success() {
         let mut backoff = Backoff::new("test", Duration::from_millis(20), Duration::from_secs(1));
-        let waits: Vec<u128> = (0..8).map(|_| backoff.failed(&"down").as_millis()).collect();
+        let waits: Vec<u128> = (0..8)
+            .map(|_| backoff.failed(&"down").as_millis())
+            .collect();
         assert_eq!(waits, vec![20, 40, 80, 160, 320, 640, 1_000, 1_000]);
         backoff.succeeded();
         assert_eq!(backoff.failures(), 0);

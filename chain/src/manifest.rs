@@ -23,6 +23,9 @@ pub struct Deployment {
     pub signed_agent: Address,
     /// The SMT TokenNetwork.
     pub token_network: Address,
+    /// The ConditionRegistry: when each SmartMesh Condition (a lock's secret or acknowledgment)
+    /// was met.
+    pub condition_registry: Address,
     /// The block of the first deployment transaction: followers start there.
     pub deploy_block: u64,
 }
@@ -89,6 +92,7 @@ mod tests {
             token: Address::repeat_byte(1),
             signed_agent: Address::repeat_byte(2),
             token_network: Address::repeat_byte(3),
+            condition_registry: Address::repeat_byte(4),
             deploy_block: 7,
         }
     }

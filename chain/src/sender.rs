@@ -367,14 +367,20 @@ impl TxSender {
         for row in rows {
             let signer: String = row.try_get(0)?;
             let since: i64 = row.try_get(1)?;
-            waiting.insert(signer, now.saturating_sub(u64::try_from(since).unwrap_or(now)));
+            waiting.insert(
+                signer,
+                now.saturating_sub(u64::try_from(since).unwrap_or(now)),
+            );
         }
         Ok(self
             .signers
             .iter()
             .map(|signer| {
                 let address = signer.address();
-                (address, waiting.get(&address.to_string()).copied().unwrap_or(0))
+                (
+                    address,
+                    waiting.get(&address.to_string()).copied().unwrap_or(0),
+                )
             })
             .collect())
     }
@@ -629,11 +635,13 @@ impl TxSender {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("UPDATE sender_transactions SET nonce = $1, status = 'queued' WHERE id = $2")
-                    .bind(next - 1)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE sender_transactions SET nonce = $1, status = 'queued' WHERE id = $2",
+                )
+                .bind(next - 1)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
                 warn!(target: "smartmesh::sender", id, %signer, old_nonce = nonce, new_nonce = next - 1, "its nonce was used by another transaction: signed again at a new one");
             }
             tx.commit().await?;

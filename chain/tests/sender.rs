@@ -590,8 +590,10 @@ async fn a_reorg_deeper_than_the_confirmations_is_reconciled() -> eyre::Result<(
         }
 
         // Three blocks undone, and the node keeps nothing of them.
-        node.rpc("evm_revert", serde_json::json!([snapshot])).await?;
-        node.rpc("anvil_dropAllTransactions", serde_json::json!([])).await?;
+        node.rpc("evm_revert", serde_json::json!([snapshot]))
+            .await?;
+        node.rpc("anvil_dropAllTransactions", serde_json::json!([]))
+            .await?;
         node.mine().await?;
         let key = node.key(1).address();
         assert_eq!(node.provider.get_transaction_count(key).await?, 0);
@@ -610,12 +612,18 @@ async fn a_reorg_deeper_than_the_confirmations_is_reconciled() -> eyre::Result<(
                 sender.status(id).await?
             );
             assert_eq!(
-                node.provider.get_balance(Address::repeat_byte(recipient)).await?,
+                node.provider
+                    .get_balance(Address::repeat_byte(recipient))
+                    .await?,
                 U256::from(wei),
                 "paid once"
             );
         }
-        assert_eq!(node.provider.get_transaction_count(key).await?, 3, "no gap, nothing twice");
+        assert_eq!(
+            node.provider.get_transaction_count(key).await?,
+            3,
+            "no gap, nothing twice"
+        );
     }
     Ok(())
 }
@@ -652,7 +660,9 @@ async fn a_nonce_taken_elsewhere_is_signed_again() -> eyre::Result<()> {
             sender.status(id).await?
         );
         assert_eq!(
-            node.provider.get_balance(Address::repeat_byte(0x74)).await?,
+            node.provider
+                .get_balance(Address::repeat_byte(0x74))
+                .await?,
             U256::from(4)
         );
     }

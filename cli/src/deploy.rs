@@ -1,4 +1,4 @@
-//! `smartmesh deploy`: the three contracts on any chain, and `deployments/<chainId>.json`.
+//! `smartmesh deploy`: the four contracts on any chain, and `deployments/<chainId>.json`.
 //! With a manifest already there, the code at its addresses is checked instead.
 
 use std::path::PathBuf;
@@ -11,7 +11,9 @@ use alloy::{
 };
 use eyre::{WrapErr, bail, eyre};
 use smartmesh_chain::Deployment;
-use smartmesh_protocol::{SignedAgent, SmartMeshToken, TokenNetwork, agent_domain};
+use smartmesh_protocol::{
+    ConditionRegistry, SignedAgent, SmartMeshToken, TokenNetwork, agent_domain, conditions_domain,
+};
 
 use crate::keys;
 
@@ -57,11 +59,12 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
             )
         })?;
         say!(
-            "chain {chain_id}: already deployed and verified ({})\n  SMT token     {}\n  SignedAgent   {}\n  TokenNetwork  {}",
+            "chain {chain_id}: already deployed and verified ({})\n  SMT token          {}\n  SignedAgent        {}\n  TokenNetwork       {}\n  ConditionRegistry  {}",
             Deployment::path(&args.deployments_dir, chain_id).display(),
             existing.token,
             existing.signed_agent,
-            existing.token_network
+            existing.token_network,
+            existing.condition_registry
         );
         return Ok(());
     }
@@ -78,12 +81,13 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     .await?;
     let path = deployment.write(&args.deployments_dir)?;
     say!(
-        "chain {chain_id}: deployed from block {} ({})\n  SMT token     {}\n  SignedAgent   {}\n  TokenNetwork  {}",
+        "chain {chain_id}: deployed from block {} ({})\n  SMT token          {}\n  SignedAgent        {}\n  TokenNetwork       {}\n  ConditionRegistry  {}",
         deployment.deploy_block,
         path.display(),
         deployment.token,
         deployment.signed_agent,
-        deployment.token_network
+        deployment.token_network,
+        deployment.condition_registry
     );
     Ok(())
 }
@@ -99,7 +103,8 @@ pub(crate) fn signing_provider(rpc_url: &str, key: &PrivateKeySigner) -> eyre::R
         .erased())
 }
 
-/// Deploys the SignedAgent, the SMT token (its supply to `holder`) and the TokenNetwork.
+/// Deploys the SignedAgent, the SMT token (its supply to `holder`), the TokenNetwork and the
+/// ConditionRegistry.
 pub(crate) async fn deploy(
     provider: &DynProvider,
     holder: Address,
@@ -121,10 +126,15 @@ pub(crate) async fn deploy(
         .await
         .wrap_err("deploying the SMT token")?
         .address();
+    let condition_registry = *ConditionRegistry::deploy(provider, signed_agent)
+        .await
+        .wrap_err("deploying the ConditionRegistry")?
+        .address();
     let token_network = *TokenNetwork::deploy(
         provider,
         token,
         signed_agent,
+        condition_registry,
         U256::from(min_settle_timeout),
         U256::from(max_settle_timeout),
     )
@@ -136,6 +146,7 @@ pub(crate) async fn deploy(
         token,
         signed_agent,
         token_network,
+        condition_registry,
         deploy_block,
     };
     verify(provider, &deployment).await?;
@@ -148,6 +159,7 @@ pub(crate) async fn verify(provider: &DynProvider, deployment: &Deployment) -> e
         ("SMT token", deployment.token),
         ("SignedAgent", deployment.signed_agent),
         ("TokenNetwork", deployment.token_network),
+        ("ConditionRegistry", deployment.condition_registry),
     ] {
         if provider.get_code_at(address).await?.is_empty() {
             bail!("no contract at the {name} address {address}");
@@ -158,10 +170,18 @@ pub(crate) async fn verify(provider: &DynProvider, deployment: &Deployment) -> e
         bail!("{} is not the SMT token", deployment.token);
     }
     let network = TokenNetwork::new(deployment.token_network, provider.clone());
+    let registry = ConditionRegistry::new(deployment.condition_registry, provider.clone());
     if network.token().call().await? != deployment.token {
         bail!(
             "the TokenNetwork {} holds another token",
             deployment.token_network
+        );
+    }
+    if network.registry().call().await? != deployment.condition_registry {
+        bail!(
+            "the TokenNetwork {} reads another ConditionRegistry than {}",
+            deployment.token_network,
+            deployment.condition_registry
         );
     }
     for (name, trusts) in [
@@ -175,6 +195,13 @@ pub(crate) async fn verify(provider: &DynProvider, deployment: &Deployment) -> e
         (
             "TokenNetwork",
             network
+                .isTrustedForwarder(deployment.signed_agent)
+                .call()
+                .await?,
+        ),
+        (
+            "ConditionRegistry",
+            registry
                 .isTrustedForwarder(deployment.signed_agent)
                 .call()
                 .await?,
@@ -193,6 +220,16 @@ pub(crate) async fn verify(provider: &DynProvider, deployment: &Deployment) -> e
         bail!(
             "the SignedAgent {} answers another EIP-712 domain",
             deployment.signed_agent
+        );
+    }
+    let expected = conditions_domain(deployment.chain_id, deployment.condition_registry);
+    let domain = registry.eip712Domain().call().await?;
+    if domain.name != expected.name.as_deref().unwrap_or_default()
+        || domain.verifyingContract != deployment.condition_registry
+    {
+        bail!(
+            "the ConditionRegistry {} answers another EIP-712 domain",
+            deployment.condition_registry
         );
     }
     Ok(())

@@ -142,7 +142,9 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     deployment.write(&args.home.join("deployments"))?;
     say!(
         "      SMT token {}  SignedAgent {}  TokenNetwork {}",
-        deployment.token, deployment.signed_agent, deployment.token_network
+        deployment.token,
+        deployment.signed_agent,
+        deployment.token_network
     );
 
     step(3, "funding the demo wallets with SMT (and no ETH)");
@@ -235,7 +237,9 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
                 confirmations: 1,
                 ..SenderConfig::default()
             },
-            limits: args.http.limits(smartmesh_http::ApiLimits::default().max_body),
+            limits: args
+                .http
+                .limits(smartmesh_http::ApiLimits::default().max_body),
             poll_interval: Duration::from_millis(100),
             follow_interval: Duration::from_millis(200),
         },

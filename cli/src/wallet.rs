@@ -443,7 +443,8 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
                 if info.state == 2 && info.penalized {
                     say!(
                         "  closed by {}; penalized: the closer under-declared, its partner gets all; settle at {}",
-                        info.closer, info.settleAt
+                        info.closer,
+                        info.settleAt
                     );
                 } else if info.state == 2 {
                     say!(
@@ -559,7 +560,9 @@ pub(crate) async fn sync(args: WalletArgs) -> eyre::Result<()> {
     let report = mesh.sync().await.map_err(hint)?;
     say!(
         "synced: {} receipt(s) stored by the watcher, {} already held, {} backup(s) of your own payments",
-        report.stored, report.known, report.backups
+        report.stored,
+        report.known,
+        report.backups
     );
     for (id, reason) in report.rejected {
         say!("  refused for channel {id}: {reason} (kept; sync again later)");
@@ -596,7 +599,10 @@ pub(crate) async fn balances(args: WalletArgs) -> eyre::Result<()> {
     }
     say!(
         "{:<10} {:<44} {:>16} {:>22}",
-        "account", "address", "SMT", "ETH"
+        "account",
+        "address",
+        "SMT",
+        "ETH"
     );
     for (name, address) in accounts {
         let smt_balance = token.balanceOf(address).call().await?;

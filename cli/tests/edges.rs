@@ -22,16 +22,37 @@ async fn a_channel_a_partner_opened_is_tracked_then_paid_into() -> eyre::Result<
     let dev = Dev::start("track")?;
     let carol = address_of(&dev.sm(&["wallet", "new", "--wallet", "carol"])?)?;
     let channel = opened(&dev.sm(&[
-        "channel", "open", "--wallet", "alice", "--partner", &carol.to_string(),
-        "--settle-timeout", "60", "--deposit", "10",
+        "channel",
+        "open",
+        "--wallet",
+        "alice",
+        "--partner",
+        &carol.to_string(),
+        "--settle-timeout",
+        "60",
+        "--deposit",
+        "10",
     ])?)?;
     let id = channel.to_string();
     let payment = file(&dev.home, "to-carol.smr");
-    dev.sm(&["pay", "--wallet", "alice", "--channel", &id, "--amount", "2", "--out", &payment])?;
+    dev.sm(&[
+        "pay",
+        "--wallet",
+        "alice",
+        "--channel",
+        &id,
+        "--amount",
+        "2",
+        "--out",
+        &payment,
+    ])?;
 
     let error = dev.sm_fails(&["receive", "--wallet", "carol", &payment])?;
     assert!(error.contains("unknown to this wallet"), "{error}");
-    assert!(error.contains("smartmesh channel track --channel"), "the advice names a real command: {error}");
+    assert!(
+        error.contains("smartmesh channel track --channel"),
+        "the advice names a real command: {error}"
+    );
     let tracked = dev.sm(&["channel", "track", "--wallet", "carol", "--channel", &id])?;
     assert!(tracked.contains("can receive 10 SMT"), "{tracked}");
     let received = dev.sm(&["receive", "--wallet", "carol", &payment])?;
@@ -71,6 +92,10 @@ async fn a_closed_output_pipe_does_not_stop_a_command_halfway() -> eyre::Result<
         .call()
         .await?
         .into();
-    assert_eq!(deposit, alloy::primitives::utils::parse_ether("10")?, "the deposit after the open landed too");
+    assert_eq!(
+        deposit,
+        alloy::primitives::utils::parse_ether("10")?,
+        "the deposit after the open landed too"
+    );
     Ok(())
 }

@@ -92,8 +92,12 @@ async fn post(
 async fn channel(stack: &Stack) -> eyre::Result<(B256, PrivateKeySigner, PrivateKeySigner)> {
     let (alice, brandon) = (stack.keys[1].clone(), stack.keys[2].clone());
     let channel_id = stack.open_channel(&alice, &brandon).await?;
-    stack.fund_and_deposit(channel_id, &alice, ether("100")).await?;
-    stack.fund_and_deposit(channel_id, &brandon, ether("50")).await?;
+    stack
+        .fund_and_deposit(channel_id, &alice, ether("100"))
+        .await?;
+    stack
+        .fund_and_deposit(channel_id, &brandon, ether("50"))
+        .await?;
     Ok((channel_id, alice, brandon))
 }
 
@@ -119,9 +123,20 @@ async fn after_a_full_disk_every_acknowledged_receipt_is_durable() -> eyre::Resu
     disk.fill()?;
     let (status, body) = post(&watcher, &stack, vec![item(1)]).await?;
     assert_eq!(status, 503, "a full disk cannot store: {body}");
-    assert!(body["detail"].as_str().unwrap_or_default().starts_with("database"), "{body}");
-    let health = alloy::transports::http::reqwest::get(format!("{}/v1/health", watcher.url)).await?;
-    assert_eq!(health.status().as_u16(), 503, "health says the database refuses writes");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("database"),
+        "{body}"
+    );
+    let health =
+        alloy::transports::http::reqwest::get(format!("{}/v1/health", watcher.url)).await?;
+    assert_eq!(
+        health.status().as_u16(),
+        503,
+        "health says the database refuses writes"
+    );
     let health: serde_json::Value = serde_json::from_str(&health.text().await?)?;
     assert_eq!(health["storageWritable"], false, "{health}");
     disk.free()?;
@@ -135,7 +150,10 @@ async fn after_a_full_disk_every_acknowledged_receipt_is_durable() -> eyre::Resu
             acknowledged = nonce;
         }
     }
-    assert!(acknowledged >= 2, "the watcher stores again once there is space");
+    assert!(
+        acknowledged >= 2,
+        "the watcher stores again once there is space"
+    );
     watcher.kill()?;
     let watcher = WatcherProcess::start(&stack, &dir, &database)?;
     let (status, body) = post(&watcher, &stack, vec![item(acknowledged)]).await?;
@@ -192,9 +210,18 @@ impl Scene {
         .await?;
         let brandon = self.stack.keys[2].clone();
         let paid = proof(&self.stack, self.channel_id, &self.alice, 3, ether("30"));
-        let item = receipt(&self.stack, &paid, &brandon, self.watcher_key.address(), ether("1"));
+        let item = receipt(
+            &self.stack,
+            &paid,
+            &brandon,
+            self.watcher_key.address(),
+            ether("1"),
+        );
         let (status, body) = post(watcher, &self.stack, vec![item]).await?;
-        eyre::ensure!(status == 200 && body["items"][0]["status"] == "stored", "{body}");
+        eyre::ensure!(
+            status == 200 && body["items"][0]["status"] == "stored",
+            "{body}"
+        );
         Ok(())
     }
 
@@ -204,7 +231,14 @@ impl Scene {
         let pending = self
             .stack
             .network(&self.alice)
-            .close(self.channel_id, BalanceProof::default().into(), Bytes::new(), ether("10"))
+            .close(
+                self.channel_id,
+                BalanceProof::default().into(),
+                Bytes::new(),
+                Bytes::new(),
+                ether("10"),
+                Bytes::new(),
+            )
             .send()
             .await?;
         let hash = *pending.tx_hash();
@@ -228,13 +262,20 @@ impl Scene {
     /// key sent exactly one transaction.
     async fn disputed_once(&self, settle_at: u64) -> eyre::Result<()> {
         eventually(60, "the dispute", || async {
-            Ok(!event_blocks::<CloserPenalized>(&self.stack, self.channel_id).await?.is_empty())
+            Ok(
+                !event_blocks::<CloserPenalized>(&self.stack, self.channel_id)
+                    .await?
+                    .is_empty(),
+            )
         })
         .await?;
         let penalties = event_blocks::<CloserPenalized>(&self.stack, self.channel_id).await?;
         eyre::ensure!(penalties.len() == 1, "{} disputes", penalties.len());
         let mined_at = block_timestamp(&self.stack, penalties[0]).await?;
-        eyre::ensure!(mined_at < settle_at, "mined at {mined_at}, after settleAt {settle_at}");
+        eyre::ensure!(
+            mined_at < settle_at,
+            "mined at {mined_at}, after settleAt {settle_at}"
+        );
         let sent = nonce(&self.stack, self.watcher_key.address()).await?;
         eyre::ensure!(sent == 1, "the watcher's key sent {sent} transactions");
         Ok(())
@@ -273,7 +314,11 @@ async fn killed_once_its_dispute_is_queued_it_disputes_once_after_restart() -> e
     let settle_at = scene.close().await?;
     let died = watcher.died(30)?;
     assert!(!died.success(), "it died at the crash point: {died:?}");
-    assert_eq!(nonce(&scene.stack, scene.watcher_key.address()).await?, 0, "queued, never sent");
+    assert_eq!(
+        nonce(&scene.stack, scene.watcher_key.address()).await?,
+        0,
+        "queued, never sent"
+    );
     let _watcher = scene.start(Options::default())?;
     scene.disputed_once(settle_at).await
 }
@@ -286,7 +331,11 @@ async fn killed_between_signing_and_broadcast_it_disputes_once_after_restart() -
     let settle_at = scene.close().await?;
     let died = watcher.died(30)?;
     assert!(!died.success(), "{died:?}");
-    assert_eq!(nonce(&scene.stack, scene.watcher_key.address()).await?, 0, "signed, never sent");
+    assert_eq!(
+        nonce(&scene.stack, scene.watcher_key.address()).await?,
+        0,
+        "signed, never sent"
+    );
     let _watcher = scene.start(Options::default())?;
     scene.disputed_once(settle_at).await
 }
@@ -314,7 +363,8 @@ async fn killed_after_broadcast_before_mining_it_disputes_once_after_restart() -
 /// Alice made meanwhile is disputed.
 // The proxy runs on the test's runtime while the test thread waits for the watcher to start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_rpc_gone_for_10_s_health_says_so_and_the_dispute_still_lands() -> eyre::Result<()> {
+async fn with_the_rpc_gone_for_10_s_health_says_so_and_the_dispute_still_lands() -> eyre::Result<()>
+{
     let scene = Scene::new("rpc-gone").await?;
     let proxy = Proxy::start(scene.stack.anvil.endpoint_url().socket_addrs(|| None)?[0]).await?;
     let log = scene.dir.join("watcher.log");
@@ -349,21 +399,29 @@ async fn with_the_rpc_gone_for_10_s_health_says_so_and_the_dispute_still_lands()
         .lines()
         .filter(|line| line.contains("WARN"))
         .count();
-    assert!(warnings <= 40, "{warnings} warnings over a 10 s outage, from {errors} errors");
+    assert!(
+        warnings <= 40,
+        "{warnings} warnings over a 10 s outage, from {errors} errors"
+    );
     Ok(())
 }
 
-async fn get_status(watcher: &WatcherProcess, path: &str) -> eyre::Result<(u16, serde_json::Value)> {
+async fn get_status(
+    watcher: &WatcherProcess,
+    path: &str,
+) -> eyre::Result<(u16, serde_json::Value)> {
     let response = alloy::transports::http::reqwest::get(format!("{}{path}", watcher.url)).await?;
     let status = response.status().as_u16();
     Ok((status, serde_json::from_str(&response.text().await?)?))
 }
 
 async fn watcher_metrics(watcher: &WatcherProcess) -> eyre::Result<String> {
-    Ok(alloy::transports::http::reqwest::get(format!("{}/metrics", watcher.url))
-        .await?
-        .text()
-        .await?)
+    Ok(
+        alloy::transports::http::reqwest::get(format!("{}/metrics", watcher.url))
+            .await?
+            .text()
+            .await?,
+    )
 }
 
 fn counter(metrics: &str, name: &str) -> u64 {
@@ -397,20 +455,37 @@ async fn dispute_survives_a_reorg(depth: u64) -> eyre::Result<()> {
     for _ in 0..depth {
         rpc(&scene.stack, "evm_mine", serde_json::json!([])).await?;
     }
-    assert_eq!(event_blocks::<CloserPenalized>(&scene.stack, scene.channel_id).await?.len(), 1);
+    assert_eq!(
+        event_blocks::<CloserPenalized>(&scene.stack, scene.channel_id)
+            .await?
+            .len(),
+        1
+    );
     // Give the watcher time to take the dispute as mined (and, at depth 2 and 3, confirmed).
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 
     rpc(&scene.stack, "evm_revert", serde_json::json!([snapshot])).await?;
-    rpc(&scene.stack, "anvil_dropAllTransactions", serde_json::json!([])).await?;
-    assert!(event_blocks::<CloserPenalized>(&scene.stack, scene.channel_id).await?.is_empty());
+    rpc(
+        &scene.stack,
+        "anvil_dropAllTransactions",
+        serde_json::json!([]),
+    )
+    .await?;
+    assert!(
+        event_blocks::<CloserPenalized>(&scene.stack, scene.channel_id)
+            .await?
+            .is_empty()
+    );
     rpc(&scene.stack, "evm_setAutomine", serde_json::json!([true])).await?;
     for _ in 0..depth + 1 {
         rpc(&scene.stack, "evm_mine", serde_json::json!([])).await?;
     }
     let provider = scene.stack.provider(&scene.stack.keys[0]);
     for _ in 0..300 {
-        if !event_blocks::<CloserPenalized>(&scene.stack, scene.channel_id).await?.is_empty() {
+        if !event_blocks::<CloserPenalized>(&scene.stack, scene.channel_id)
+            .await?
+            .is_empty()
+        {
             break;
         }
         rpc(&scene.stack, "evm_mine", serde_json::json!([])).await?;

@@ -16,8 +16,16 @@ use smartmesh_protocol::{
 };
 
 /// Alice's proof for `transferred` SMT at `nonce`, signed by hand (not by her wallet).
-fn hand_signed(dev: &Dev, alice: &PrivateKeySigner, channel: B256, nonce: U256, transferred: &str) -> eyre::Result<String> {
-    let chain_id = dev.dev["deployment"]["chainId"].as_u64().unwrap_or_default();
+fn hand_signed(
+    dev: &Dev,
+    alice: &PrivateKeySigner,
+    channel: B256,
+    nonce: U256,
+    transferred: &str,
+) -> eyre::Result<String> {
+    let chain_id = dev.dev["deployment"]["chainId"]
+        .as_u64()
+        .unwrap_or_default();
     let network = dev.address("tokenNetwork");
     let proof = BalanceProof {
         channelId: channel,
@@ -41,7 +49,17 @@ async fn a_nonce_above_64_bits_is_kept_whole_and_wins_the_dispute() -> eyre::Res
     let channel = dev.alice_and_brandon()?;
     let id = channel.to_string();
     let payment = file(&dev.home, "ten.smr");
-    dev.sm(&["pay", "--wallet", "alice", "--channel", &id, "--amount", "10", "--out", &payment])?;
+    dev.sm(&[
+        "pay",
+        "--wallet",
+        "alice",
+        "--channel",
+        &id,
+        "--amount",
+        "10",
+        "--out",
+        &payment,
+    ])?;
     dev.sm(&["receive", "--wallet", "brandon", &payment])?;
 
     // Alice signs by hand: 100 SMT in total at nonce 2^64, then again at 2^64 + 1.
@@ -59,13 +77,23 @@ async fn a_nonce_above_64_bits_is_kept_whole_and_wins_the_dispute() -> eyre::Res
         );
     }
     let status = dev.sm(&["channel", "status", "--wallet", "brandon", "--channel", &id])?;
-    assert!(status.contains("received 100 SMT"), "the journal holds the latest: {status}");
+    assert!(
+        status.contains("received 100 SMT"),
+        "the journal holds the latest: {status}"
+    );
     let synced = dev.sm(&["sync", "--wallet", "brandon"])?;
     assert!(synced.contains("1 receipt(s) stored"), "{synced}");
 
     // Alice closes claiming the 10 she paid through her wallet: the watcher holds the 100.
     dev.sm(&[
-        "channel", "close", "--wallet", "alice", "--channel", &id, "--claim", "10",
+        "channel",
+        "close",
+        "--wallet",
+        "alice",
+        "--channel",
+        &id,
+        "--claim",
+        "10",
         "--forfeit-deposit",
     ])?;
     let penalty = dev
@@ -74,7 +102,11 @@ async fn a_nonce_above_64_bits_is_kept_whole_and_wins_the_dispute() -> eyre::Res
     assert_eq!(penalty.provenTransferred, parse_ether("100")?);
     dev.pass_hold_period().await?;
     let (_, brandon_payout, alice_payout) = dev.settled(channel, brandon, "the settle").await?;
-    assert_eq!(brandon_payout, parse_ether("149")?, "everything but the watcher's reward");
+    assert_eq!(
+        brandon_payout,
+        parse_ether("149")?,
+        "everything but the watcher's reward"
+    );
     assert_eq!(alice_payout, U256::ZERO);
     Ok(())
 }
@@ -87,15 +119,44 @@ async fn a_failed_handover_is_resent_and_bad_input_is_refused() -> eyre::Result<
 
     // The file cannot be written: the payment is signed and journaled; the error says so.
     let unwritable = file(&dev.home, "no-such-dir/payment.smr");
-    let error = dev.sm_fails(&["pay", "--wallet", "alice", "--channel", &id, "--amount", "5", "--out", &unwritable])?;
-    assert!(error.contains("cannot write") && error.contains("do not pay again"), "{error}");
+    let error = dev.sm_fails(&[
+        "pay",
+        "--wallet",
+        "alice",
+        "--channel",
+        &id,
+        "--amount",
+        "5",
+        "--out",
+        &unwritable,
+    ])?;
+    assert!(
+        error.contains("cannot write") && error.contains("do not pay again"),
+        "{error}"
+    );
     assert!(error.contains("next: smartmesh pay --resend"), "{error}");
 
     let payment = file(&dev.home, "payment.smr");
-    let resent = dev.sm(&["pay", "--wallet", "alice", "--channel", &id, "--resend", "--out", &payment])?;
-    assert!(resent.contains("total 5 SMT, nonce 1"), "the same payment: {resent}");
+    let resent = dev.sm(&[
+        "pay",
+        "--wallet",
+        "alice",
+        "--channel",
+        &id,
+        "--resend",
+        "--out",
+        &payment,
+    ])?;
+    assert!(
+        resent.contains("total 5 SMT, nonce 1"),
+        "the same payment: {resent}"
+    );
     let printed = dev.sm(&["pay", "--wallet", "alice", "--channel", &id, "--resend"])?;
-    assert_eq!(printed.trim(), std::fs::read_to_string(&payment)?.trim(), "resending signs nothing new");
+    assert_eq!(
+        printed.trim(),
+        std::fs::read_to_string(&payment)?.trim(),
+        "resending signs nothing new"
+    );
 
     let first = dev.sm(&["receive", "--wallet", "brandon", &payment])?;
     assert!(first.starts_with("received: 5 SMT"), "{first}");
@@ -112,13 +173,27 @@ async fn a_failed_handover_is_resent_and_bad_input_is_refused() -> eyre::Result<
         ("1.2.3", "not an amount"),
         ("", "not an amount"),
     ] {
-        let error = dev.sm_fails(&["pay", "--wallet", "alice", "--channel", &id, "--amount", amount])?;
+        let error = dev.sm_fails(&[
+            "pay",
+            "--wallet",
+            "alice",
+            "--channel",
+            &id,
+            "--amount",
+            amount,
+        ])?;
         assert!(error.contains(expected), "{amount:?}: {error}");
     }
     let missing = file(&dev.home, "missing.smr");
     let error = dev.sm_fails(&["receive", "--wallet", "brandon", &missing])?;
-    assert!(error.contains(&format!("no such file: {missing}")), "{error}");
+    assert!(
+        error.contains(&format!("no such file: {missing}")),
+        "{error}"
+    );
     let status = dev.sm(&["channel", "status", "--wallet", "alice", "--channel", &id])?;
-    assert!(status.contains("paid 5 SMT"), "nothing refused was paid: {status}");
+    assert!(
+        status.contains("paid 5 SMT"),
+        "nothing refused was paid: {status}"
+    );
     Ok(())
 }

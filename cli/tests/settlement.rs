@@ -68,7 +68,9 @@ async fn a_watcher_killed_before_its_dispute_is_mined_disputes_once_after_restar
             channel_id,
             BalanceProof::default().into(),
             Bytes::new(),
+            Bytes::new(),
             ether("10"),
+            Bytes::new(),
         )
         .send()
         .await?;

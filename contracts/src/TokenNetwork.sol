@@ -9,6 +9,8 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {SignatureRules} from "./libraries/SignatureRules.sol";
 import {SettlementMath} from "./libraries/SettlementMath.sol";
+import {Locks} from "./libraries/Locks.sol";
+import {ConditionRegistry} from "./ConditionRegistry.sol";
 
 /// @title TokenNetwork: two-party payment channels with a penalizing hold period
 /// @notice One contract per token. Two participants deposit, pay each other off chain with
@@ -16,6 +18,9 @@ import {SettlementMath} from "./libraries/SettlementMath.sol";
 /// (`claimTransferred`); if, during the hold period, the partner or its watcher shows a proof
 /// signed by the closer for more, the closer lied and the partner receives all the channel
 /// holds. An honest close pays an offline partner correctly with no watcher at all.
+/// Payments may be conditional (the SmartMesh Condition): a proof carries a list of locks
+/// (`Locks`), and a lock pays its receiver if and only if its condition was registered in the
+/// `ConditionRegistry` at a time `t` with `0 < t < min(expiry, settleAt)`.
 /// @dev Immutable and ownerless. Every participant-authenticated function reads
 /// `_msgSender()`, so it also works gaslessly through the trusted SignedAgent.
 contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
@@ -32,8 +37,8 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
     /// @param channelId The channel, which also binds the pair's epoch.
     /// @param nonce Strictly increasing per direction, starting at 1.
     /// @param transferredAmount Everything the payer has paid so far; never decreases.
-    /// @param lockedAmount Reserved for conditional payments; must be zero.
-    /// @param locksRoot Reserved for conditional payments; must be zero.
+    /// @param lockedAmount The sum of the payer's pending locks toward its partner.
+    /// @param locksRoot The root of that lock list (`Locks.rootOf`), zero when it is empty.
     /// @param messageHash Binds an off-chain memo; may be zero.
     struct BalanceProof {
         bytes32 channelId;
@@ -77,6 +82,22 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         uint256 withdrawn2;
     }
 
+    /// @notice The lock lists a closed channel holds, by commitment: each list's bytes were
+    /// emitted when it was handed in, and `settleWithLocks` takes them back.
+    /// @param declaredLocks `declaredLocksOf(partnerLocks, ownLocks)` of the close: the
+    /// non-closer's pending locks toward the closer (behind the partner proof the closer handed
+    /// in) and the closer's declared pending locks toward the non-closer; zero when both are
+    /// empty.
+    /// @param evidenceLocksRoot The locks of the closer-signed proof held as evidence.
+    /// @param evidenceNonce That proof's nonce; 0 when there is no evidence.
+    /// @param evidenceTransferred That proof's `transferredAmount`.
+    struct ChannelLocks {
+        bytes32 declaredLocks;
+        bytes32 evidenceLocksRoot;
+        uint256 evidenceNonce;
+        uint256 evidenceTransferred;
+    }
+
     struct Participant {
         uint128 deposit;
         uint128 withdrawn;
@@ -87,7 +108,10 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         address participant1;
         ChannelState state;
         bool closedByParticipant1;
-        uint40 settleTimeout;
+        // Set when lock lists or evidence are stored: in the slot `close` and `settle` touch
+        // anyway, so a channel without locks pays nothing for them.
+        bool locksPending;
+        uint32 settleTimeout;
         uint40 settleAt;
         address participant2;
         bool penalized;
@@ -97,6 +121,12 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         uint256 closerReceived;
         address watcher;
         uint256 reward;
+        // One slot for both lists of the close: a second one would cost every close with locks
+        // another 22,100 gas.
+        bytes32 declaredLocks;
+        bytes32 evidenceLocksRoot;
+        uint256 evidenceNonce;
+        uint256 evidenceTransferred;
     }
 
     /// @notice EIP-712 type hash of `BalanceProof`.
@@ -123,6 +153,8 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
     uint256 public immutable minSettleTimeout;
     /// @notice The longest hold period a channel may have, in seconds.
     uint256 public immutable maxSettleTimeout;
+    /// @notice Where the conditions of locks are registered.
+    ConditionRegistry public immutable registry;
 
     mapping(bytes32 channelId => Channel) private _channels;
     // The epoch of the pair's last settled channel. The pair's live channel, if any, is always
@@ -160,8 +192,16 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
     error ProofChannelMismatch(bytes32 expected, bytes32 actual);
     /// @notice A balance proof must have a nonce of at least 1.
     error InvalidProofNonce();
-    /// @notice Conditional payments do not exist yet: `lockedAmount` and `locksRoot` must be 0.
-    error LocksNotSupported();
+    /// @notice The lock list handed in does not hash to the signed or stored root.
+    error LocksRootMismatch(bytes32 expected, bytes32 actual);
+    /// @notice The lock list's amounts do not add up to the proof's `lockedAmount`.
+    error LockedAmountMismatch(uint256 lockedAmount, uint256 listed);
+    /// @notice A proof with locks is evidence only when its nonce is above the evidence held.
+    error EvidenceNotNewer(uint256 nonce, uint256 held);
+    /// @notice The two lists given to `settleWithLocks` are not the ones the close declared.
+    error DeclaredLocksMismatch(bytes32 stored, bytes32 given);
+    /// @notice The channel holds lock lists: settle it with `settleWithLocks`.
+    error LocksPending(bytes32 channelId);
     /// @notice The closer may not dispute its own close.
     error CloserCannotUpdate(address closer);
     /// @notice The `Watch` is for another channel or another proof.
@@ -206,6 +246,22 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
     event CloserPenalized(
         bytes32 indexed channelId, address indexed submitter, address watcher, uint256 provenTransferred, uint256 reward
     );
+    /// @notice A close handed in lock lists: `partnerLocks` behind the partner's proof (owed to
+    /// the closer) and the closer's declared `ownLocks` (owed to the non-closer). Each is the
+    /// concatenation of 64-byte locks (`Locks`); `settleWithLocks` needs them back.
+    event ChannelLocksDeclared(bytes32 indexed channelId, bytes partnerLocks, bytes ownLocks);
+    /// @notice A closer-signed proof with locks, not above the claim, is now the channel's
+    /// evidence; at settle, if its `transferredAmount` plus its claimable locks exceeds the
+    /// closer's declaration, the closer is penalized and `watcher` earns `reward`.
+    event EvidenceSubmitted(
+        bytes32 indexed channelId,
+        address indexed submitter,
+        address watcher,
+        uint256 nonce,
+        uint256 transferredAmount,
+        bytes locks,
+        uint256 reward
+    );
     /// @notice The channel was settled after its hold period and its storage deleted.
     event ChannelSettled(bytes32 indexed channelId, uint256 payout1, uint256 payout2, address watcher, uint256 reward);
     /// @notice The participants settled together while the channel was open; `balance2` is
@@ -214,9 +270,16 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
 
     /// @param token_ The token the channels hold.
     /// @param agent The SignedAgent trusted as ERC-2771 forwarder.
+    /// @param registry_ The registry whose entries decide locks.
     /// @param minSettleTimeout_ The shortest hold period in seconds (hours on a public network).
     /// @param maxSettleTimeout_ The longest hold period in seconds.
-    constructor(IERC20 token_, address agent, uint256 minSettleTimeout_, uint256 maxSettleTimeout_)
+    constructor(
+        IERC20 token_,
+        address agent,
+        ConditionRegistry registry_,
+        uint256 minSettleTimeout_,
+        uint256 maxSettleTimeout_
+    )
         EIP712("SmartMesh TokenNetwork", "1")
         ERC2771Context(agent)
     {
@@ -224,6 +287,7 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
             revert InvalidTimeoutBounds(minSettleTimeout_, maxSettleTimeout_);
         }
         token = token_;
+        registry = registry_;
         minSettleTimeout = minSettleTimeout_;
         maxSettleTimeout = maxSettleTimeout_;
     }
@@ -346,7 +410,7 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         SignatureRules.requireSigner(digest, sig1, participant1);
         SignatureRules.requireSigner(digest, sig2, participant2);
 
-        _deleteChannel(channel, participant1, participant2);
+        _deleteChannel(channel, participant1, participant2, false);
         _payOut(participant1, balance1);
         _payOut(participant2, payout2);
         emit ChannelCooperativelySettled(channelId, balance1, payout2);
@@ -360,13 +424,19 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
     /// @param partnerProof The latest proof the caller received from its partner, or all zeros
     /// with an empty `partnerSig` when it received nothing.
     /// @param partnerSig The partner's signature of `partnerProof`.
+    /// @param partnerLocks The lock list behind `partnerProof.locksRoot` (empty when it has
+    /// none): the partner's pending locks toward the caller.
     /// @param claimTransferred Everything the caller paid its partner: the largest amount it
     /// ever signed on this channel. Declaring less is penalized with the caller's whole share.
+    /// @param ownLocks The caller's own pending locks toward its partner, those of its latest
+    /// signed proof. Dropping one it signed is penalized like an under-declaration.
     function close(
         bytes32 channelId,
         BalanceProof calldata partnerProof,
         bytes calldata partnerSig,
-        uint256 claimTransferred
+        bytes calldata partnerLocks,
+        uint256 claimTransferred,
+        bytes calldata ownLocks
     ) external {
         Channel storage channel = _requireState(channelId, ChannelState.Open);
         address closer = _msgSender();
@@ -374,12 +444,17 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         if (!closedByParticipant1 && closer != channel.participant2) revert NotParticipant(channelId, closer);
 
         uint256 received;
+        bytes32 partnerLocksRoot;
         if (partnerSig.length != 0 || !_isEmpty(partnerProof)) {
-            _checkProof(channelId, partnerProof);
+            _checkProof(channelId, partnerProof, partnerLocks);
             address partner = closedByParticipant1 ? channel.participant2 : channel.participant1;
             SignatureRules.requireSigner(_hashTypedDataV4(_hashProof(partnerProof)), partnerSig, partner);
             received = partnerProof.transferredAmount;
+            partnerLocksRoot = partnerProof.locksRoot;
+        } else if (partnerLocks.length != 0) {
+            revert LocksRootMismatch(bytes32(0), Locks.rootOf(partnerLocks));
         }
+        (bytes32 ownLocksRoot,) = Locks.check(ownLocks);
 
         // forge-lint: disable-next-line(unsafe-typecast) timestamps fit 40 bits until year 36812
         uint40 settleAt = uint40(block.timestamp) + channel.settleTimeout;
@@ -389,13 +464,22 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         if (claimTransferred != 0) channel.claimTransferred = claimTransferred;
         if (received != 0) channel.closerReceived = received;
         emit ChannelClosed(channelId, closer, claimTransferred, received, partnerProof.nonce, settleAt);
+        if (partnerLocksRoot != bytes32(0) || ownLocksRoot != bytes32(0)) {
+            channel.locksPending = true;
+            channel.declaredLocks = _declaredLocks(partnerLocksRoot, ownLocksRoot);
+            emit ChannelLocksDeclared(channelId, partnerLocks, ownLocks);
+        }
     }
 
-    /// @notice Proves that the closer paid more than it declared, penalizing it: at settle the
-    /// non-closer receives all the channel holds. Sent by the non-closer itself (with an empty
-    /// `watch` and `nonCloserSig`) or by a watcher holding the non-closer's signed `Watch`.
-    /// @param closerProof A proof signed by the closer with `transferredAmount` above its claim.
+    /// @notice Shows a proof the closer signed. Above its claim, it proves the closer lied and
+    /// penalizes it at once: at settle the non-closer receives all the channel holds. Not above
+    /// the claim but with locks, it becomes the channel's evidence (replacing evidence with a
+    /// lower nonce): at settle, if it proves more than the closer declared with its own locks,
+    /// the closer dropped a lock it signed and is penalized. Sent by the non-closer itself (with
+    /// an empty `watch` and `nonCloserSig`) or by a watcher holding the non-closer's `Watch`.
+    /// @param closerProof A proof signed by the closer.
     /// @param closerSig The closer's signature of `closerProof`.
+    /// @param closerLocks The lock list behind `closerProof.locksRoot`.
     /// @param watch The non-closer's authorization for the caller (ignored when the caller is
     /// the non-closer).
     /// @param nonCloserSig The non-closer's signature of `watch`.
@@ -403,6 +487,7 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         bytes32 channelId,
         BalanceProof calldata closerProof,
         bytes calldata closerSig,
+        bytes calldata closerLocks,
         Watch calldata watch,
         bytes calldata nonCloserSig
     ) external {
@@ -414,9 +499,15 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         address sender = _msgSender();
         if (sender == closer) revert CloserCannotUpdate(closer);
 
-        _checkProof(channelId, closerProof);
+        _checkProof(channelId, closerProof, closerLocks);
         uint256 claim = channel.claimTransferred;
-        if (closerProof.transferredAmount <= claim) revert ClaimNotExceeded(closerProof.transferredAmount, claim);
+        bool lied = closerProof.transferredAmount > claim;
+        if (!lied) {
+            if (closerProof.lockedAmount == 0) revert ClaimNotExceeded(closerProof.transferredAmount, claim);
+            if (closerProof.nonce <= channel.evidenceNonce) {
+                revert EvidenceNotNewer(closerProof.nonce, channel.evidenceNonce);
+            }
+        }
         bytes32 proofDigest = _hashTypedDataV4(_hashProof(closerProof));
         SignatureRules.requireSigner(proofDigest, closerSig, closer);
 
@@ -428,50 +519,80 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
             (watcher, reward) = (watch.watcher, watch.reward);
         }
 
-        channel.penalized = true;
-        // After a penalty the declared amounts no longer decide anything (the non-closer gets
-        // all); clearing them here earns their storage refund in this transaction instead of
-        // costing settle two more deletions.
-        channel.claimTransferred = 0;
-        if (channel.closerReceived != 0) channel.closerReceived = 0;
-        if (reward != 0) {
-            channel.watcher = watcher;
-            channel.reward = reward;
+        if (lied) {
+            channel.penalized = true;
+            // After a penalty the declared amounts and the locks no longer decide anything (the
+            // non-closer gets all); clearing them here earns their storage refund in this
+            // transaction instead of costing settle more deletions.
+            channel.claimTransferred = 0;
+            if (channel.closerReceived != 0) channel.closerReceived = 0;
+            if (channel.locksPending) _clearLocks(channel);
+            if (reward != 0) (channel.watcher, channel.reward) = (watcher, reward);
+            emit CloserPenalized(channelId, sender, watcher, closerProof.transferredAmount, reward);
+        } else {
+            // The reward belongs to whichever Watch brought the evidence held now.
+            if (reward != 0) (channel.watcher, channel.reward) = (watcher, reward);
+            else if (channel.evidenceNonce != 0 && channel.reward != 0) (channel.watcher, channel.reward) = (address(0), 0);
+            channel.locksPending = true;
+            channel.evidenceLocksRoot = closerProof.locksRoot;
+            channel.evidenceNonce = closerProof.nonce;
+            channel.evidenceTransferred = closerProof.transferredAmount;
+            emit EvidenceSubmitted(
+                channelId, sender, watcher, closerProof.nonce, closerProof.transferredAmount, closerLocks, reward
+            );
         }
-        emit CloserPenalized(channelId, sender, watcher, closerProof.transferredAmount, reward);
     }
 
-    /// @notice Pays out a closed channel once its hold period is over. Anyone may call it, so a
-    /// watcher settles for phones that are offline. It cannot revert once `settleAt` passed.
+    /// @notice Pays out a closed channel without locks once its hold period is over. Anyone may
+    /// call it, so a watcher settles for phones that are offline. It cannot revert once
+    /// `settleAt` passed, unless the channel holds locks (`LocksPending`): then
+    /// `settleWithLocks` settles it.
     function settle(bytes32 channelId) external nonReentrant {
         Channel storage channel = _requireState(channelId, ChannelState.Closed);
         if (block.timestamp < channel.settleAt) revert HoldPeriodNotOver(channel.settleAt);
+        if (channel.locksPending) revert LocksPending(channelId);
+        if (channel.penalized) _settlePenalized(channel, channelId, false);
+        else _settleSplit(channel, channelId, channel.claimTransferred, channel.closerReceived, false);
+    }
 
-        address participant1 = channel.participant1;
-        address participant2 = channel.participant2;
-        uint256 total = _total(channel);
-        uint256 payout1;
-        uint256 payout2;
-        address watcher;
-        uint256 reward;
-        if (channel.penalized) {
-            watcher = channel.watcher;
-            reward = channel.reward < total ? channel.reward : total;
-            (payout1, payout2) = channel.closedByParticipant1 ? (uint256(0), total - reward) : (total - reward, 0);
-        } else {
-            (uint256 transferred12, uint256 transferred21) = channel.closedByParticipant1
-                ? (channel.claimTransferred, channel.closerReceived)
-                : (channel.closerReceived, channel.claimTransferred);
-            (payout1, payout2) = SettlementMath.split(
-                channel.account1.deposit, channel.account1.withdrawn, transferred12, transferred21, total
-            );
+    /// @notice Pays out a closed channel that holds locks once its hold period is over, each
+    /// lock to its receiver if and only if its condition was registered at a time `t` with
+    /// `0 < t < min(expiry, settleAt)`. Anyone may call it: the lists are public (from
+    /// `ChannelLocksDeclared` and `EvidenceSubmitted`) and the funds can only go to the
+    /// participants and the evidence's watcher. Once `settleAt` passed it cannot revert when
+    /// the lists match the stored roots. On a penalized channel the lists are ignored.
+    /// @param ownLocks The closer's declared locks (`ChannelLocksDeclared.ownLocks`).
+    /// @param evidenceLocks The evidence's locks (the last `EvidenceSubmitted.locks`).
+    /// @param partnerLocks The locks behind the partner proof
+    /// (`ChannelLocksDeclared.partnerLocks`).
+    function settleWithLocks(
+        bytes32 channelId,
+        bytes calldata ownLocks,
+        bytes calldata evidenceLocks,
+        bytes calldata partnerLocks
+    ) external nonReentrant {
+        Channel storage channel = _requireState(channelId, ChannelState.Closed);
+        uint256 settleAt = channel.settleAt;
+        if (block.timestamp < settleAt) revert HoldPeriodNotOver(settleAt);
+        if (channel.penalized) return _settlePenalized(channel, channelId, false);
+        bytes32 declared = declaredLocksOf(partnerLocks, ownLocks);
+        if (declared != channel.declaredLocks) revert DeclaredLocksMismatch(channel.declaredLocks, declared);
+        _requireRoot(channel.evidenceLocksRoot, evidenceLocks);
+
+        // What the non-closer is owed: the closer's declaration against the evidence. The
+        // evidence proving more is an under-declaration (a dropped lock, or a lock made after
+        // the close) and penalized; otherwise the evidence's reward is not paid.
+        uint256 owed = _saturatingAdd(channel.claimTransferred, Locks.claimable(ownLocks, registry, settleAt));
+        if (channel.evidenceNonce != 0) {
+            uint256 proven =
+                _saturatingAdd(channel.evidenceTransferred, Locks.claimable(evidenceLocks, registry, settleAt));
+            if (proven > owed) {
+                emit CloserPenalized(channelId, _msgSender(), channel.watcher, proven, channel.reward);
+                return _settlePenalized(channel, channelId, true);
+            }
         }
-
-        _deleteChannel(channel, participant1, participant2);
-        _payOut(participant1, payout1);
-        _payOut(participant2, payout2);
-        _payOut(watcher, reward);
-        emit ChannelSettled(channelId, payout1, payout2, watcher, reward);
+        uint256 closerOwed = _saturatingAdd(channel.closerReceived, Locks.claimable(partnerLocks, registry, settleAt));
+        _settleSplit(channel, channelId, owed, closerOwed, true);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -512,6 +633,33 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         info.withdrawn1 = channel.account1.withdrawn;
         info.deposit2 = channel.account2.deposit;
         info.withdrawn2 = channel.account2.withdrawn;
+    }
+
+    /// @notice The lock lists and evidence a closed channel holds; all zeros without locks.
+    function channelLocks(bytes32 channelId) external view returns (ChannelLocks memory locks) {
+        Channel storage channel = _channels[channelId];
+        locks.declaredLocks = channel.declaredLocks;
+        locks.evidenceLocksRoot = channel.evidenceLocksRoot;
+        locks.evidenceNonce = channel.evidenceNonce;
+        locks.evidenceTransferred = channel.evidenceTransferred;
+    }
+
+    /// @notice Checks a lock list as `close` and `updateClaim` do and returns its `locksRoot`
+    /// and `lockedAmount`: what a payer signs for these locks.
+    function checkLocks(bytes calldata locks) external pure returns (bytes32 locksRoot, uint256 lockedAmount) {
+        return Locks.check(locks);
+    }
+
+    /// @notice The commitment a close stores for its two lock lists (zero when both are empty).
+    function declaredLocksOf(bytes calldata partnerLocks, bytes calldata ownLocks) public pure returns (bytes32) {
+        return _declaredLocks(Locks.rootOf(partnerLocks), Locks.rootOf(ownLocks));
+    }
+
+    /// @notice What `locks` pays its receiver if the channel settled with hold period ending
+    /// at `settleAt`, under the registry's entries as they are now.
+    function claimableLocks(bytes calldata locks, uint256 settleAt) external view returns (uint256) {
+        Locks.check(locks);
+        return Locks.claimable(locks, registry, settleAt);
     }
 
     /// @notice A participant's total deposit and total withdrawal in a channel.
@@ -589,7 +737,7 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         channel.participant1 = participant1;
         channel.state = ChannelState.Open;
         // forge-lint: disable-next-line(unsafe-typecast) bounded by maxSettleTimeout < 2^32
-        channel.settleTimeout = uint40(settleTimeout);
+        channel.settleTimeout = uint32(settleTimeout);
         channel.participant2 = participant2;
         emit ChannelOpened(channelId, participant1, participant2, epoch, settleTimeout);
     }
@@ -637,10 +785,79 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
         return uint256(account1.deposit) + account2.deposit - account1.withdrawn - account2.withdrawn;
     }
 
-    function _checkProof(bytes32 channelId, BalanceProof calldata proof) private pure {
+    /// @dev A proof's lock list must be the one it signed: same root, amounts summing to its
+    /// `lockedAmount`, canonical and at most `MAX_LOCKS` long.
+    function _checkProof(bytes32 channelId, BalanceProof calldata proof, bytes calldata locks) private pure {
         if (proof.channelId != channelId) revert ProofChannelMismatch(channelId, proof.channelId);
         if (proof.nonce == 0) revert InvalidProofNonce();
-        if (proof.lockedAmount != 0 || proof.locksRoot != bytes32(0)) revert LocksNotSupported();
+        (bytes32 root, uint256 lockedAmount) = Locks.check(locks);
+        if (root != proof.locksRoot) revert LocksRootMismatch(proof.locksRoot, root);
+        if (lockedAmount != proof.lockedAmount) revert LockedAmountMismatch(proof.lockedAmount, lockedAmount);
+    }
+
+    function _requireRoot(bytes32 stored, bytes calldata locks) private pure {
+        bytes32 root = Locks.rootOf(locks);
+        if (root != stored) revert LocksRootMismatch(stored, root);
+    }
+
+    function _declaredLocks(bytes32 partnerLocksRoot, bytes32 ownLocksRoot) private pure returns (bytes32) {
+        if (partnerLocksRoot == bytes32(0) && ownLocksRoot == bytes32(0)) return bytes32(0);
+        return keccak256(abi.encode(partnerLocksRoot, ownLocksRoot));
+    }
+
+    function _saturatingAdd(uint256 a, uint256 b) private pure returns (uint256) {
+        unchecked {
+            uint256 sum = a + b;
+            return sum < a ? type(uint256).max : sum;
+        }
+    }
+
+    /// @dev Penalized: the watcher gets `min(reward, TOTAL)` and the non-closer the rest.
+    function _settlePenalized(Channel storage channel, bytes32 channelId, bool hadLocks) private {
+        address participant1 = channel.participant1;
+        address participant2 = channel.participant2;
+        uint256 total = _total(channel);
+        address watcher = channel.watcher;
+        uint256 reward = channel.reward < total ? channel.reward : total;
+        (uint256 payout1, uint256 payout2) =
+            channel.closedByParticipant1 ? (uint256(0), total - reward) : (total - reward, 0);
+        _deleteChannel(channel, participant1, participant2, hadLocks);
+        _payOut(participant1, payout1);
+        _payOut(participant2, payout2);
+        _payOut(watcher, reward);
+        emit ChannelSettled(channelId, payout1, payout2, watcher, reward);
+    }
+
+    /// @dev Not penalized: the split of what each side owes the other; no reward is paid.
+    function _settleSplit(
+        Channel storage channel,
+        bytes32 channelId,
+        uint256 closerOwes,
+        uint256 closerIsOwed,
+        bool hadLocks
+    ) private {
+        address participant1 = channel.participant1;
+        address participant2 = channel.participant2;
+        uint256 total = _total(channel);
+        (uint256 transferred12, uint256 transferred21) =
+            channel.closedByParticipant1 ? (closerOwes, closerIsOwed) : (closerIsOwed, closerOwes);
+        (uint256 payout1, uint256 payout2) = SettlementMath.split(
+            channel.account1.deposit, channel.account1.withdrawn, transferred12, transferred21, total
+        );
+        _deleteChannel(channel, participant1, participant2, hadLocks);
+        _payOut(participant1, payout1);
+        _payOut(participant2, payout2);
+        emit ChannelSettled(channelId, payout1, payout2, address(0), 0);
+    }
+
+    /// @dev Forgets the lock lists and the evidence, and the reward that came with it.
+    function _clearLocks(Channel storage channel) private {
+        channel.locksPending = false;
+        if (channel.declaredLocks != bytes32(0)) channel.declaredLocks = bytes32(0);
+        if (channel.evidenceNonce != 0) {
+            (channel.evidenceLocksRoot, channel.evidenceNonce, channel.evidenceTransferred) = (bytes32(0), 0, 0);
+            if (channel.reward != 0) (channel.watcher, channel.reward) = (address(0), 0);
+        }
     }
 
     function _checkWatch(
@@ -677,15 +894,32 @@ contract TokenNetwork is EIP712, ERC2771Context, ReentrancyGuardTransient {
 
     /// @dev Zeroes only the slots that can hold something: clearing an already-zero slot costs
     /// a cold access and earns nothing, and refunds are capped at a fifth of the gas anyway. A
-    /// penalty already cleared the declared amounts; without one there is no watcher or reward.
-    function _deleteChannel(Channel storage channel, address participant1, address participant2) private {
+    /// penalty in `updateClaim` already cleared the declared amounts and the locks; without
+    /// locks or a penalty there is no watcher or reward.
+    function _deleteChannel(Channel storage channel, address participant1, address participant2, bool hadLocks)
+        private
+    {
         bool penalized = channel.penalized;
-        (channel.participant1, channel.state, channel.closedByParticipant1, channel.settleTimeout, channel.settleAt) =
-        (address(0), ChannelState.None, false, 0, 0);
+        (
+            channel.participant1,
+            channel.state,
+            channel.closedByParticipant1,
+            channel.locksPending,
+            channel.settleTimeout,
+            channel.settleAt
+        ) = (address(0), ChannelState.None, false, false, 0, 0);
         (channel.participant2, channel.penalized) = (address(0), false);
         if (channel.account1.deposit != 0 || channel.account1.withdrawn != 0) delete channel.account1;
         if (channel.account2.deposit != 0 || channel.account2.withdrawn != 0) delete channel.account2;
-        if (penalized) {
+        if (hadLocks) {
+            if (channel.claimTransferred != 0) channel.claimTransferred = 0;
+            if (channel.closerReceived != 0) channel.closerReceived = 0;
+            if (channel.reward != 0) (channel.watcher, channel.reward) = (address(0), 0);
+            if (channel.declaredLocks != bytes32(0)) channel.declaredLocks = bytes32(0);
+            if (channel.evidenceNonce != 0) {
+                (channel.evidenceLocksRoot, channel.evidenceNonce, channel.evidenceTransferred) = (bytes32(0), 0, 0);
+            }
+        } else if (penalized) {
             if (channel.reward != 0) (channel.watcher, channel.reward) = (address(0), 0);
         } else {
             if (channel.claimTransferred != 0) channel.claimTransferred = 0;

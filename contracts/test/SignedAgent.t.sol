@@ -262,7 +262,7 @@ contract SignedAgentExecuteTest is AgentTestBase {
     }
 
     function test_execute_revertsForTargetTrustingAnotherForwarder() public {
-        TokenNetwork otherNetwork = new TokenNetwork(token, address(0xBEEF), MIN_TIMEOUT, MAX_TIMEOUT);
+        TokenNetwork otherNetwork = new TokenNetwork(token, address(0xBEEF), registry, MIN_TIMEOUT, MAX_TIMEOUT);
         expectInvalidTarget(address(otherNetwork));
         SmartMeshToken otherToken = new SmartMeshToken(alice, 1 ether, address(new SignedAgent()));
         expectInvalidTarget(address(otherToken));
@@ -423,7 +423,7 @@ contract SignedAgentGaslessTest is AgentTestBase {
         (TokenNetwork.BalanceProof memory proof, bytes memory proofSig) =
             signedProof(BRANDON_PK, channelId, 3, 30 ether);
         (SignedAgent.AgentRequest memory request, bytes memory sig) = signedRequest(
-            ALICE_PK, address(network), abi.encodeCall(network.close, (channelId, proof, proofSig, 10 ether)), FEE, 3
+            ALICE_PK, address(network), abi.encodeCall(network.close, (channelId, proof, proofSig, "", 10 ether, "")), FEE, 3
         );
         relay(request, sig);
 

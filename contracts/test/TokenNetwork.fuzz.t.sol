@@ -275,7 +275,7 @@ contract TokenNetworkFuzzTest is Fixture, SettlementReference {
         TokenNetwork.Watch memory watch = watchOf(channelId, proof, watcher, reward, block.timestamp);
         bytes memory watchSig = signWatch(nonCloserPk, watch);
         vm.prank(watcher);
-        network.updateClaim(channelId, proof, proofSig, watch, watchSig);
+        network.updateClaim(channelId, proof, proofSig, "", watch, watchSig);
 
         vm.warp(info(channelId).settleAt);
         network.settle(channelId);

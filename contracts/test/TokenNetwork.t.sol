@@ -154,25 +154,25 @@ contract TokenNetworkConstructorTest is TokenNetworkTestBase {
 
     function test_constructor_revertsOnZeroMinimum() public {
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.InvalidTimeoutBounds.selector, 0, MAX_TIMEOUT));
-        new TokenNetwork(token, address(agent), 0, MAX_TIMEOUT);
+        new TokenNetwork(token, address(agent), registry, 0, MAX_TIMEOUT);
     }
 
     function test_constructor_revertsOnMinimumAboveMaximum() public {
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.InvalidTimeoutBounds.selector, 2 hours, 1 hours));
-        new TokenNetwork(token, address(agent), 2 hours, 1 hours);
+        new TokenNetwork(token, address(agent), registry, 2 hours, 1 hours);
     }
 
     function test_constructor_revertsOnMaximumAboveUint32() public {
         uint256 max = uint256(type(uint32).max) + 1;
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.InvalidTimeoutBounds.selector, 1, max));
-        new TokenNetwork(token, address(agent), 1, max);
+        new TokenNetwork(token, address(agent), registry, 1, max);
     }
 
     function test_constructor_acceptsEdgeBounds() public {
-        TokenNetwork widest = new TokenNetwork(token, address(agent), 1, type(uint32).max);
+        TokenNetwork widest = new TokenNetwork(token, address(agent), registry, 1, type(uint32).max);
         assertEq(widest.minSettleTimeout(), 1, "min 1");
         assertEq(widest.maxSettleTimeout(), type(uint32).max, "max 2^32-1");
-        TokenNetwork fixedTimeout = new TokenNetwork(token, address(agent), 5, 5);
+        TokenNetwork fixedTimeout = new TokenNetwork(token, address(agent), registry, 5, 5);
         assertEq(fixedTimeout.minSettleTimeout(), 5, "min == max");
         assertEq(fixedTimeout.maxSettleTimeout(), 5, "min == max");
     }
@@ -184,7 +184,7 @@ contract TokenNetworkConstructorTest is TokenNetworkTestBase {
         if (!valid) {
             vm.expectRevert(abi.encodeWithSelector(TokenNetwork.InvalidTimeoutBounds.selector, min, max));
         }
-        TokenNetwork deployed = new TokenNetwork(token, address(agent), min, max);
+        TokenNetwork deployed = new TokenNetwork(token, address(agent), registry, min, max);
         if (valid) {
             assertEq(deployed.minSettleTimeout(), min, "min");
             assertEq(deployed.maxSettleTimeout(), max, "max");
@@ -488,7 +488,7 @@ contract TokenNetworkDepositTest is TokenNetworkTestBase {
     function test_deposit_acceptsMaxDepositOnBothSides() public {
         // SMT's supply is far below 2^127, so the edge is checked on a plain mintable token.
         FeeOnTransferToken big = new FeeOnTransferToken(0);
-        TokenNetwork bigNetwork = new TokenNetwork(IERC20(address(big)), address(agent), MIN_TIMEOUT, MAX_TIMEOUT);
+        TokenNetwork bigNetwork = new TokenNetwork(IERC20(address(big)), address(agent), registry, MIN_TIMEOUT, MAX_TIMEOUT);
         vm.prank(alice);
         bytes32 id = bigNetwork.open(brandon, TIMEOUT);
         uint256 max = bigNetwork.MAX_DEPOSIT();
@@ -512,7 +512,7 @@ contract TokenNetworkDepositTest is TokenNetworkTestBase {
 
     function test_deposit_revertsOnFeeOnTransferToken() public {
         FeeOnTransferToken feeToken = new FeeOnTransferToken(100); // 1%
-        TokenNetwork feeNetwork = new TokenNetwork(IERC20(address(feeToken)), address(agent), MIN_TIMEOUT, MAX_TIMEOUT);
+        TokenNetwork feeNetwork = new TokenNetwork(IERC20(address(feeToken)), address(agent), registry, MIN_TIMEOUT, MAX_TIMEOUT);
         vm.prank(alice);
         bytes32 id = feeNetwork.open(brandon, TIMEOUT);
         feeToken.mint(alice, 1000);
@@ -1039,12 +1039,12 @@ contract TokenNetworkCooperativeSettleTest is TokenNetworkTestBase {
 
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.ProofChannelMismatch.selector, reopened, channelId));
         vm.prank(alice);
-        network.close(reopened, oldProof, oldProofSig, 0);
+        network.close(reopened, oldProof, oldProofSig, "", 0, "");
         // Relabelled with the new id, the old signature no longer matches.
         oldProof.channelId = reopened;
         vm.expectRevert(invalidSig(brandon));
         vm.prank(alice);
-        network.close(reopened, oldProof, oldProofSig, 0);
+        network.close(reopened, oldProof, oldProofSig, "", 0, "");
 
         assertEq(network.channelTotal(reopened), 150, "reopened channel intact");
         assertState(reopened, TokenNetwork.ChannelState.Open, "still open");
@@ -1098,7 +1098,7 @@ contract TokenNetworkCloseTest is TokenNetworkTestBase {
         vm.expectEmit(address(network));
         emit TokenNetwork.ChannelClosed(channelId, alice, 20, 0, 0, START + TIMEOUT);
         vm.prank(alice);
-        network.close(channelId, emptyProof(), "", 20);
+        network.close(channelId, emptyProof(), "", "", 20, "");
 
         TokenNetwork.ChannelInfo memory i = network.channelInfo(channelId);
         assertEq(uint256(i.state), uint256(TokenNetwork.ChannelState.Closed), "closed");
@@ -1116,7 +1116,7 @@ contract TokenNetworkCloseTest is TokenNetworkTestBase {
         vm.expectEmit(address(network));
         emit TokenNetwork.ChannelClosed(channelId, brandon, 0, 15, 3, START + 500 + TIMEOUT);
         vm.prank(brandon);
-        network.close(channelId, proof, sig, 0);
+        network.close(channelId, proof, sig, "", 0, "");
 
         TokenNetwork.ChannelInfo memory i = network.channelInfo(channelId);
         assertEq(i.closer, brandon, "closer");
@@ -1136,7 +1136,7 @@ contract TokenNetworkCloseTest is TokenNetworkTestBase {
     function test_close_revertsForNonParticipant() public {
         vm.expectRevert(notParticipant(channelId, carol));
         vm.prank(carol);
-        network.close(channelId, emptyProof(), "", 0);
+        network.close(channelId, emptyProof(), "", "", 0, "");
         assertState(channelId, TokenNetwork.ChannelState.Open, "still open");
     }
 
@@ -1144,12 +1144,12 @@ contract TokenNetworkCloseTest is TokenNetworkTestBase {
         closeWith(alice, channelId, emptyProof(), "", 0);
         vm.expectRevert(wrongState(channelId, TokenNetwork.ChannelState.Closed));
         vm.prank(brandon);
-        network.close(channelId, emptyProof(), "", 0);
+        network.close(channelId, emptyProof(), "", "", 0, "");
 
         bytes32 unknown = idOf(alice, carol, 1);
         vm.expectRevert(wrongState(unknown, TokenNetwork.ChannelState.None));
         vm.prank(alice);
-        network.close(unknown, emptyProof(), "", 0);
+        network.close(unknown, emptyProof(), "", "", 0, "");
         assertEq(network.channelInfo(channelId).closer, alice, "first close stands");
     }
 
@@ -1158,53 +1158,53 @@ contract TokenNetworkCloseTest is TokenNetworkTestBase {
         (TokenNetwork.BalanceProof memory proof, bytes memory sig) = signedProof(BRANDON_PK, other, 1, 5);
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.ProofChannelMismatch.selector, channelId, other));
         vm.prank(alice);
-        network.close(channelId, proof, sig, 0);
+        network.close(channelId, proof, sig, "", 0, "");
     }
 
     function test_close_revertsOnSignatureWithEmptyProof() public {
         bytes memory sig = signProof(BRANDON_PK, emptyProof());
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.ProofChannelMismatch.selector, channelId, bytes32(0)));
         vm.prank(alice);
-        network.close(channelId, emptyProof(), sig, 0);
+        network.close(channelId, emptyProof(), sig, "", 0, "");
     }
 
     function test_close_revertsOnNonceZero() public {
         (TokenNetwork.BalanceProof memory proof, bytes memory sig) = signedProof(BRANDON_PK, channelId, 0, 5);
         vm.expectRevert(TokenNetwork.InvalidProofNonce.selector);
         vm.prank(alice);
-        network.close(channelId, proof, sig, 0);
+        network.close(channelId, proof, sig, "", 0, "");
     }
 
-    function test_close_revertsOnLockedAmount() public {
+    function test_close_revertsOnLockedAmountWithoutLocks() public {
         TokenNetwork.BalanceProof memory proof = proofOf(channelId, 1, 5);
         proof.lockedAmount = 1;
         bytes memory sig = signProof(BRANDON_PK, proof);
-        vm.expectRevert(TokenNetwork.LocksNotSupported.selector);
+        vm.expectRevert(abi.encodeWithSelector(TokenNetwork.LockedAmountMismatch.selector, 1, 0));
         vm.prank(alice);
-        network.close(channelId, proof, sig, 0);
+        network.close(channelId, proof, sig, "", 0, "");
     }
 
-    function test_close_revertsOnLocksRoot() public {
+    function test_close_revertsOnLocksRootWithoutLocks() public {
         TokenNetwork.BalanceProof memory proof = proofOf(channelId, 1, 5);
         proof.locksRoot = bytes32(uint256(1));
         bytes memory sig = signProof(BRANDON_PK, proof);
-        vm.expectRevert(TokenNetwork.LocksNotSupported.selector);
+        vm.expectRevert(abi.encodeWithSelector(TokenNetwork.LocksRootMismatch.selector, bytes32(uint256(1)), bytes32(0)));
         vm.prank(alice);
-        network.close(channelId, proof, sig, 0);
+        network.close(channelId, proof, sig, "", 0, "");
     }
 
     function test_close_revertsOnProofSignedByCloser() public {
         (TokenNetwork.BalanceProof memory proof, bytes memory sig) = signedProof(ALICE_PK, channelId, 1, 500);
         vm.expectRevert(invalidSig(brandon));
         vm.prank(alice);
-        network.close(channelId, proof, sig, 0);
+        network.close(channelId, proof, sig, "", 0, "");
     }
 
     function test_close_revertsOnProofSignedByStranger() public {
         (TokenNetwork.BalanceProof memory proof, bytes memory sig) = signedProof(STRANGER_PK, channelId, 1, 500);
         vm.expectRevert(invalidSig(brandon));
         vm.prank(alice);
-        network.close(channelId, proof, sig, 0);
+        network.close(channelId, proof, sig, "", 0, "");
     }
 
     function test_close_revertsOnHighS() public {
@@ -1212,7 +1212,7 @@ contract TokenNetworkCloseTest is TokenNetworkTestBase {
         bytes memory high = toHighS(sig);
         vm.expectRevert(invalidSig(brandon));
         vm.prank(alice);
-        network.close(channelId, proof, high, 0);
+        network.close(channelId, proof, high, "", 0, "");
     }
 
     function test_close_revertsOnZeroRecovery() public {
@@ -1220,20 +1220,20 @@ contract TokenNetworkCloseTest is TokenNetworkTestBase {
         bytes memory zero = zeroRecoverySig();
         vm.expectRevert(invalidSig(brandon));
         vm.prank(alice);
-        network.close(channelId, proof, zero, 0);
+        network.close(channelId, proof, zero, "", 0, "");
     }
 
     function test_close_revertsOnEmptySignatureWithProof() public {
         TokenNetwork.BalanceProof memory proof = proofOf(channelId, 1, 5);
         vm.expectRevert(invalidSig(brandon));
         vm.prank(alice);
-        network.close(channelId, proof, "", 0);
+        network.close(channelId, proof, "", "", 0, "");
         // Any single non-zero field makes the proof non-empty.
         TokenNetwork.BalanceProof memory memoOnly;
         memoOnly.messageHash = keccak256("memo");
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.ProofChannelMismatch.selector, channelId, bytes32(0)));
         vm.prank(alice);
-        network.close(channelId, memoOnly, "", 0);
+        network.close(channelId, memoOnly, "", "", 0, "");
     }
 
     function test_close_revertsOnSignatureForAnotherChain() public {
@@ -1244,11 +1244,11 @@ contract TokenNetworkCloseTest is TokenNetworkTestBase {
         assertTrue(keccak256(sig) != keccak256(signProof(BRANDON_PK, proof)), "domain binds the chain id");
         vm.expectRevert(invalidSig(brandon));
         vm.prank(alice);
-        network.close(channelId, proof, sig, 0);
+        network.close(channelId, proof, sig, "", 0, "");
     }
 
     function test_close_revertsOnSignatureForAnotherNetwork() public {
-        TokenNetwork second = new TokenNetwork(token, address(agent), MIN_TIMEOUT, MAX_TIMEOUT);
+        TokenNetwork second = new TokenNetwork(token, address(agent), registry, MIN_TIMEOUT, MAX_TIMEOUT);
         vm.prank(alice);
         bytes32 secondId = second.open(brandon, TIMEOUT);
         assertEq(secondId, channelId, "same pair, same epoch: same id on both networks");
@@ -1257,11 +1257,11 @@ contract TokenNetworkCloseTest is TokenNetworkTestBase {
 
         vm.expectRevert(invalidSig(brandon));
         vm.prank(alice);
-        network.close(channelId, proof, sig, 0);
+        network.close(channelId, proof, sig, "", 0, "");
 
         // The same signature is valid where it was made for.
         vm.prank(alice);
-        second.close(secondId, proof, sig, 0);
+        second.close(secondId, proof, sig, "", 0, "");
         assertEq(second.channelInfo(secondId).closerReceived, 5, "valid on its own network");
     }
 
@@ -1273,7 +1273,7 @@ contract TokenNetworkCloseTest is TokenNetworkTestBase {
 
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.ProofChannelMismatch.selector, reopened, channelId));
         vm.prank(alice);
-        network.close(reopened, oldProof, oldSig, 0);
+        network.close(reopened, oldProof, oldSig, "", 0, "");
         assertState(reopened, TokenNetwork.ChannelState.Open, "still open");
     }
 }
@@ -1324,7 +1324,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         vm.expectEmit(address(network));
         emit TokenNetwork.CloserPenalized(channelId, brandon, address(0), PROVEN, 0);
         vm.prank(brandon);
-        network.updateClaim(channelId, lie, lieSig, emptyWatch(), "");
+        network.updateClaim(channelId, lie, lieSig, "", emptyWatch(), "");
 
         TokenNetwork.ChannelInfo memory i = network.channelInfo(channelId);
         assertTrue(i.penalized, "penalized");
@@ -1338,7 +1338,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         // A non-closer's own submission carries no reward, whatever watch it passes.
         (TokenNetwork.Watch memory watch,) = namedWatch(watcher, REWARD, WATCH_DEADLINE);
         vm.prank(brandon);
-        network.updateClaim(channelId, lie, lieSig, watch, "");
+        network.updateClaim(channelId, lie, lieSig, "", watch, "");
         TokenNetwork.ChannelInfo memory i = network.channelInfo(channelId);
         assertTrue(i.penalized, "penalized");
         assertEq(i.reward, 0, "no reward");
@@ -1350,7 +1350,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         vm.expectEmit(address(network));
         emit TokenNetwork.CloserPenalized(channelId, watcher, watcher, PROVEN, REWARD);
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, watchSig);
+        network.updateClaim(channelId, lie, lieSig, "", watch, watchSig);
 
         TokenNetwork.ChannelInfo memory i = network.channelInfo(channelId);
         assertTrue(i.penalized, "penalized");
@@ -1364,7 +1364,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         vm.expectEmit(address(network));
         emit TokenNetwork.CloserPenalized(channelId, stranger, address(0), PROVEN, 0);
         vm.prank(stranger);
-        network.updateClaim(channelId, lie, lieSig, watch, watchSig);
+        network.updateClaim(channelId, lie, lieSig, "", watch, watchSig);
         TokenNetwork.ChannelInfo memory i = network.channelInfo(channelId);
         assertTrue(i.penalized, "penalized");
         assertEq(i.watcher, address(0), "no watcher");
@@ -1377,9 +1377,9 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeWith(brandon, channelId, emptyProof(), "", 29);
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.CloserCannotUpdate.selector, brandon));
         vm.prank(brandon);
-        network.updateClaim(channelId, proof, sig, emptyWatch(), "");
+        network.updateClaim(channelId, proof, sig, "", emptyWatch(), "");
         vm.prank(alice);
-        network.updateClaim(channelId, proof, sig, emptyWatch(), "");
+        network.updateClaim(channelId, proof, sig, "", emptyWatch(), "");
         assertTrue(network.channelInfo(channelId).penalized, "penalized");
     }
 
@@ -1387,7 +1387,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeLying();
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.CloserCannotUpdate.selector, alice));
         vm.prank(alice);
-        network.updateClaim(channelId, lie, lieSig, emptyWatch(), "");
+        network.updateClaim(channelId, lie, lieSig, "", emptyWatch(), "");
         assertNotPenalized();
     }
 
@@ -1396,7 +1396,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeLying();
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.ClaimNotExceeded.selector, CLAIM, CLAIM));
         vm.prank(brandon);
-        network.updateClaim(channelId, proof, sig, emptyWatch(), "");
+        network.updateClaim(channelId, proof, sig, "", emptyWatch(), "");
         assertNotPenalized();
     }
 
@@ -1406,7 +1406,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeLying();
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.ClaimNotExceeded.selector, CLAIM - 1, CLAIM));
         vm.prank(brandon);
-        network.updateClaim(channelId, proof, sig, emptyWatch(), "");
+        network.updateClaim(channelId, proof, sig, "", emptyWatch(), "");
         assertNotPenalized();
     }
 
@@ -1414,12 +1414,12 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         (TokenNetwork.Watch memory watch, bytes memory watchSig) = namedWatch(watcher, REWARD, WATCH_DEADLINE);
         closeLying();
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, watchSig);
+        network.updateClaim(channelId, lie, lieSig, "", watch, watchSig);
 
         (TokenNetwork.BalanceProof memory higher, bytes memory higherSig) = signedProof(ALICE_PK, channelId, 6, 50);
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.AlreadyPenalized.selector, channelId));
         vm.prank(brandon);
-        network.updateClaim(channelId, higher, higherSig, emptyWatch(), "");
+        network.updateClaim(channelId, higher, higherSig, "", emptyWatch(), "");
 
         TokenNetwork.ChannelInfo memory i = network.channelInfo(channelId);
         assertEq(i.watcher, watcher, "first watcher kept");
@@ -1431,15 +1431,15 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         (TokenNetwork.Watch memory other, bytes memory otherSig) = namedWatch(carol, 20, WATCH_DEADLINE);
         closeLying();
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, watchSig);
+        network.updateClaim(channelId, lie, lieSig, "", watch, watchSig);
 
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.AlreadyPenalized.selector, channelId));
         vm.prank(carol);
-        network.updateClaim(channelId, lie, lieSig, other, otherSig);
+        network.updateClaim(channelId, lie, lieSig, "", other, otherSig);
         // Nor the same watcher again.
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.AlreadyPenalized.selector, channelId));
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, watchSig);
+        network.updateClaim(channelId, lie, lieSig, "", watch, watchSig);
 
         TokenNetwork.ChannelInfo memory i = network.channelInfo(channelId);
         assertEq(i.watcher, watcher, "first watcher kept");
@@ -1453,7 +1453,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeLying();
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.WatchMismatch.selector, channelId, watch.proofDigest));
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, watchSig);
+        network.updateClaim(channelId, lie, lieSig, "", watch, watchSig);
         assertNotPenalized();
     }
 
@@ -1464,7 +1464,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeLying();
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.WatchMismatch.selector, other, watch.proofDigest));
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, watchSig);
+        network.updateClaim(channelId, lie, lieSig, "", watch, watchSig);
         assertNotPenalized();
     }
 
@@ -1473,7 +1473,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeLying();
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.WatcherNotAllowed.selector, watcher, carol));
         vm.prank(carol);
-        network.updateClaim(channelId, lie, lieSig, watch, watchSig);
+        network.updateClaim(channelId, lie, lieSig, "", watch, watchSig);
         assertNotPenalized();
     }
 
@@ -1482,7 +1482,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeLying();
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.RewardWithoutWatcher.selector, REWARD));
         vm.prank(carol);
-        network.updateClaim(channelId, lie, lieSig, watch, watchSig);
+        network.updateClaim(channelId, lie, lieSig, "", watch, watchSig);
         assertNotPenalized();
     }
 
@@ -1492,7 +1492,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeWith(alice, channelId, emptyProof(), "", CLAIM);
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.WatchExpired.selector, START + 99, START + 100));
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, watchSig);
+        network.updateClaim(channelId, lie, lieSig, "", watch, watchSig);
         assertNotPenalized();
     }
 
@@ -1501,7 +1501,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         vm.warp(START + 100);
         closeWith(alice, channelId, emptyProof(), "", CLAIM);
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, watchSig);
+        network.updateClaim(channelId, lie, lieSig, "", watch, watchSig);
         assertEq(network.channelInfo(channelId).reward, REWARD, "accepted");
     }
 
@@ -1511,7 +1511,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeLying();
         vm.warp(START + TIMEOUT - 1);
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, watchSig);
+        network.updateClaim(channelId, lie, lieSig, "", watch, watchSig);
         assertEq(network.channelInfo(channelId).reward, REWARD, "accepted");
     }
 
@@ -1521,7 +1521,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeLying();
         vm.expectRevert(invalidSig(brandon));
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, byCloser);
+        network.updateClaim(channelId, lie, lieSig, "", watch, byCloser);
         assertNotPenalized();
     }
 
@@ -1531,14 +1531,14 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeLying();
         vm.expectRevert(invalidSig(brandon));
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, high);
+        network.updateClaim(channelId, lie, lieSig, "", watch, high);
         bytes memory zero = zeroRecoverySig();
         vm.expectRevert(invalidSig(brandon));
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, zero);
+        network.updateClaim(channelId, lie, lieSig, "", watch, zero);
         vm.expectRevert(invalidSig(brandon));
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, "");
+        network.updateClaim(channelId, lie, lieSig, "", watch, "");
         assertNotPenalized();
     }
 
@@ -1552,7 +1552,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeLying();
         vm.expectRevert(invalidSig(brandon));
         vm.prank(watcher);
-        network.updateClaim(channelId, lie, lieSig, watch, otherSig);
+        network.updateClaim(channelId, lie, lieSig, "", watch, otherSig);
         assertNotPenalized();
     }
 
@@ -1563,11 +1563,11 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         closeLying();
         vm.expectRevert(invalidSig(alice));
         vm.prank(brandon);
-        network.updateClaim(channelId, forged, forgedSig, emptyWatch(), "");
+        network.updateClaim(channelId, forged, forgedSig, "", emptyWatch(), "");
         bytes memory high = toHighS(lieSig);
         vm.expectRevert(invalidSig(alice));
         vm.prank(brandon);
-        network.updateClaim(channelId, lie, high, emptyWatch(), "");
+        network.updateClaim(channelId, lie, high, "", emptyWatch(), "");
         assertNotPenalized();
     }
 
@@ -1577,26 +1577,26 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         (TokenNetwork.BalanceProof memory wrongChannel, bytes memory sig1) = signedProof(ALICE_PK, other, 5, PROVEN);
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.ProofChannelMismatch.selector, channelId, other));
         vm.prank(brandon);
-        network.updateClaim(channelId, wrongChannel, sig1, emptyWatch(), "");
+        network.updateClaim(channelId, wrongChannel, sig1, "", emptyWatch(), "");
 
         (TokenNetwork.BalanceProof memory nonceZero, bytes memory sig2) = signedProof(ALICE_PK, channelId, 0, PROVEN);
         vm.expectRevert(TokenNetwork.InvalidProofNonce.selector);
         vm.prank(brandon);
-        network.updateClaim(channelId, nonceZero, sig2, emptyWatch(), "");
+        network.updateClaim(channelId, nonceZero, sig2, "", emptyWatch(), "");
 
         TokenNetwork.BalanceProof memory locked = proofOf(channelId, 5, PROVEN);
         locked.lockedAmount = 1;
         bytes memory sig3 = signProof(ALICE_PK, locked);
-        vm.expectRevert(TokenNetwork.LocksNotSupported.selector);
+        vm.expectRevert(abi.encodeWithSelector(TokenNetwork.LockedAmountMismatch.selector, 1, 0));
         vm.prank(brandon);
-        network.updateClaim(channelId, locked, sig3, emptyWatch(), "");
+        network.updateClaim(channelId, locked, sig3, "", emptyWatch(), "");
         assertNotPenalized();
     }
 
     function test_updateClaim_revertsOnOpenChannel() public {
         vm.expectRevert(wrongState(channelId, TokenNetwork.ChannelState.Open));
         vm.prank(brandon);
-        network.updateClaim(channelId, lie, lieSig, emptyWatch(), "");
+        network.updateClaim(channelId, lie, lieSig, "", emptyWatch(), "");
     }
 
     function test_updateClaim_revertsAfterSettle() public {
@@ -1605,7 +1605,7 @@ contract TokenNetworkUpdateClaimTest is TokenNetworkTestBase {
         network.settle(channelId);
         vm.expectRevert(wrongState(channelId, TokenNetwork.ChannelState.None));
         vm.prank(brandon);
-        network.updateClaim(channelId, lie, lieSig, emptyWatch(), "");
+        network.updateClaim(channelId, lie, lieSig, "", emptyWatch(), "");
     }
 }
 
@@ -1700,7 +1700,7 @@ contract TokenNetworkSettleTest is TokenNetworkTestBase {
         bytes memory watchSig = signWatch(BRANDON_PK, watch);
         closeWith(alice, channelId, emptyProof(), "", 10);
         vm.prank(watcher);
-        network.updateClaim(channelId, proof, sig, watch, watchSig);
+        network.updateClaim(channelId, proof, sig, "", watch, watchSig);
         vm.warp(START + TIMEOUT);
         (uint256 payout1, uint256 payout2) = payoutsOf(0, TOTAL - 7);
 
@@ -1720,7 +1720,7 @@ contract TokenNetworkSettleTest is TokenNetworkTestBase {
         bytes memory watchSig = signWatch(ALICE_PK, watch);
         closeWith(brandon, channelId, emptyProof(), "", 0);
         vm.prank(watcher);
-        network.updateClaim(channelId, proof, sig, watch, watchSig);
+        network.updateClaim(channelId, proof, sig, "", watch, watchSig);
         vm.warp(START + TIMEOUT);
         uint256 networkBefore = token.balanceOf(address(network));
 
@@ -1737,7 +1737,7 @@ contract TokenNetworkSettleTest is TokenNetworkTestBase {
         (TokenNetwork.BalanceProof memory proof, bytes memory sig) = signedProof(ALICE_PK, channelId, 5, 40);
         closeWith(alice, channelId, emptyProof(), "", 10);
         vm.prank(brandon);
-        network.updateClaim(channelId, proof, sig, emptyWatch(), "");
+        network.updateClaim(channelId, proof, sig, "", emptyWatch(), "");
         vm.warp(START + TIMEOUT);
         network.settle(channelId);
         assertEq(token.balanceOf(alice), 0, "alice");

@@ -58,7 +58,7 @@ contract WhitepaperStoryTest is Fixture {
         // During the hold period the watcher proves Alice paid more than she declared.
         vm.warp(block.timestamp + TIMEOUT / 2);
         vm.prank(watcher);
-        network.updateClaim(channelId, aliceProofs[3], aliceSigs[3], watch, watchSig);
+        network.updateClaim(channelId, aliceProofs[3], aliceSigs[3], "", watch, watchSig);
         TokenNetwork.ChannelInfo memory disputed = info(channelId);
         assertTrue(disputed.penalized, "alice penalized");
         assertEq(disputed.watcher, watcher, "watcher recorded");
@@ -85,7 +85,7 @@ contract WhitepaperStoryTest is Fixture {
         // Brandon himself submits her third proof, so there is no reward to pay.
         closeWith(alice, channelId, brandonProof, brandonSig, alicePaid[1]);
         vm.prank(brandon);
-        network.updateClaim(channelId, aliceProofs[2], aliceSigs[2], emptyWatch(), "");
+        network.updateClaim(channelId, aliceProofs[2], aliceSigs[2], "", emptyWatch(), "");
 
         vm.warp(info(channelId).settleAt);
         network.settle(channelId);
@@ -129,7 +129,7 @@ contract WhitepaperStoryTest is Fixture {
 
         vm.expectRevert(abi.encodeWithSelector(TokenNetwork.ClaimNotExceeded.selector, claim, claim));
         vm.prank(watcher);
-        network.updateClaim(channelId, aliceProofs[3], aliceSigs[3], watch, watchSig);
+        network.updateClaim(channelId, aliceProofs[3], aliceSigs[3], "", watch, watchSig);
 
         vm.warp(info(channelId).settleAt);
         network.settle(channelId);

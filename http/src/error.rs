@@ -81,7 +81,11 @@ impl ApiError {
 
     /// The sender proved who it is, and may not see this.
     pub fn forbidden(field: &str, detail: String) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", format!("{field}: {detail}"))
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("{field}: {detail}"),
+        )
     }
 
     /// Nothing is known under the given key.

@@ -56,8 +56,14 @@ impl Modify for CommonResponses {
                 if operation.request_body.is_some() {
                     shared.extend([
                         ("400", error("the body is not JSON").build()),
-                        ("413", error("the body is larger than the service takes").build()),
-                        ("415", error("the body is not sent as application/json").build()),
+                        (
+                            "413",
+                            error("the body is larger than the service takes").build(),
+                        ),
+                        (
+                            "415",
+                            error("the body is not sent as application/json").build(),
+                        ),
                     ]);
                 }
                 for (status, response) in shared {

@@ -175,13 +175,20 @@ mod tests {
         let limiter = RateLimiter::new(1_000, 10_000);
         let (a, now) = (IpAddr::from([10, 0, 0, 1]), Instant::now());
         assert_eq!(limiter.take(a, 10_000.0, now), Ok(()));
-        assert_eq!(limiter.take(a, 500.0, now), Err(1), "a full batch spends the bucket");
+        assert_eq!(
+            limiter.take(a, 500.0, now),
+            Err(1),
+            "a full batch spends the bucket"
+        );
         assert_eq!(
             limiter.take(a, 5_000.0, now + Duration::from_secs(2)),
             Err(3),
             "two seconds refill 2,000; 3,000 more take three"
         );
-        assert_eq!(limiter.take(a, 2_000.0, now + Duration::from_secs(2)), Ok(()));
+        assert_eq!(
+            limiter.take(a, 2_000.0, now + Duration::from_secs(2)),
+            Ok(())
+        );
         // A cost above the burst is a full bucket, never unpayable.
         let later = now + Duration::from_secs(60);
         assert_eq!(limiter.take(a, 1e9, later), Ok(()));

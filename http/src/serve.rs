@@ -55,7 +55,9 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let service = service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            request
+                .extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(peer));
             router.clone().oneshot(request)
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));

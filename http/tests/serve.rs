@@ -29,7 +29,14 @@ fn limits(header_timeout: Duration, max_connections: usize) -> ApiLimits {
 }
 
 /// Serves a router answering `GET /` (after `delay`) until the returned sender fires.
-async fn start(limits: ApiLimits, delay: Duration) -> eyre::Result<(SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)> {
+async fn start(
+    limits: ApiLimits,
+    delay: Duration,
+) -> eyre::Result<(
+    SocketAddr,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
     let router = Router::new().route(
         "/",
         get(move || async move {
@@ -56,7 +63,8 @@ async fn fetch(address: SocketAddr) -> eyre::Result<String> {
 
 #[tokio::test]
 async fn connections_that_never_finish_their_headers_are_closed() -> eyre::Result<()> {
-    let (address, stop, task) = start(limits(Duration::from_millis(500), 1_024), Duration::ZERO).await?;
+    let (address, stop, task) =
+        start(limits(Duration::from_millis(500), 1_024), Duration::ZERO).await?;
     let mut slow = Vec::new();
     for _ in 0..300 {
         slow.push(slow_client(address).await?);
@@ -71,7 +79,10 @@ async fn connections_that_never_finish_their_headers_are_closed() -> eyre::Resul
         let seen = String::from_utf8_lossy(&seen?).into_owned();
         assert!(!seen.contains("200 OK"), "{seen}");
     }
-    assert!(fetch(address).await?.contains("200 OK"), "a normal client is served");
+    assert!(
+        fetch(address).await?.contains("200 OK"),
+        "a normal client is served"
+    );
     let _ = stop.send(());
     task.await??;
     Ok(())
@@ -79,7 +90,8 @@ async fn connections_that_never_finish_their_headers_are_closed() -> eyre::Resul
 
 #[tokio::test]
 async fn no_more_connections_than_the_cap_are_served_at_once() -> eyre::Result<()> {
-    let (address, stop, task) = start(limits(Duration::from_millis(800), 4), Duration::ZERO).await?;
+    let (address, stop, task) =
+        start(limits(Duration::from_millis(800), 4), Duration::ZERO).await?;
     let mut slow = Vec::new();
     for _ in 0..4 {
         slow.push(slow_client(address).await?);
@@ -116,6 +128,9 @@ async fn shutdown_finishes_the_request_in_flight() -> eyre::Result<()> {
     let answer = request.await??;
     assert!(answer.contains("200 OK"), "{answer}");
     task.await??;
-    assert!(TcpStream::connect(address).await.is_err(), "no longer listening");
+    assert!(
+        TcpStream::connect(address).await.is_err(),
+        "no longer listening"
+    );
     Ok(())
 }

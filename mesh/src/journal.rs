@@ -40,7 +40,11 @@ fn int(field: &'static str, value: u64) -> Result<i64, MeshError> {
     })
 }
 
-fn uint(row: &sqlx::sqlite::SqliteRow, index: usize, field: &'static str) -> Result<u64, MeshError> {
+fn uint(
+    row: &sqlx::sqlite::SqliteRow,
+    index: usize,
+    field: &'static str,
+) -> Result<u64, MeshError> {
     u64::try_from(row.try_get::<i64, _>(index)?).map_err(|_| MeshError::Stored(field))
 }
 
@@ -191,7 +195,11 @@ impl Journal {
     ) -> Result<(), MeshError> {
         sqlx::query("UPDATE channels SET frozen_reason = ?, frozen_until = ? WHERE channel_id = ?")
             .bind(frozen.map(|(reason, _)| reason))
-            .bind(frozen.map(|(_, until)| int("freeze deadline", until)).transpose()?)
+            .bind(
+                frozen
+                    .map(|(_, until)| int("freeze deadline", until))
+                    .transpose()?,
+            )
             .bind(id.as_slice())
             .execute(&self.pool)
             .await?;
@@ -269,14 +277,14 @@ impl Journal {
 
     /// Whether exactly this received proof is in the journal.
     pub(crate) async fn holds_received(&self, id: B256, bytes: &[u8]) -> Result<bool, MeshError> {
-        Ok(
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM received WHERE channel_id = ? AND proof = ?")
-                .bind(id.as_slice())
-                .bind(bytes)
-                .fetch_one(&self.pool)
-                .await?
-                > 0,
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM received WHERE channel_id = ? AND proof = ?",
         )
+        .bind(id.as_slice())
+        .bind(bytes)
+        .fetch_one(&self.pool)
+        .await?
+            > 0)
     }
 
     /// Each channel's latest received proof the watcher does not hold yet.

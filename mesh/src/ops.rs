@@ -234,7 +234,9 @@ impl Mesh {
             channelId: id,
             partnerProof: proof.into(),
             partnerSig: signature,
+            partnerLocks: Bytes::new(),
             claimTransferred: claim,
+            ownLocks: Bytes::new(),
         };
         let relayed = self
             .relay(self.config.token_network, call.abi_encode(), VALIDITY)

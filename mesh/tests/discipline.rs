@@ -9,7 +9,6 @@ use alloy::primitives::{B256, U256};
 use common::config;
 use smartmesh_mesh::{Channel, KEY_FILE, Mesh, MeshError, create_key};
 
-
 const CHANNEL: B256 = B256::repeat_byte(0xcc);
 
 struct Pair {
@@ -108,9 +107,20 @@ async fn a_retry_resends_the_same_proof() -> eyre::Result<()> {
     // The handover "failed": the phone retries with what it signed, never a new signature.
     let again = pair.alice.last_payment(CHANNEL).await?.expect("journaled");
     assert_eq!(again.encode()?, first.encode()?);
-    assert!(!pair.brandon.receive_text(&again.to_text()?).await?.already_held);
+    assert!(
+        !pair
+            .brandon
+            .receive_text(&again.to_text()?)
+            .await?
+            .already_held
+    );
     // Received twice: the second time is known, and changes nothing.
-    assert!(pair.brandon.receive_text(&first.to_text()?).await?.already_held);
+    assert!(
+        pair.brandon
+            .receive_text(&first.to_text()?)
+            .await?
+            .already_held
+    );
     assert_eq!(
         pair.brandon.capacity(CHANNEL).await?.received,
         U256::from(5)

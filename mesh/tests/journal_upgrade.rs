@@ -14,7 +14,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 const CHANNEL: B256 = B256::repeat_byte(0xcc);
 
-
 fn proof(payer: &PrivateKeySigner, nonce: U256, transferred: u64) -> SignedProof {
     let config = config();
     let proof = BalanceProof {
@@ -37,7 +36,8 @@ fn proof(payer: &PrivateKeySigner, nonce: U256, transferred: u64) -> SignedProof
 
 #[tokio::test]
 async fn an_old_journal_is_upgraded_and_a_cut_nonce_repaired() -> eyre::Result<()> {
-    let dir = std::env::temp_dir().join(format!("smartmesh-journal-upgrade-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("smartmesh-journal-upgrade-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("old-migrations"))?;
     let me = create_key(&dir.join(KEY_FILE))?;
@@ -69,13 +69,15 @@ async fn an_old_journal_is_upgraded_and_a_cut_nonce_repaired() -> eyre::Result<(
     .await?;
     let wide = U256::from(1) << 64;
     for (nonce, cut, transferred) in [(U256::from(3), 3i64, 10u64), (wide, -1, 100)] {
-        sqlx::query("INSERT INTO received (channel_id, nonce, transferred, proof) VALUES (?, ?, ?, ?)")
-            .bind(CHANNEL.as_slice())
-            .bind(cut)
-            .bind(transferred.to_string())
-            .bind(proof(&partner, nonce, transferred).encode()?)
-            .execute(&pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO received (channel_id, nonce, transferred, proof) VALUES (?, ?, ?, ?)",
+        )
+        .bind(CHANNEL.as_slice())
+        .bind(cut)
+        .bind(transferred.to_string())
+        .bind(proof(&partner, nonce, transferred).encode()?)
+        .execute(&pool)
+        .await?;
     }
     let sent = proof(&me, U256::from(2), 4);
     sqlx::query("INSERT INTO sent (channel_id, nonce, transferred, proof) VALUES (?, 2, '4', ?)")
@@ -87,12 +89,19 @@ async fn an_old_journal_is_upgraded_and_a_cut_nonce_repaired() -> eyre::Result<(
 
     let mesh = Mesh::open(&dir, config()).await?;
     let capacity = mesh.capacity(CHANNEL).await?;
-    assert_eq!(capacity.received, U256::from(100), "the repaired proof is the latest");
+    assert_eq!(
+        capacity.received,
+        U256::from(100),
+        "the repaired proof is the latest"
+    );
     assert_eq!(capacity.sent, U256::from(4));
     assert_eq!(mesh.last_payment(CHANNEL).await?, Some(sent));
     // The next payment from the partner must now be above 2^64, as on chain.
     let stale = proof(&partner, wide, 101);
-    assert!(mesh.receive_bytes(&stale.encode()?).await.is_err(), "same nonce again");
+    assert!(
+        mesh.receive_bytes(&stale.encode()?).await.is_err(),
+        "same nonce again"
+    );
     let next = proof(&partner, wide + U256::from(1), 101);
     assert!(!mesh.receive_bytes(&next.encode()?).await?.already_held);
     assert_eq!(mesh.capacity(CHANNEL).await?.received, U256::from(101));

@@ -196,8 +196,16 @@ mod tests {
             judge_close(claim, 1_000, U256::from(61), U256::from(999)),
             CloseVerdict::WatchExpired
         );
-        assert!(within_deposits(U256::from(150), U256::from(100), U256::from(50)));
-        assert!(!within_deposits(U256::from(151), U256::from(100), U256::from(50)));
+        assert!(within_deposits(
+            U256::from(150),
+            U256::from(100),
+            U256::from(50)
+        ));
+        assert!(!within_deposits(
+            U256::from(151),
+            U256::from(100),
+            U256::from(50)
+        ));
         assert!(within_deposits(U256::MAX, U256::MAX, U256::from(1)));
     }
 }

@@ -36,6 +36,27 @@ pub enum ProtocolError {
     /// Conditional payments do not exist yet: `lockedAmount` and `locksRoot` must be zero.
     #[error("locked amounts are not supported yet")]
     LocksNotSupported,
+    /// A lock list's length is not a whole number of 64-byte locks.
+    #[error("lock list is {0} bytes, not a whole number of 64-byte locks")]
+    LockListMalformed(usize),
+    /// A lock list holds more than 32 locks.
+    #[error("lock list holds {0} locks, at most 32 allowed")]
+    TooManyLocks(usize),
+    /// A lock must pay at least 1.
+    #[error("lock {index} has amount 0")]
+    LockAmountZero {
+        /// Its place in the list.
+        index: usize,
+    },
+    /// A lock's 11 padding bytes must be zero.
+    #[error("lock {index} has nonzero padding")]
+    LockPaddingNotZero {
+        /// Its place in the list.
+        index: usize,
+    },
+    /// A lock's expiry must fit its 5 bytes.
+    #[error("lock expiry {0} does not fit 40 bits")]
+    LockExpiryTooLarge(u64),
     /// A proof's nonce must be higher than the last accepted one (and at least 1).
     #[error("nonce {got} is not above {last}")]
     NonceNotIncreased {
@@ -102,6 +123,85 @@ pub enum ProtocolError {
         /// The field at fault.
         field: &'static str,
     },
+    /// The channel is not open.
+    #[error("the channel is {0}, not open")]
+    ChannelNotOpen(crate::channel::Phase),
+    /// The participant signed something that stops payments until it lands or expires.
+    #[error("the channel is frozen by a signed {} until {}", .0.kind, .0.until)]
+    ChannelFrozen(crate::channel::Freeze),
+    /// The message is for another chain or TokenNetwork.
+    #[error("the message is for chain {chain_id}, TokenNetwork {token_network}")]
+    OtherDeployment {
+        /// Its chain.
+        chain_id: u64,
+        /// Its TokenNetwork.
+        token_network: Address,
+    },
+    /// The proof was not signed by the channel partner.
+    #[error("signed by {signer}, not by the channel partner {partner}")]
+    NotFromPartner {
+        /// Who signed.
+        signer: Address,
+        /// The partner.
+        partner: Address,
+    },
+    /// The address is neither of the channel's participants.
+    #[error("{0} is not a participant of the channel")]
+    NotParticipant(Address),
+    /// A proof must be exactly one step from the last one held (DESIGN.md 3.4).
+    #[error("not one step from the last proof: {0}")]
+    NotOneStep(&'static str),
+    /// The signed proof is not the one the channel machine proposed for the step.
+    #[error("the signed proof is not the proposed one")]
+    NotProposed,
+    /// A payment or lock must move at least 1.
+    #[error("the amount must be at least 1")]
+    ZeroAmount,
+    /// An amount would not fit 256 bits.
+    #[error("the amount overflows 256 bits")]
+    Overflow,
+    /// Every nonce up to 2^256 - 1 was used.
+    #[error("the channel's nonces are exhausted")]
+    NonceExhausted,
+    /// No pending lock has this condition.
+    #[error("no pending lock on condition {0}")]
+    UnknownLock(B256),
+    /// A list already holds a lock on this condition.
+    #[error("a lock on condition {0} is already pending")]
+    DuplicateLock(B256),
+    /// A new lock must expire in the future.
+    #[error("the lock expires at {expiry}, not after now ({now})")]
+    LockAlreadyExpired {
+        /// Its expiry.
+        expiry: u64,
+        /// Now.
+        now: u64,
+    },
+    /// A new lock must expire before any close the receiver has not seen could settle.
+    #[error(
+        "the lock expires at {expiry}, after the latest allowed {latest} (t_open + settle timeout - F)"
+    )]
+    LockExpiryTooLate {
+        /// Its expiry.
+        expiry: u64,
+        /// The latest allowed.
+        latest: u64,
+    },
+    /// A lock may be removed unpaid only after `expiry + F`.
+    #[error("the lock expires at {expiry}; it may be removed from {due}")]
+    LockNotExpired {
+        /// Its expiry.
+        expiry: u64,
+        /// `expiry + F`.
+        due: u64,
+    },
+    /// No registry read at or after the lock's expiry shows its condition unregistered before
+    /// it: the lock may have been met, so it stays pending (and is settled by `Unlock`).
+    #[error("the registry has not shown condition {0} unregistered before the lock's expiry")]
+    ExpiryNotProven(B256),
+    /// Withdrawals and cooperative settles wait until no lock is pending.
+    #[error("{0} locks are pending")]
+    LocksPending(usize),
     /// The text form must start with `smr1`.
     #[error("text form must start with \"smr1\"")]
     TextPrefix,

@@ -5,8 +5,11 @@
 
 #[cfg(feature = "bindings")]
 mod bindings;
+pub mod channel;
+mod conditions;
 mod custody;
 mod error;
+mod locks;
 mod messages;
 mod rules;
 mod signature;
@@ -14,11 +17,13 @@ mod watcher;
 mod wire;
 
 #[cfg(feature = "bindings")]
-pub use bindings::{SignedAgent, SmartMeshToken, TokenNetwork};
+pub use bindings::{ConditionRegistry, SignedAgent, SmartMeshToken, TokenNetwork};
+pub use conditions::{Ack, ack_condition_id, conditions_domain, hashlock_condition_id};
 pub use custody::{
     CloseVerdict, ProofSummary, Verdict, judge_close, judge_upload, watch_covers, within_deposits,
 };
 pub use error::ProtocolError;
+pub use locks::{LOCK_SIZE, Lock, LockList, MAX_EXPIRY, MAX_LOCKS};
 pub use messages::{
     AgentRequest, BalanceProof, CancelAuthorization, CancelRequest, CooperativeSettle, Permit,
     ReceiveWithAuthorization, TransferWithAuthorization, Watch, Withdraw, agent_domain,

@@ -1,18 +1,20 @@
 //! The compact wire form of a signed balance proof, handed phone to phone over Wi-Fi Direct,
 //! Bluetooth, a QR code or a file, and its text form (`smr1` + unpadded base64url).
 //!
-//! Layout, version 1 (at most 227 bytes; anything over 256 is refused unread):
+//! Layout, version 1 (at most 227 bytes without locks, 292 with; anything over 320 is
+//! refused unread):
 //!
 //! ```text
 //! version  u8 = 1
-//! kind     u8 = 1 (direct payment: no locks)
+//! kind     u8 = 1 (a balance proof: a direct payment, or the latest proof of a channel)
 //! chainId  int, at most 8 bytes
 //! network  20 bytes (the TokenNetwork, which with chainId is the EIP-712 domain)
 //! channel  32 bytes
 //! nonce    int, at most 32 bytes
 //! amount   int, at most 32 bytes (transferredAmount)
-//! flags    u8: bit 0 = a memo hash follows; other bits must be zero
+//! flags    u8: bit 0 = a memo hash follows, bit 1 = locks follow; other bits must be zero
 //! memo     32 bytes, present only with flag bit 0 and never all zero
+//! locked   int then 32 bytes, only with flag bit 1: lockedAmount (never zero) and locksRoot
 //! sig      65 bytes r || s || v, v in {27, 28}
 //! ```
 //!
@@ -29,11 +31,12 @@ pub const WIRE_VERSION: u8 = 1;
 /// The kind byte of a direct-payment balance proof.
 pub const KIND_BALANCE_PROOF: u8 = 1;
 /// The longest input a decoder reads.
-pub const MAX_WIRE_LEN: usize = 256;
+pub const MAX_WIRE_LEN: usize = 320;
 /// The prefix of the text form.
 pub const TEXT_PREFIX: &str = "smr1";
 
 const FLAG_MEMO: u8 = 1;
+const FLAG_LOCKS: u8 = 2;
 
 /// A balance proof with its signature and the domain it was signed under: everything a
 /// receiver needs to verify a payment with no network at all.
@@ -43,7 +46,7 @@ pub struct SignedProof {
     pub chain_id: u64,
     /// The TokenNetwork contract.
     pub token_network: Address,
-    /// The payer's balance proof (no locks).
+    /// The payer's balance proof.
     pub proof: BalanceProof,
     /// The payer's EIP-712 signature of `proof`.
     pub signature: Signature65,
@@ -62,21 +65,25 @@ impl SignedProof {
     /// The compact binary form.
     pub fn encode(&self) -> Result<Vec<u8>, ProtocolError> {
         let proof = &self.proof;
-        if !proof.lockedAmount.is_zero() || !proof.locksRoot.is_zero() {
-            return Err(ProtocolError::LocksNotSupported);
+        if proof.lockedAmount.is_zero() != proof.locksRoot.is_zero() {
+            return Err(ProtocolError::NonCanonical { field: "locks" });
         }
-        let mut out = Vec::with_capacity(227);
+        let mut out = Vec::with_capacity(292);
         out.extend_from_slice(&[WIRE_VERSION, KIND_BALANCE_PROOF]);
         put_int(&mut out, U256::from(self.chain_id));
         out.extend_from_slice(self.token_network.as_slice());
         out.extend_from_slice(proof.channelId.as_slice());
         put_int(&mut out, proof.nonce);
         put_int(&mut out, proof.transferredAmount);
-        if proof.messageHash.is_zero() {
-            out.push(0);
-        } else {
-            out.push(FLAG_MEMO);
+        let memo = !proof.messageHash.is_zero();
+        let locks = !proof.lockedAmount.is_zero();
+        out.push(if memo { FLAG_MEMO } else { 0 } | if locks { FLAG_LOCKS } else { 0 });
+        if memo {
             out.extend_from_slice(proof.messageHash.as_slice());
+        }
+        if locks {
+            put_int(&mut out, proof.lockedAmount);
+            out.extend_from_slice(proof.locksRoot.as_slice());
         }
         out.extend_from_slice(self.signature.as_bytes());
         Ok(out)
@@ -105,7 +112,7 @@ impl SignedProof {
         let nonce = reader.int("nonce", 32)?;
         let transferred = reader.int("transferred amount", 32)?;
         let flags = reader.byte("flags")?;
-        if flags & !FLAG_MEMO != 0 {
+        if flags & !(FLAG_MEMO | FLAG_LOCKS) != 0 {
             return Err(ProtocolError::NonCanonical { field: "flags" });
         }
         let message_hash = if flags & FLAG_MEMO != 0 {
@@ -117,6 +124,14 @@ impl SignedProof {
         } else {
             B256::ZERO
         };
+        let (mut locked_amount, mut locks_root) = (U256::ZERO, B256::ZERO);
+        if flags & FLAG_LOCKS != 0 {
+            locked_amount = reader.int("locked amount", 32)?;
+            locks_root = B256::from_slice(reader.take("locks root", 32)?);
+            if locked_amount.is_zero() || locks_root.is_zero() {
+                return Err(ProtocolError::NonCanonical { field: "locks" });
+            }
+        }
         let signature = Signature65::from_slice(reader.take("signature", 65)?)?;
         let v = signature.as_bytes()[64];
         if v != 27 && v != 28 {
@@ -132,8 +147,8 @@ impl SignedProof {
                 channelId: channel_id,
                 nonce,
                 transferredAmount: transferred,
-                lockedAmount: U256::ZERO,
-                locksRoot: B256::ZERO,
+                lockedAmount: locked_amount,
+                locksRoot: locks_root,
                 messageHash: message_hash,
             },
             signature,
@@ -168,19 +183,23 @@ impl SignedProof {
     }
 }
 
-fn put_int(out: &mut Vec<u8>, value: U256) {
+pub(crate) fn put_int(out: &mut Vec<u8>, value: U256) {
     let bytes = value.to_be_bytes::<32>();
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(32);
     out.push((32 - start) as u8);
     out.extend_from_slice(&bytes[start..]);
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
+pub(crate) struct Reader<'a> {
+    pub(crate) bytes: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, field: &'static str, len: usize) -> Result<&'a [u8], ProtocolError> {
+    pub(crate) fn take(
+        &mut self,
+        field: &'static str,
+        len: usize,
+    ) -> Result<&'a [u8], ProtocolError> {
         if self.bytes.len() < len {
             return Err(ProtocolError::Truncated { field });
         }
@@ -189,11 +208,15 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn byte(&mut self, field: &'static str) -> Result<u8, ProtocolError> {
+    pub(crate) fn byte(&mut self, field: &'static str) -> Result<u8, ProtocolError> {
         Ok(self.take(field, 1)?[0])
     }
 
-    fn int(&mut self, field: &'static str, max_len: usize) -> Result<U256, ProtocolError> {
+    pub(crate) fn int(
+        &mut self,
+        field: &'static str,
+        max_len: usize,
+    ) -> Result<U256, ProtocolError> {
         let len = usize::from(self.byte(field)?);
         if len > max_len {
             return Err(ProtocolError::IntegerTooLong { field });

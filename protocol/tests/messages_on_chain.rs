@@ -125,7 +125,9 @@ async fn token_network_messages_are_accepted_and_hash_alike() -> eyre::Result<()
             channel_id,
             brandon_paid.clone().into(),
             bytes(&sign_typed(brandon, &brandon_paid, &domain)),
+            Bytes::new(),
             parse_ether("1")?,
+            Bytes::new(),
         )
         .send()
         .await?
@@ -149,6 +151,7 @@ async fn token_network_messages_are_accepted_and_hash_alike() -> eyre::Result<()
             channel_id,
             alice_paid.clone().into(),
             bytes(&sign_typed(alice, &alice_paid, &domain)),
+            Bytes::new(),
             watch.clone().into(),
             bytes(&sign_typed(brandon, &watch, &domain)),
         )

@@ -169,7 +169,7 @@ fn refuses_non_canonical_encodings() {
         Err(ProtocolError::NonCanonical { field: "memo" })
     );
     encoded = zero_memo.encode().unwrap();
-    encoded[flags_at] = 2;
+    encoded[flags_at] = 4;
     assert_eq!(
         SignedProof::decode(&encoded),
         Err(ProtocolError::NonCanonical { field: "flags" })
@@ -184,10 +184,38 @@ fn refuses_non_canonical_encodings() {
 }
 
 #[test]
-fn refuses_to_encode_locks() {
+fn a_proof_with_pending_locks_round_trips_in_at_most_292_bytes() {
     let mut message = sample();
     message.proof.lockedAmount = U256::from(1);
-    assert_eq!(message.encode(), Err(ProtocolError::LocksNotSupported));
+    assert_eq!(
+        message.encode(),
+        Err(ProtocolError::NonCanonical { field: "locks" }),
+        "a locked amount needs its root"
+    );
+    let largest = signed(
+        u64::MAX,
+        BalanceProof {
+            channelId: B256::repeat_byte(0xff),
+            nonce: U256::MAX,
+            transferredAmount: U256::MAX,
+            lockedAmount: U256::MAX,
+            locksRoot: B256::repeat_byte(0xff),
+            messageHash: B256::repeat_byte(0xff),
+        },
+    );
+    let bytes = largest.encode().unwrap();
+    assert_eq!(bytes.len(), 292);
+    assert_eq!(SignedProof::decode(&bytes).unwrap(), largest);
+    // The flag without the fields, or with a zero amount, is refused.
+    let mut zero = bytes.clone();
+    let at = bytes.len() - 65 - 32 - 33;
+    assert_eq!(zero[at], 32, "the locked amount's length byte");
+    zero[at] = 0;
+    zero.drain(at + 1..at + 33);
+    assert_eq!(
+        SignedProof::decode(&zero),
+        Err(ProtocolError::NonCanonical { field: "locks" })
+    );
 }
 
 fn arb_proof() -> impl Strategy<Value = SignedProof> {

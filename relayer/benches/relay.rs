@@ -114,6 +114,7 @@ async fn main() -> eyre::Result<()> {
         token: stack.token,
         signed_agent: stack.agent,
         token_network: stack.network,
+        condition_registry: stack.registry,
         deploy_block: 0,
     };
     let relayer = Relayer::new(
@@ -236,7 +237,11 @@ async fn main() -> eyre::Result<()> {
     println!(
         "{backend}, {} keys, {CONCURRENCY} concurrent clients, {max_concurrent_checks} checks at once, {total} relays of SMT transfers by {USERS} users{}:",
         KEYS.len(),
-        if bursts { ", each user's requests at once" } else { "" }
+        if bursts {
+            ", each user's requests at once"
+        } else {
+            ""
+        }
     );
     println!(
         "  accepted: {:.0} relays/s ({total} in {:.2} s); all broadcast after {:.2} s: {:.0} relays/s",

@@ -1,15 +1,25 @@
-//! What the relayer agrees to pay gas for: the SMT token's and the TokenNetwork's user
-//! operations, by function selector. Anything else is refused before it costs a simulation.
+//! What the relayer agrees to pay gas for: the SMT token's, the TokenNetwork's and the
+//! ConditionRegistry's user operations, by function selector. Anything else is refused before
+//! it costs a simulation.
 
 use alloy::{primitives::Address, sol_types::SolCall};
-use smartmesh_protocol::{SmartMeshToken as Token, TokenNetwork as Network};
+use smartmesh_protocol::{
+    ConditionRegistry as Registry, SmartMeshToken as Token, TokenNetwork as Network,
+};
 
 /// The calls the relayer relays, per target.
 #[derive(Debug, Clone)]
 pub struct AllowList {
     token: Address,
     network: Address,
+    registry: Address,
 }
+
+const REGISTRY_CALLS: [([u8; 4], &str); 3] = [
+    (Registry::registerSecretCall::SELECTOR, "registerSecret"),
+    (Registry::registerSecretsCall::SELECTOR, "registerSecrets"),
+    (Registry::registerAckCall::SELECTOR, "registerAck"),
+];
 
 const TOKEN_CALLS: [([u8; 4], &str); 6] = [
     (Token::transferCall::SELECTOR, "transfer"),
@@ -29,7 +39,7 @@ const TOKEN_CALLS: [([u8; 4], &str); 6] = [
     ),
 ];
 
-const NETWORK_CALLS: [([u8; 4], &str); 9] = [
+const NETWORK_CALLS: [([u8; 4], &str); 10] = [
     (Network::openCall::SELECTOR, "open"),
     (Network::openWithDepositCall::SELECTOR, "openWithDeposit"),
     (Network::depositCall::SELECTOR, "deposit"),
@@ -45,12 +55,17 @@ const NETWORK_CALLS: [([u8; 4], &str); 9] = [
     (Network::closeCall::SELECTOR, "close"),
     (Network::updateClaimCall::SELECTOR, "updateClaim"),
     (Network::settleCall::SELECTOR, "settle"),
+    (Network::settleWithLocksCall::SELECTOR, "settleWithLocks"),
 ];
 
 impl AllowList {
-    /// The operations of `token` and `network`.
-    pub fn new(token: Address, network: Address) -> Self {
-        Self { token, network }
+    /// The operations of `token`, `network` and `registry`.
+    pub fn new(token: Address, network: Address, registry: Address) -> Self {
+        Self {
+            token,
+            network,
+            registry,
+        }
     }
 
     /// The allowed function's name, or why the call is refused as `(field, reason)`.
@@ -63,12 +78,14 @@ impl AllowList {
             &TOKEN_CALLS
         } else if target == self.network {
             &NETWORK_CALLS
+        } else if target == self.registry {
+            &REGISTRY_CALLS
         } else {
             return Err((
                 "target",
                 format!(
-                    "{target} is not relayed; only the SMT token {} and the TokenNetwork {} are",
-                    self.token, self.network
+                    "{target} is not relayed; only the SMT token {}, the TokenNetwork {} and the ConditionRegistry {} are",
+                    self.token, self.network, self.registry
                 ),
             ));
         };
@@ -98,9 +115,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_listed_functions_of_the_two_contracts_pass() {
-        let (token, network) = (Address::repeat_byte(1), Address::repeat_byte(2));
-        let list = AllowList::new(token, network);
+    fn only_listed_functions_of_the_three_contracts_pass() {
+        let (token, network, registry) = (
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            Address::repeat_byte(4),
+        );
+        let list = AllowList::new(token, network, registry);
         let open = Network::openCall {
             partner: Address::ZERO,
             settleTimeout: Default::default(),
@@ -112,6 +133,12 @@ mod tests {
             list.check(Address::repeat_byte(3), &open).unwrap_err().0,
             "target"
         );
+        let register = Registry::registerSecretCall {
+            secret: Default::default(),
+        }
+        .abi_encode();
+        assert_eq!(list.check(registry, &register), Ok("registerSecret"));
+        assert_eq!(list.check(network, &register).unwrap_err().0, "data");
         assert_eq!(list.check(network, &[1, 2]).unwrap_err().0, "data");
         let transfer_from = Token::transferFromCall {
             from: Address::ZERO,

@@ -118,7 +118,8 @@ pub(crate) const USER_STRIPES: usize = 4_096;
 impl Core {
     /// The lock `from`'s requests take while they are checked and queued.
     pub(crate) fn user_turn(&self, from: Address) -> &tokio::sync::Mutex<()> {
-        let stripe = usize::from(u16::from_be_bytes([from.0[18], from.0[19]])) % self.user_turns.len();
+        let stripe =
+            usize::from(u16::from_be_bytes([from.0[18], from.0[19]])) % self.user_turns.len();
         &self.user_turns[stripe]
     }
 

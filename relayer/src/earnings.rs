@@ -224,11 +224,14 @@ pub(crate) async fn earnings(
             .map_err(ApiError::storage)?;
         let cause: Option<String> = row.try_get(5).map_err(ApiError::storage)?;
         // Relays booked before causes were recorded: a success relayed, anything else reverted.
-        let cause = cause.as_deref().and_then(SpendCause::parse).unwrap_or(if succeeded {
-            SpendCause::Relayed
-        } else {
-            SpendCause::Reverted
-        });
+        let cause = cause
+            .as_deref()
+            .and_then(SpendCause::parse)
+            .unwrap_or(if succeeded {
+                SpendCause::Relayed
+            } else {
+                SpendCause::Reverted
+            });
         let spent = gas.saturating_mul(price);
         for sum in [
             periods.entry(start).or_insert_with(|| PeriodEarnings {

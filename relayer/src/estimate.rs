@@ -218,7 +218,14 @@ impl Estimator {
         };
         let mut calls: Vec<serde_json::Value> = earlier
             .iter()
-            .map(|tx| call(tx.signer, tx.request.to, &tx.request.input, tx.request.gas_limit))
+            .map(|tx| {
+                call(
+                    tx.signer,
+                    tx.request.to,
+                    &tx.request.input,
+                    tx.request.gas_limit,
+                )
+            })
             .collect();
         calls.push(call(
             relayer,

@@ -137,11 +137,7 @@ pub(crate) async fn quote(
     };
     let estimated_gas = core.estimator.total(&template, gas, fee_payment);
     // Priced at exactly what the sender will offer for it.
-    let (max_fee_per_gas, _) = core
-        .sender
-        .current_fees()
-        .await
-        .map_err(ApiError::node)?;
+    let (max_fee_per_gas, _) = core.sender.current_fees().await.map_err(ApiError::node)?;
     let fee = pricing::fee(estimated_gas, max_fee_per_gas, rate, core.policy.markup_bps)
         .map_err(|e| ApiError::invalid("data", e.to_string()))?;
     let expires_at = now_secs() + core.policy.quote_ttl.as_secs();
@@ -214,11 +210,13 @@ async fn pick_key(core: &Core) -> Result<Address, ApiError> {
 /// Deletes the quotes that expired: nothing can be relayed against them any more (a relay
 /// accepted before answers its repeats without its quote). Returns how many.
 pub(crate) async fn forget_expired(core: &Core) -> Result<u64, crate::RelayerError> {
-    Ok(sqlx::query("DELETE FROM relay_quotes WHERE expires_at < $1")
-        .bind(now_secs() as i64)
-        .execute(core.db.pool())
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM relay_quotes WHERE expires_at < $1")
+            .bind(now_secs() as i64)
+            .execute(core.db.pool())
+            .await?
+            .rows_affected(),
+    )
 }
 
 pub(crate) fn now_secs() -> u64 {

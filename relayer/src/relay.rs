@@ -280,11 +280,7 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
     // at the node, so that a request waiting for its user holds no turn.
     let _user = core.user_turn(request.from).lock().await;
     // The node's questions, a bounded number of requests at a time (`max_concurrent_checks`).
-    let _turn = core
-        .node_turns
-        .acquire()
-        .await
-        .map_err(ApiError::storage)?;
+    let _turn = core.node_turns.acquire().await.map_err(ApiError::storage)?;
     let agent = SignedAgent::new(core.agent, core.provider.clone());
     if agent
         .nonceUsed(request.from, request.nonce)
@@ -323,7 +319,10 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
         return Err(ApiError::invalid(
             "request.fee",
             if in_flight.unmined.is_empty() {
-                format!("{} holds {balance} SMT wei, less than the fee", request.from)
+                format!(
+                    "{} holds {balance} SMT wei, less than the fee",
+                    request.from
+                )
             } else {
                 format!(
                     "{} holds {balance} SMT wei, of which {} is reserved for the fees of its {} \
@@ -359,7 +358,10 @@ async fn accept(core: &Core, body: RelayRequest) -> Result<(i64, bool), ApiError
         let after = if in_flight.unmined.is_empty() {
             String::new()
         } else {
-            format!(" after its {} requests not yet mined", in_flight.unmined.len())
+            format!(
+                " after its {} requests not yet mined",
+                in_flight.unmined.len()
+            )
         };
         ApiError::invalid("request", format!("the call would revert{after}: {reason}"))
     })?;
@@ -424,11 +426,12 @@ struct InFlight {
 }
 
 async fn in_flight(core: &Core, from: Address) -> Result<InFlight, ApiError> {
-    let rows = sqlx::query("SELECT tx_id, fee FROM relays WHERE from_address = $1 AND settled_at IS NULL")
-        .bind(from.to_string())
-        .fetch_all(core.db.pool())
-        .await
-        .map_err(ApiError::storage)?;
+    let rows =
+        sqlx::query("SELECT tx_id, fee FROM relays WHERE from_address = $1 AND settled_at IS NULL")
+            .bind(from.to_string())
+            .fetch_all(core.db.pool())
+            .await
+            .map_err(ApiError::storage)?;
     let mut fees = std::collections::HashMap::new();
     for row in &rows {
         let tx_id: i64 = row.try_get(0).map_err(ApiError::storage)?;
@@ -580,12 +583,7 @@ pub(crate) async fn status(
         reason: None,
         fee_earned: U256::ZERO,
     };
-    match core
-        .sender
-        .status(tx_id)
-        .await
-        .map_err(ApiError::storage)?
-    {
+    match core.sender.status(tx_id).await.map_err(ApiError::storage)? {
         TxStatus::Queued => {}
         TxStatus::Pending { hash } => {
             answer.status = "submitted".into();

@@ -18,8 +18,8 @@ use crate::{
     api::{Core, Metrics},
     app,
     earnings::settle_finished,
-    quote::forget_expired,
     estimate::Estimator,
+    quote::forget_expired,
 };
 
 /// The longest pause between retries of a failing loop.
@@ -113,7 +113,11 @@ impl Relayer {
             agent: deployment.signed_agent,
             keys: addresses,
             estimator,
-            allow: AllowList::new(deployment.token, deployment.token_network),
+            allow: AllowList::new(
+                deployment.token,
+                deployment.token_network,
+                deployment.condition_registry,
+            ),
             policy: config.policy,
             metrics: Metrics::default(),
             sender_wake: Default::default(),

@@ -35,7 +35,12 @@ fn transfer(to: Address, amount: U256) -> Vec<u8> {
     SmartMeshToken::transferCall { to, value: amount }.abi_encode()
 }
 
-async fn quote(harness: &Harness, user: &alloy::signers::local::PrivateKeySigner, target: Address, data: &[u8]) -> eyre::Result<Quote> {
+async fn quote(
+    harness: &Harness,
+    user: &alloy::signers::local::PrivateKeySigner,
+    target: Address,
+    data: &[u8],
+) -> eyre::Result<Quote> {
     let (status, quote) = harness.quote(user, target, data).await?;
     eyre::ensure!(status == StatusCode::OK, "{quote}");
     Ok(serde_json::from_value(quote)?)
@@ -46,7 +51,9 @@ on_both_backends!(an_open_request_is_refused_and_a_named_one_cannot_be_stolen =>
 /// A request open to any agent (`agent = 0`) is refused: anyone watching the mempool could
 /// copy the relayer's transaction with a higher tip and take the fee. A request naming the
 /// relayer's key cannot be stolen: the copy reverts at the copier's cost.
-async fn an_open_request_is_refused_and_a_named_one_cannot_be_stolen(db: Database) -> eyre::Result<()> {
+async fn an_open_request_is_refused_and_a_named_one_cannot_be_stolen(
+    db: Database,
+) -> eyre::Result<()> {
     let harness = Harness::new(db, fast_config()).await?;
     let stack = &harness.stack;
     let alice = harness.user(1, "10").await?;
@@ -57,11 +64,19 @@ async fn an_open_request_is_refused_and_a_named_one_cannot_be_stolen(db: Databas
     open.agent = Address::ZERO;
     let (status, body) = harness.post_signed(quoted.quote_id, &alice, &open).await?;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["detail"].as_str().unwrap_or_default().starts_with("request.agent"), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("request.agent"),
+        "{body}"
+    );
     assert_eq!(harness.sent().await?, 0);
 
     // Named: accepted, broadcast, and sitting in the mempool of a chain that does not mine.
-    harness.rpc("evm_setAutomine", serde_json::json!([false])).await?;
+    harness
+        .rpc("evm_setAutomine", serde_json::json!([false]))
+        .await?;
     let mut named = open.clone();
     named.agent = quoted.agent;
     let (status, accepted) = harness.post_signed(quoted.quote_id, &alice, &named).await?;
@@ -71,7 +86,11 @@ async fn an_open_request_is_refused_and_a_named_one_cannot_be_stolen(db: Databas
     let (_, pending) = harness.get(&format!("/v1/relay/{id}")).await?;
     assert_eq!(pending["status"], "submitted", "{pending}");
     let hash = pending["txHash"].as_str().unwrap().parse()?;
-    let seen = stack.provider(&stack.keys[0]).get_transaction_by_hash(hash).await?.expect("in the mempool");
+    let seen = stack
+        .provider(&stack.keys[0])
+        .get_transaction_by_hash(hash)
+        .await?
+        .expect("in the mempool");
 
     // The front-runner copies it with a far higher tip.
     let thief = stack.keys[5].clone();
@@ -85,16 +104,25 @@ async fn an_open_request_is_refused_and_a_named_one_cannot_be_stolen(db: Databas
     let copied = stack.provider(&thief).send_transaction(copy).await?;
     let copied_hash = *copied.tx_hash();
     harness.rpc("evm_mine", serde_json::json!([])).await?;
-    harness.rpc("evm_setAutomine", serde_json::json!([true])).await?;
+    harness
+        .rpc("evm_setAutomine", serde_json::json!([true]))
+        .await?;
     let copy_receipt = stack
         .provider(&stack.keys[0])
         .get_transaction_receipt(copied_hash)
         .await?
         .expect("the copy was mined");
-    assert!(!copy_receipt.status(), "the copy reverts: the request names another agent");
+    assert!(
+        !copy_receipt.status(),
+        "the copy reverts: the request names another agent"
+    );
     let mined = harness.mined(id).await?;
     assert_eq!(mined["feeEarned"], serde_json::json!(quoted.fee), "{mined}");
-    assert_eq!(harness.smt(thief.address()).await?, thief_smt, "the copier earned nothing");
+    assert_eq!(
+        harness.smt(thief.address()).await?,
+        thief_smt,
+        "the copier earned nothing"
+    );
     Ok(())
 }
 
@@ -111,7 +139,9 @@ async fn requests_at_once_cannot_spend_the_same_smt(db: Database) -> eyre::Resul
     let data = approve_nothing(Address::repeat_byte(0xb0));
     let fee = quote(&harness, &probe, stack.token, &data).await?.fee;
     let alice = harness.user(1, "0").await?;
-    stack.fund(alice.address(), fee + fee / U256::from(2)).await?;
+    stack
+        .fund(alice.address(), fee + fee / U256::from(2))
+        .await?;
 
     let mut posts = Vec::new();
     for nonce in 1..=8u64 {
@@ -134,18 +164,28 @@ async fn requests_at_once_cannot_spend_the_same_smt(db: Database) -> eyre::Resul
         } else {
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
             let detail = body["detail"].as_str().unwrap_or_default();
-            assert!(detail.starts_with("request.fee") && detail.contains("reserved"), "{body}");
+            assert!(
+                detail.starts_with("request.fee") && detail.contains("reserved"),
+                "{body}"
+            );
         }
     }
     assert_eq!(accepted.len(), 1, "one fee's worth of requests");
     harness.mined(accepted[0]).await?;
-    assert_eq!(harness.sent().await?, 1, "no transaction (and no filler) for the others");
+    assert_eq!(
+        harness.sent().await?,
+        1,
+        "no transaction (and no filler) for the others"
+    );
 
     // Each transfer of 900 passes alone; after the first, the second cannot.
     let bob = harness.user(2, "1000").await?;
     let mut posts = Vec::new();
     for nonce in 1..=2u64 {
-        let data = transfer(Address::repeat_byte(0xc0 + nonce as u8), parse_ether("900")?);
+        let data = transfer(
+            Address::repeat_byte(0xc0 + nonce as u8),
+            parse_ether("900")?,
+        );
         let quoted = quote(&harness, &bob, stack.token, &data).await?;
         let mut request = harness.request(&quoted, nonce).await?;
         request.data = data.into();
@@ -158,9 +198,17 @@ async fn requests_at_once_cannot_spend_the_same_smt(db: Database) -> eyre::Resul
     let mut outcomes = [first?, second?];
     outcomes.sort_by_key(|(status, _)| *status);
     assert_eq!(outcomes[0].0, StatusCode::OK, "{:?}", outcomes[0]);
-    assert_eq!(outcomes[1].0, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", outcomes[1]);
+    assert_eq!(
+        outcomes[1].0,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        outcomes[1]
+    );
     let detail = outcomes[1].1["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains("after its 1 requests not yet mined"), "{detail}");
+    assert!(
+        detail.contains("after its 1 requests not yet mined"),
+        "{detail}"
+    );
     harness.mined(outcomes[0].1["id"].as_i64().unwrap()).await?;
     assert_eq!(harness.sent().await?, 2);
     Ok(())
@@ -179,7 +227,10 @@ async fn every_wei_the_key_spends_is_booked(db: Database) -> eyre::Result<()> {
     let alice = harness.user(1, "10").await?;
     // Alice can also send transactions of her own: she is the one who spoils her requests.
     harness
-        .rpc("anvil_setBalance", serde_json::json!([alice.address(), "0xde0b6b3a7640000"]))
+        .rpc(
+            "anvil_setBalance",
+            serde_json::json!([alice.address(), "0xde0b6b3a7640000"]),
+        )
         .await?;
     let data = approve_nothing(Address::repeat_byte(0xb0));
     let relay = |nonce: u64| {
@@ -190,7 +241,9 @@ async fn every_wei_the_key_spends_is_booked(db: Database) -> eyre::Result<()> {
             let quoted = quote(harness, &alice, harness.stack.token, &data).await?;
             let mut request = harness.request(&quoted, nonce).await?;
             request.data = data.into();
-            let (status, body) = harness.post_signed(quoted.quote_id, &alice, &request).await?;
+            let (status, body) = harness
+                .post_signed(quoted.quote_id, &alice, &request)
+                .await?;
             eyre::ensure!(status == StatusCode::OK, "{body}");
             Ok::<_, eyre::Report>(body["id"].as_i64().unwrap())
         }
@@ -216,12 +269,16 @@ async fn every_wei_the_key_spends_is_booked(db: Database) -> eyre::Result<()> {
     harness.mined(ran).await?;
 
     // Broadcast, then beaten in the same block by Alice emptying her SMT: mined, reverted.
-    harness.rpc("evm_setAutomine", serde_json::json!([false])).await?;
+    harness
+        .rpc("evm_setAutomine", serde_json::json!([false]))
+        .await?;
     let reverted = relay(2).await?;
     harness.relayer.tick().await?;
     drain(stack.keys[0].address()).await?;
     harness.rpc("evm_mine", serde_json::json!([])).await?;
-    harness.rpc("evm_setAutomine", serde_json::json!([true])).await?;
+    harness
+        .rpc("evm_setAutomine", serde_json::json!([true]))
+        .await?;
     stack.fund(alice.address(), parse_ether("10")?).await?;
 
     // Accepted, then Alice empties her SMT before it is broadcast: never sent, a filler.
@@ -234,8 +291,14 @@ async fn every_wei_the_key_spends_is_booked(db: Database) -> eyre::Result<()> {
         let earnings: Earnings = serde_json::from_value(earnings)?;
         if earnings.total.relays == 3 {
             let by = &earnings.total.eth_spent_by;
-            assert!(!by.relayed.is_zero() && !by.reverted.is_zero() && !by.filler.is_zero(), "{earnings:?}");
-            assert_eq!(by.relayed + by.reverted + by.filler, earnings.total.eth_spent);
+            assert!(
+                !by.relayed.is_zero() && !by.reverted.is_zero() && !by.filler.is_zero(),
+                "{earnings:?}"
+            );
+            assert_eq!(
+                by.relayed + by.reverted + by.filler,
+                earnings.total.eth_spent
+            );
             assert_eq!(
                 earnings.total.eth_spent,
                 eth_before - harness.eth(relayer).await?,
@@ -286,7 +349,9 @@ async fn quotes_are_bounded_per_user_and_expire(db: Database) -> eyre::Result<()
     let last = last.unwrap();
     let mut request = harness.request(&last, 1).await?;
     request.data = data.clone().into();
-    let (status, body) = harness.post_signed(last.quote_id, &victim, &request).await?;
+    let (status, body) = harness
+        .post_signed(last.quote_id, &victim, &request)
+        .await?;
     assert_eq!(status, StatusCode::OK, "{body}");
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     harness.relayer.tick().await?;

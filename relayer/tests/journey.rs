@@ -88,7 +88,9 @@ async fn a_user_without_eth_runs_a_channel_through_the_relayer(db: Database) -> 
         channelId: channel_id,
         partnerProof: BalanceProof::default().into(),
         partnerSig: Bytes::new(),
+        partnerLocks: Bytes::new(),
         claimTransferred: U256::ZERO,
+        ownLocks: Bytes::new(),
     };
     let (quote, status, answer) = harness
         .relay(&alice, stack.network, close.abi_encode(), 3)

@@ -167,7 +167,9 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let indexed_block = match crate::indexer::indexed_block(state.db.pool()).await {
         Ok(block) => block,
         Err(error) => {
-            problems.push(format!("database: cannot read the indexer's cursor ({error})"));
+            problems.push(format!(
+                "database: cannot read the indexer's cursor ({error})"
+            ));
             None
         }
     };

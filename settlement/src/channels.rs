@@ -268,7 +268,11 @@ fn authorize(
         watcher: state.watcher.address(),
         expiresAt: U256::from(expires),
     };
-    match recover_typed(&read, &watcher_domain(state.chain_id, state.token_network), &signature) {
+    match recover_typed(
+        &read,
+        &watcher_domain(state.chain_id, state.token_network),
+        &signature,
+    ) {
         Ok(signer) if signer == participant => {}
         Ok(signer) => {
             return Err(ApiError::unauthorized(
@@ -326,7 +330,14 @@ pub(crate) async fn channel(
         (None, None, None) => false,
         (Some(participant), Some(expires), Some(signature)) => {
             let participant = parse_address("participant", &participant)?;
-            authorize(&state, channel_id, chain.as_ref(), participant, expires, &signature)?;
+            authorize(
+                &state,
+                channel_id,
+                chain.as_ref(),
+                participant,
+                expires,
+                &signature,
+            )?;
             true
         }
         _ => {

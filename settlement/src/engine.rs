@@ -406,6 +406,7 @@ impl DisputeEngine {
             channelId: channel.channel_id,
             closerProof: held.signed.proof.clone().into(),
             closerSig: Bytes::copy_from_slice(held.signed.signature.as_bytes()),
+            closerLocks: Bytes::new(),
             watch: held.watch.clone().into(),
             nonCloserSig: held.watch_signature.clone(),
         };
@@ -452,7 +453,10 @@ impl DisputeEngine {
         let closed_at = settle_at.saturating_sub(channel.settle_timeout);
         let proven = held.signed.proof.transferredAmount;
         if judge_close(claim, closed_at, proven, held.watch.deadline) != CloseVerdict::Dispute {
-            return Ok(step.decide("settled", "the channel is settled; the claim covered every proof held"));
+            return Ok(step.decide(
+                "settled",
+                "the channel is settled; the claim covered every proof held",
+            ));
         }
         let victim_is_1 = closer == channel.participant2;
         let total = channel

@@ -185,10 +185,8 @@ async fn derive(conn: &mut AnyConnection, channel_id: B256) -> Result<(), Settle
             block,
             reason: e.to_string(),
         })?;
-        row = fold(row, decoded.data, block).map_err(|reason| SettlementError::StoredEvent {
-            block,
-            reason,
-        })?;
+        row = fold(row, decoded.data, block)
+            .map_err(|reason| SettlementError::StoredEvent { block, reason })?;
     }
     sqlx::query("DELETE FROM channels WHERE channel_id = $1")
         .bind(channel_id.to_vec())
@@ -280,8 +278,12 @@ fn fold(
             row.phase = ChannelPhase::Settled;
             row.payouts = Some((settled.balance1, settled.balance2));
         }
-        // Opening starts a row (above); the domain event carries no channel.
-        TokenNetworkEvents::ChannelOpened(_) | TokenNetworkEvents::EIP712DomainChanged(_) => {}
+        // Opening starts a row (above); the domain event carries no channel. Lock lists do not
+        // change the channel's row: the watcher keeps them beside it once it holds locks.
+        TokenNetworkEvents::ChannelOpened(_)
+        | TokenNetworkEvents::EIP712DomainChanged(_)
+        | TokenNetworkEvents::ChannelLocksDeclared(_)
+        | TokenNetworkEvents::EvidenceSubmitted(_) => {}
     }
     Ok(Some(row))
 }

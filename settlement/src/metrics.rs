@@ -80,8 +80,10 @@ impl Metrics {
         match fault {
             Fault::Rpc => {
                 Self::add(&self.rpc_errors, 1);
-                self.rpc.lock().unwrap_or_else(|e| e.into_inner()).last_error =
-                    Some((error.to_string(), unix_millis()));
+                self.rpc
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .last_error = Some((error.to_string(), unix_millis()));
             }
             Fault::Storage => Self::add(&self.storage_errors, 1),
             Fault::Other => {}

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use smartmesh_chain::Backend;
 use smartmesh_http::{Client, WorkLimiter};
 use smartmesh_protocol::{
-    ProofSummary, ProtocolError, SecpSigner, Signature65, SignedProof, Verdict, Watch,
-    WatcherAck, judge_upload, recover, token_network_domain, watcher_domain, within_deposits,
+    ProofSummary, ProtocolError, SecpSigner, Signature65, SignedProof, Verdict, Watch, WatcherAck,
+    judge_upload, recover, token_network_domain, watcher_domain, within_deposits,
 };
 use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
@@ -628,10 +628,7 @@ impl Book {
                     for c in part {
                         query = bind_receipt(query, c);
                     }
-                    query
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(ApiError::storage)?;
+                    query.execute(&mut *conn).await.map_err(ApiError::storage)?;
                 }
             }
         }
@@ -653,10 +650,7 @@ impl Book {
                     .bind(sql::sortable(c.transferred))
                     .bind(c.encoded.clone());
             }
-            query
-                .execute(&mut *conn)
-                .await
-                .map_err(ApiError::storage)?;
+            query.execute(&mut *conn).await.map_err(ApiError::storage)?;
         }
         for part in self.closed.chunks(sql::CHUNK) {
             let query = format!(
@@ -668,10 +662,7 @@ impl Book {
             for id in part {
                 query = query.bind(id.to_vec());
             }
-            query
-                .execute(&mut *conn)
-                .await
-                .map_err(ApiError::storage)?;
+            query.execute(&mut *conn).await.map_err(ApiError::storage)?;
         }
         Ok(())
     }

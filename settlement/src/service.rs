@@ -18,8 +18,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use smartmesh_chain::{
-    Backoff, Database, Deployment, FollowerConfig, LogFollower, Progress, SenderConfig,
-    TxSender,
+    Backoff, Database, Deployment, FollowerConfig, LogFollower, Progress, SenderConfig, TxSender,
 };
 use tokio::{
     net::TcpListener,

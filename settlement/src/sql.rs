@@ -71,7 +71,13 @@ mod tests {
 
     #[test]
     fn sortable_amounts_order_as_numbers_and_read_back_whole() {
-        let values = [U256::ZERO, U256::from(9), U256::from(10), U256::MAX - U256::from(1), U256::MAX];
+        let values = [
+            U256::ZERO,
+            U256::from(9),
+            U256::from(10),
+            U256::MAX - U256::from(1),
+            U256::MAX,
+        ];
         for pair in values.windows(2) {
             assert!(sortable(pair[0]) < sortable(pair[1]), "{pair:?}");
         }

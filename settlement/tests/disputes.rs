@@ -12,8 +12,7 @@ use common::{
     Stack, alice_and_brandon,
     watcher::{
         RunningWatcher, block_timestamp, close, ether, event_blocks, eventually, fast_config,
-        nonce, pass_hold_period, proof, receipt, receipt_until, rpc, smt, upload,
-        wait_for_event,
+        nonce, pass_hold_period, proof, receipt, receipt_until, rpc, smt, upload, wait_for_event,
     },
 };
 use smartmesh_chain::Database;
@@ -136,13 +135,26 @@ async fn the_proof_that_proves_the_most_disputes(db: Database) -> eyre::Result<(
     let answer = upload(&watcher.url, &stack, vec![useless]).await?;
     assert_eq!(answer["items"][0]["status"], "stored", "{answer}");
 
-    let answer = upload(&watcher.url, &stack, vec![receipt(&stack, &less, &brandon, watcher.address, reward)]).await?;
+    let answer = upload(
+        &watcher.url,
+        &stack,
+        vec![receipt(&stack, &less, &brandon, watcher.address, reward)],
+    )
+    .await?;
     assert_eq!(answer["items"][0]["status"], "rejected", "{answer}");
     let reason = answer["items"][0]["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with("proof.transferredAmount"), "{reason}");
 
-    let renewed = upload(&watcher.url, &stack, vec![receipt(&stack, &most, &brandon, watcher.address, reward)]).await?;
-    assert_eq!(renewed["items"][0]["status"], "stored", "a later Watch replaces: {renewed}");
+    let renewed = upload(
+        &watcher.url,
+        &stack,
+        vec![receipt(&stack, &most, &brandon, watcher.address, reward)],
+    )
+    .await?;
+    assert_eq!(
+        renewed["items"][0]["status"], "stored",
+        "a later Watch replaces: {renewed}"
+    );
     assert!(renewed["items"][0]["ack"].is_string(), "{renewed}");
 
     close(&stack, channel_id, &alice, ether("100")).await?;
@@ -156,7 +168,11 @@ async fn the_proof_that_proves_the_most_disputes(db: Database) -> eyre::Result<(
         .from_block(0)
         .query()
         .await?;
-    assert_eq!(logs[0].0.provenTransferred, ether("140"), "disputed with the 140 proof");
+    assert_eq!(
+        logs[0].0.provenTransferred,
+        ether("140"),
+        "disputed with the 140 proof"
+    );
     watcher.stop().await
 }
 
@@ -285,7 +301,9 @@ async fn a_dispute_gets_higher_fees_as_settle_at_nears() -> eyre::Result<()> {
             channel_id,
             smartmesh_protocol::BalanceProof::default().into(),
             alloy::primitives::Bytes::new(),
+            alloy::primitives::Bytes::new(),
             ether("10"),
+            alloy::primitives::Bytes::new(),
         )
         .send()
         .await?;
@@ -349,10 +367,14 @@ async fn a_dispute_gets_higher_fees_as_settle_at_nears() -> eyre::Result<()> {
     );
     let brandon = stack.keys[2].clone();
     eventually(30, "an escalation after settleAt", || async {
-        let view = watcher.private_channel(&stack, channel_id, &brandon).await?;
+        let view = watcher
+            .private_channel(&stack, channel_id, &brandon)
+            .await?;
         Ok(view.decisions.iter().any(|d| {
             d.decision == "dispute_escalated"
-                && d.detail.as_deref().is_some_and(|detail| detail.contains("has passed"))
+                && d.detail
+                    .as_deref()
+                    .is_some_and(|detail| detail.contains("has passed"))
         }))
     })
     .await?;
@@ -360,7 +382,10 @@ async fn a_dispute_gets_higher_fees_as_settle_at_nears() -> eyre::Result<()> {
     // Empty blocks bring the base fee down an eighth each, until the dispute's fee is enough.
     rpc(&stack, "evm_setAutomine", serde_json::json!([true])).await?;
     for _ in 0..60 {
-        if !event_blocks::<CloserPenalized>(&stack, channel_id).await?.is_empty() {
+        if !event_blocks::<CloserPenalized>(&stack, channel_id)
+            .await?
+            .is_empty()
+        {
             break;
         }
         rpc(&stack, "evm_mine", serde_json::json!([])).await?;
@@ -453,10 +478,14 @@ async fn a_watcher_without_eth_says_so_and_disputes_once_funded() -> eyre::Resul
     close(&stack, channel_id, &alice, ether("10")).await?;
     let brandon = stack.keys[2].clone();
     eventually(30, "the watcher to say it cannot send", || async {
-        let view = watcher.private_channel(&stack, channel_id, &brandon).await?;
+        let view = watcher
+            .private_channel(&stack, channel_id, &brandon)
+            .await?;
         Ok(view.decisions.iter().any(|d| {
             d.decision == "dispute_not_sent"
-                && d.detail.as_deref().is_some_and(|detail| detail.contains("fund"))
+                && d.detail
+                    .as_deref()
+                    .is_some_and(|detail| detail.contains("fund"))
         }))
     })
     .await?;
@@ -511,9 +540,15 @@ async fn a_settle_past_a_held_proof_is_a_missed_dispute(db: Database) -> eyre::R
     let view = watcher.channel(channel_id).await?;
     let missed = view.missed_dispute.expect("recorded");
     assert_eq!((missed.claimed, missed.proven), (ether("10"), ether("30")));
-    assert_eq!(missed.lost, ether("89"), "149 owed after the reward, 60 paid");
+    assert_eq!(
+        missed.lost,
+        ether("89"),
+        "149 owed after the reward, 60 paid"
+    );
     assert!(
-        view.decisions.iter().any(|d| d.decision == "missed_dispute"),
+        view.decisions
+            .iter()
+            .any(|d| d.decision == "missed_dispute"),
         "{:?}",
         view.decisions
     );
@@ -521,7 +556,10 @@ async fn a_settle_past_a_held_proof_is_a_missed_dispute(db: Database) -> eyre::R
         .await?
         .text()
         .await?;
-    assert!(metrics.contains("smartmesh_missed_disputes_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("smartmesh_missed_disputes_total 1"),
+        "{metrics}"
+    );
     watcher.stop().await
 }
 
@@ -565,7 +603,11 @@ async fn jobs_worked(watcher: &RunningWatcher) -> eyre::Result<u64> {
         .text()
         .await?;
     text.lines()
-        .find_map(|line| line.strip_prefix("smartmesh_jobs_worked_total ")?.parse().ok())
+        .find_map(|line| {
+            line.strip_prefix("smartmesh_jobs_worked_total ")?
+                .parse()
+                .ok()
+        })
         .ok_or_else(|| eyre::eyre!("no jobs_worked_total in {text}"))
 }
 
@@ -580,7 +622,8 @@ async fn thousands_of_waiting_jobs_neither_starve_a_new_close_nor_shutdown() -> 
     let alice = stack.keys[1].clone();
     let far = block_timestamp(&stack, 0).await? + 1_000_000;
     waiting_jobs(&db, "settle", 1_000, far).await?;
-    let watcher = RunningWatcher::start(&stack, db.clone(), stack.keys[7].clone(), fast_config()).await?;
+    let watcher =
+        RunningWatcher::start(&stack, db.clone(), stack.keys[7].clone(), fast_config()).await?;
     eventually(60, "every waiting settle to be looked at once", || async {
         Ok(jobs_worked(&watcher).await? >= 1_000)
     })
@@ -589,7 +632,10 @@ async fn thousands_of_waiting_jobs_neither_starve_a_new_close_nor_shutdown() -> 
     // Five rechecks' worth of time: holding settles wait for the chain's clock instead.
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
     let again = jobs_worked(&watcher).await? - looked;
-    assert!(again < 100, "{again} looks at settles that cannot have changed");
+    assert!(
+        again < 100,
+        "{again} looks at settles that cannot have changed"
+    );
 
     waiting_jobs(&db, "dispute", 2_000, far).await?;
     brandon_syncs(&stack, channel_id, &watcher).await?;

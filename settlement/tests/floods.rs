@@ -10,10 +10,7 @@ mod slow;
 
 use std::{net::IpAddr, time::Duration};
 
-use alloy::{
-    primitives::U256,
-    transports::http::reqwest,
-};
+use alloy::{primitives::U256, transports::http::reqwest};
 use common::{
     Stack, alice_and_brandon, sqlite,
     watcher::{RunningWatcher, ether, eventually, fast_config, post_batch, proof, receipt},
@@ -30,7 +27,11 @@ fn client_from(ip: [u8; 4]) -> eyre::Result<reqwest::Client> {
 async fn counter(url: &str, name: &str) -> eyre::Result<u64> {
     let text = reqwest::get(format!("{url}/metrics")).await?.text().await?;
     text.lines()
-        .find_map(|line| line.strip_prefix(&format!("smartmesh_{name} "))?.parse().ok())
+        .find_map(|line| {
+            line.strip_prefix(&format!("smartmesh_{name} "))?
+                .parse()
+                .ok()
+        })
         .ok_or_else(|| eyre::eyre!("no {name} in {text}"))
 }
 
@@ -51,12 +52,21 @@ async fn a_flood_costs_its_sender_not_the_watcher() -> eyre::Result<()> {
     let db = sqlite("floods").await?;
     let watcher = RunningWatcher::start(&stack, db, stack.keys[7].clone(), config).await?;
     eventually(30, "the channel to be indexed", || async {
-        Ok(watcher.channel(channel_id).await.is_ok_and(|view| view.chain.is_some()))
+        Ok(watcher
+            .channel(channel_id)
+            .await
+            .is_ok_and(|view| view.chain.is_some()))
     })
     .await?;
 
     // Alice's real proof with its amount changed: each signature recovers some stranger.
-    let genuine = receipt(&stack, &proof(&stack, channel_id, &alice, 1, ether("1")), &brandon, watcher.address, ether("1"));
+    let genuine = receipt(
+        &stack,
+        &proof(&stack, channel_id, &alice, 1, ether("1")),
+        &brandon,
+        watcher.address,
+        ether("1"),
+    );
     let junk: Vec<ReceiptItem> = (0..10_000u64)
         .map(|n| {
             let mut signed = SignedProof::from_text(&genuine.proof).unwrap();
@@ -71,7 +81,10 @@ async fn a_flood_costs_its_sender_not_the_watcher() -> eyre::Result<()> {
     let (status, _, body) = post_batch(&flooder, &watcher.url, &stack, junk.clone()).await?;
     assert_eq!(status, 422, "{body}");
     let detail = body["detail"].as_str().unwrap_or_default();
-    assert!(detail.starts_with("items:") && detail.contains("not checked"), "{detail}");
+    assert!(
+        detail.starts_with("items:") && detail.contains("not checked"),
+        "{detail}"
+    );
     assert_eq!(
         counter(&watcher.url, "receipt_items_verified_total").await?,
         JUNK_PROBE as u64,
@@ -83,9 +96,18 @@ async fn a_flood_costs_its_sender_not_the_watcher() -> eyre::Result<()> {
     assert_eq!(status, 422, "{body}");
     let (status, retry, body) = post_batch(&flooder, &watcher.url, &stack, junk).await?;
     assert_eq!(status, 429, "{body}");
-    assert!(body["detail"].as_str().unwrap_or_default().starts_with("items"), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("items"),
+        "{body}"
+    );
     assert!(retry.is_some_and(|secs| secs.parse::<u64>().is_ok_and(|secs| secs >= 1)));
-    assert_eq!(counter(&watcher.url, "receipt_batches_refused_early_total").await?, 2);
+    assert_eq!(
+        counter(&watcher.url, "receipt_batches_refused_early_total").await?,
+        2
+    );
 
     // Brandon's phone, another client, syncs as usual.
     let phone = client_from([127, 0, 0, 2])?;

@@ -45,7 +45,14 @@ async fn channel_rows_follow_the_chain_through_a_reorg() -> eyre::Result<()> {
                     messageHash: B256::ZERO,
                 };
                 let receipt = network
-                    .close(channel_id, empty, Bytes::new(), claim?)
+                    .close(
+                        channel_id,
+                        empty,
+                        Bytes::new(),
+                        Bytes::new(),
+                        claim?,
+                        Bytes::new(),
+                    )
                     .send()
                     .await?
                     .get_receipt()
@@ -99,6 +106,7 @@ async fn channel_rows_follow_the_chain_through_a_reorg() -> eyre::Result<()> {
                 channel_id,
                 alice_paid.clone().into(),
                 Bytes::copy_from_slice(sign_typed(alice, &alice_paid, &domain).as_bytes()),
+                Bytes::new(),
                 Watch::default().into(),
                 Bytes::new(),
             )

@@ -119,15 +119,27 @@ async fn health_metrics_and_openapi_answer(db: Database) -> eyre::Result<()> {
     // carry their patterns.
     let upload = &doc["paths"]["/v1/receipts"]["post"]["responses"];
     for code in ["400", "413", "415", "422", "429", "503"] {
-        assert!(upload[code].is_object(), "POST /v1/receipts lacks {code}: {upload}");
+        assert!(
+            upload[code].is_object(),
+            "POST /v1/receipts lacks {code}: {upload}"
+        );
     }
-    assert!(upload["429"]["headers"]["Retry-After"].is_object(), "{upload}");
+    assert!(
+        upload["429"]["headers"]["Retry-After"].is_object(),
+        "{upload}"
+    );
     let channel = &doc["paths"]["/v1/channels/{id}"]["get"]["responses"];
     for code in ["400", "401", "403", "404", "422", "429"] {
-        assert!(channel[code].is_object(), "GET /v1/channels/{{id}} lacks {code}");
+        assert!(
+            channel[code].is_object(),
+            "GET /v1/channels/{{id}} lacks {code}"
+        );
     }
     let watch = &doc["components"]["schemas"]["WatchAuthorization"]["properties"];
-    assert_eq!(watch["watcher"]["pattern"], "^0x[0-9a-fA-F]{40}$", "{watch}");
+    assert_eq!(
+        watch["watcher"]["pattern"], "^0x[0-9a-fA-F]{40}$",
+        "{watch}"
+    );
     assert!(watch["reward"]["pattern"].is_string(), "{watch}");
 
     let (status, body) = world.get("/v2/nothing").await?;

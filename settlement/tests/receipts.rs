@@ -203,7 +203,11 @@ async fn the_proof_that_proves_the_most_is_kept(db: Database) -> eyre::Result<()
     let ether140 = parse_ether("140")?;
 
     // A proof for 140 at nonce 6 is held; one for 30 at nonce 7 proves less and is refused.
-    let answer = post(vec![world.item_until(&alice, &brandon, 6, "140", U256::ZERO)], vec![]).await?;
+    let answer = post(
+        vec![world.item_until(&alice, &brandon, 6, "140", U256::ZERO)],
+        vec![],
+    )
+    .await?;
     assert_eq!(answer.items[0].status, ItemStatus::Stored);
     let answer = post(vec![world.item(&alice, &brandon, 7, "30")], vec![]).await?;
     assert_eq!(answer.items[0].status, ItemStatus::Rejected);
@@ -218,14 +222,27 @@ async fn the_proof_that_proves_the_most_is_kept(db: Database) -> eyre::Result<()
     );
 
     // The same proof with a useful Watch replaces the useless one; an earlier one does not.
-    let answer = post(vec![world.item_until(&alice, &brandon, 6, "140", U256::from(5_000))], vec![]).await?;
+    let answer = post(
+        vec![world.item_until(&alice, &brandon, 6, "140", U256::from(5_000))],
+        vec![],
+    )
+    .await?;
     assert_eq!(answer.items[0].status, ItemStatus::Stored, "{answer:?}");
     assert!(answer.items[0].ack.is_some());
-    let answer = post(vec![world.item_until(&alice, &brandon, 6, "140", U256::from(10))], vec![]).await?;
+    let answer = post(
+        vec![world.item_until(&alice, &brandon, 6, "140", U256::from(10))],
+        vec![],
+    )
+    .await?;
     assert_eq!(answer.items[0].status, ItemStatus::Known);
     assert_eq!(
         world.held().await?,
-        vec![(alice_key.clone(), U256::from(6), ether140, U256::from(5_000))]
+        vec![(
+            alice_key.clone(),
+            U256::from(6),
+            ether140,
+            U256::from(5_000)
+        )]
     );
 
     // A higher amount at a lower nonce proves more: it is kept.
@@ -382,9 +399,21 @@ async fn backups_answer_the_latest_signed_proof(db: Database) -> eyre::Result<()
     // Brandon for Alice, not signed long ago or for too long, not by a stranger.
     for (query, code, field) in [
         (base.clone(), 400, "expires"),
-        (format!("{base}&{}", world.read_as(&brandon, 120)), 401, "signature"),
-        (format!("{base}&{}", world.read_as(&alice, -5)), 401, "expires"),
-        (format!("{base}&{}", world.read_as(&alice, 3_600)), 401, "expires"),
+        (
+            format!("{base}&{}", world.read_as(&brandon, 120)),
+            401,
+            "signature",
+        ),
+        (
+            format!("{base}&{}", world.read_as(&alice, -5)),
+            401,
+            "expires",
+        ),
+        (
+            format!("{base}&{}", world.read_as(&alice, 3_600)),
+            401,
+            "expires",
+        ),
         (
             format!(
                 "/v1/proofs/latest?channel={}&signer={}&{}",
@@ -428,16 +457,26 @@ async fn held_proofs_are_shown_to_participants_only(db: Database) -> eyre::Resul
     let world = World::new(db).await?;
     let (alice, brandon) = (world.alice().clone(), world.brandon().clone());
     let (status, _) = world
-        .post(world.batch(vec![world.item(&alice, &brandon, 4, "8")]).to_string())
+        .post(
+            world
+                .batch(vec![world.item(&alice, &brandon, 4, "8")])
+                .to_string(),
+        )
         .await?;
     assert_eq!(status, StatusCode::OK);
     let path = format!("/v1/channels/{}", world.channel_id);
     let (status, public) = world.get(&path).await?;
     assert_eq!(status, StatusCode::OK, "{public}");
     assert!(public["chain"].is_object(), "{public}");
-    assert!(public.get("proofs").is_none(), "the public view holds no proofs: {public}");
+    assert!(
+        public.get("proofs").is_none(),
+        "the public view holds no proofs: {public}"
+    );
     let text = public.to_string();
-    assert!(!text.contains(&parse_ether("8")?.to_string()), "no held amount: {text}");
+    assert!(
+        !text.contains(&parse_ether("8")?.to_string()),
+        "no held amount: {text}"
+    );
 
     let (status, private) = world
         .get(&format!(

@@ -157,7 +157,11 @@ impl Dev {
             .await?)
     }
 
-    pub(crate) async fn rpc(&self, method: &'static str, params: serde_json::Value) -> eyre::Result<()> {
+    pub(crate) async fn rpc(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> eyre::Result<()> {
         let _: serde_json::Value = self.provider()?.raw_request(method.into(), params).await?;
         Ok(())
     }
@@ -178,7 +182,11 @@ impl Dev {
             .collect())
     }
 
-    pub(crate) async fn eventually<E: SolEvent>(&self, channel: B256, what: &str) -> eyre::Result<E> {
+    pub(crate) async fn eventually<E: SolEvent>(
+        &self,
+        channel: B256,
+        what: &str,
+    ) -> eyre::Result<E> {
         for _ in 0..300 {
             if let Some(event) = self.events::<E>(channel).await?.pop() {
                 return Ok(event);
@@ -270,4 +278,3 @@ pub(crate) fn opened(output: &str) -> eyre::Result<B256> {
 pub(crate) fn file(home: &Path, name: &str) -> String {
     home.join(name).display().to_string()
 }
-

@@ -4,14 +4,14 @@
 // Each test binary uses a different part of it.
 #![allow(dead_code)]
 
+pub(crate) mod dev;
+pub(crate) mod proxy;
 #[path = "../../../protocol/tests/common/mod.rs"]
 pub(crate) mod stack;
 #[path = "../../../chain/tests/common/mod.rs"]
 pub(crate) mod storage;
 #[path = "../../../settlement/tests/common/watcher.rs"]
 pub(crate) mod watcher;
-pub(crate) mod dev;
-pub(crate) mod proxy;
 
 use std::{
     io::{BufRead, BufReader},
@@ -51,6 +51,7 @@ pub(crate) fn write_config(
         token: stack.token,
         signed_agent: stack.agent,
         token_network: stack.network,
+        condition_registry: stack.registry,
         deploy_block: 0,
     }
     .write(dir)?;

@@ -4,16 +4,7 @@ pragma solidity ^0.8.24;
 import {Fixture} from "../utils/Fixture.sol";
 import {TokenNetwork} from "../../src/TokenNetwork.sol";
 import {ChannelHandler} from "./handlers/ChannelHandler.sol";
-
-/// @dev forge's console (forge-std's `console.log` without forge-std).
-library Console {
-    address internal constant CONSOLE = 0x000000000000000000636F6e736F6c652e6c6f67;
-
-    function log(string memory label, uint256 value) internal view {
-        (bool ok,) = CONSOLE.staticcall(abi.encodeWithSignature("log(string,uint256)", label, value));
-        ok;
-    }
-}
+import {Console} from "../utils/Console.sol";
 
 /// @notice DESIGN.md section 3.3's invariants over random sequences of channel operations.
 contract TokenNetworkInvariantTest is Fixture {
@@ -24,7 +15,7 @@ contract TokenNetworkInvariantTest is Fixture {
 
     function setUp() public override {
         super.setUp();
-        network2 = new TokenNetwork(token, address(agent), MIN_TIMEOUT, MAX_TIMEOUT);
+        network2 = new TokenNetwork(token, address(agent), registry, MIN_TIMEOUT, MAX_TIMEOUT);
         vm.label(address(network2), "network2");
         handler = new ChannelHandler(
             token, network, network2, [ALICE_PK, BRANDON_PK, CAROL_PK, DAVE_PK], WATCHER_PK, MIN_TIMEOUT

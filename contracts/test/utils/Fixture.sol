@@ -5,6 +5,7 @@ import {Test} from "./Test.sol";
 import {SmartMeshToken} from "../../src/SmartMeshToken.sol";
 import {SignedAgent} from "../../src/SignedAgent.sol";
 import {TokenNetwork} from "../../src/TokenNetwork.sol";
+import {ConditionRegistry} from "../../src/ConditionRegistry.sol";
 
 /// @notice Deploys the three contracts the way production does (agent, then the token and the
 /// network trusting it) and signs every message type with the test keys.
@@ -32,12 +33,14 @@ abstract contract Fixture is Test {
     SignedAgent internal agent;
     SmartMeshToken internal token;
     TokenNetwork internal network;
+    ConditionRegistry internal registry;
 
     function setUp() public virtual {
         vm.warp(1_700_000_000);
         agent = new SignedAgent();
         token = new SmartMeshToken(holder, SUPPLY, address(agent));
-        network = new TokenNetwork(token, address(agent), MIN_TIMEOUT, MAX_TIMEOUT);
+        registry = new ConditionRegistry(address(agent));
+        network = new TokenNetwork(token, address(agent), registry, MIN_TIMEOUT, MAX_TIMEOUT);
         vm.label(alice, "alice");
         vm.label(brandon, "brandon");
         vm.label(carol, "carol");
@@ -88,7 +91,7 @@ abstract contract Fixture is Test {
         uint256 claim
     ) internal {
         vm.prank(closer);
-        network.close(channelId, partnerProof, partnerSig, claim);
+        network.close(channelId, partnerProof, partnerSig, "", claim, "");
     }
 
     function info(bytes32 channelId) internal view returns (TokenNetwork.ChannelInfo memory) {
@@ -241,6 +244,22 @@ abstract contract Fixture is Test {
             nonce: nonce,
             deadline: block.timestamp + 1 hours
         });
+    }
+
+    /// @dev `pk`'s acknowledgment of `messageHash` (a signature lock's condition), built from
+    /// the EIP-712 definitions rather than read from the registry.
+    function signAck(uint256 pk, bytes32 messageHash) internal view returns (bytes memory) {
+        bytes32 domain = keccak256(
+            abi.encode(
+                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak256("SmartMesh Conditions"),
+                keccak256("1"),
+                block.chainid,
+                address(registry)
+            )
+        );
+        bytes32 structHash = keccak256(abi.encode(keccak256("Ack(bytes32 messageHash)"), messageHash));
+        return signDigest(pk, _typedDigest(domain, structHash));
     }
 
     function signRequest(uint256 pk, SignedAgent.AgentRequest memory request) internal view returns (bytes memory) {

@@ -4,6 +4,16 @@ pragma solidity ^0.8.24;
 /// @notice The forge cheatcodes this project's tests use (forge-std is not installable here).
 /// Signatures follow forge's cheatcode ABI exactly; the address is forge's well-known one.
 interface Vm {
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
+    // Logs
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory logs);
+
     // Environment
     function warp(uint256 newTimestamp) external;
     function roll(uint256 newHeight) external;

@@ -34,6 +34,8 @@ pub(crate) async fn is_cut_off(address: SocketAddr) -> eyre::Result<()> {
     let stream = slow_client(address).await?;
     tokio::time::timeout(Duration::from_secs(30), until_closed(stream))
         .await
-        .map_err(|_| eyre::eyre!("a connection that never finished its headers was open after 30 s"))??;
+        .map_err(|_| {
+            eyre::eyre!("a connection that never finished its headers was open after 30 s")
+        })??;
     Ok(())
 }

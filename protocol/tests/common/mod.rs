@@ -12,7 +12,7 @@ use alloy::{
     providers::{DynProvider, Provider, ProviderBuilder},
     signers::local::PrivateKeySigner,
 };
-use smartmesh_protocol::{SignedAgent, SmartMeshToken, TokenNetwork};
+use smartmesh_protocol::{ConditionRegistry, SignedAgent, SmartMeshToken, TokenNetwork};
 
 /// The shortest hold period the test network allows, in seconds.
 pub(crate) const MIN_SETTLE_TIMEOUT: u64 = 60;
@@ -26,6 +26,7 @@ pub(crate) struct Stack {
     pub(crate) agent: Address,
     pub(crate) token: Address,
     pub(crate) network: Address,
+    pub(crate) registry: Address,
 }
 
 impl Stack {
@@ -47,10 +48,12 @@ impl Stack {
         let token = *SmartMeshToken::deploy(&deployer, keys[0].address(), supply, agent)
             .await?
             .address();
+        let registry = *ConditionRegistry::deploy(&deployer, agent).await?.address();
         let network = *TokenNetwork::deploy(
             &deployer,
             token,
             agent,
+            registry,
             U256::from(MIN_SETTLE_TIMEOUT),
             U256::from(30 * 24 * 3_600),
         )
@@ -63,6 +66,7 @@ impl Stack {
             agent,
             token,
             network,
+            registry,
         })
     }
 

@@ -62,6 +62,7 @@ pub(crate) fn deployment(stack: &Stack) -> Deployment {
         token: stack.token,
         signed_agent: stack.agent,
         token_network: stack.network,
+        condition_registry: stack.registry,
         deploy_block: 0,
     }
 }

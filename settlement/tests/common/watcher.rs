@@ -72,6 +72,7 @@ impl RunningWatcher {
             token: stack.token,
             signed_agent: stack.agent,
             token_network: stack.network,
+            condition_registry: stack.registry,
             deploy_block: 0,
         };
         let provider = connect(stack.anvil.endpoint_url().as_ref())?;
@@ -193,7 +194,14 @@ pub(crate) fn receipt(
     watcher: Address,
     reward: U256,
 ) -> ReceiptItem {
-    receipt_until(stack, signed, receiver, watcher, reward, U256::from(u64::MAX))
+    receipt_until(
+        stack,
+        signed,
+        receiver,
+        watcher,
+        reward,
+        U256::from(u64::MAX),
+    )
 }
 
 /// The same, with a Watch that covers closes up to `deadline` only.
@@ -260,7 +268,11 @@ pub(crate) async fn post_batch(
         .get("retry-after")
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    Ok((status, retry, serde_json::from_str(&response.text().await?)?))
+    Ok((
+        status,
+        retry,
+        serde_json::from_str(&response.text().await?)?,
+    ))
 }
 
 /// `closer` closes with no partner proof, declaring it paid `claim`; returns the close's
@@ -277,7 +289,9 @@ pub(crate) async fn close(
             channel_id,
             BalanceProof::default().into(),
             Bytes::new(),
+            Bytes::new(),
             claim,
+            Bytes::new(),
         )
         .send()
         .await?

@@ -82,7 +82,13 @@ impl World {
         nonce: u64,
         transferred: &str,
     ) -> ReceiptItem {
-        self.item_until(payer, watch_signer, nonce, transferred, U256::from(u64::MAX))
+        self.item_until(
+            payer,
+            watch_signer,
+            nonce,
+            transferred,
+            U256::from(u64::MAX),
+        )
     }
 
     /// The same with a Watch covering closes up to `deadline` only.

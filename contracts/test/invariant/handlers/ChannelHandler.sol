@@ -306,7 +306,7 @@ contract ChannelHandler is Test {
 
         (TokenNetwork.BalanceProof memory proof, bytes memory sig, uint256 usedRecord, bool latest) =
             _partnerProof(id, 1 - side, proofSeed);
-        bytes memory data = abi.encodeCall(TokenNetwork.close, (id, proof, sig, claim));
+        bytes memory data = abi.encodeCall(TokenNetwork.close, (id, proof, sig, "", claim, ""));
         if (!_expect(network, _addr(pair, side), data, "close")) return;
         if (usedRecord != type(uint256).max) records[usedRecord].consumed = true;
         ledger.closerSide = side;
@@ -334,7 +334,7 @@ contract ChannelHandler is Test {
         bool ok;
         if (via == 0) {
             TokenNetwork.Watch memory none;
-            bytes memory data = abi.encodeCall(TokenNetwork.updateClaim, (id, proof, proofSig, none, ""));
+            bytes memory data = abi.encodeCall(TokenNetwork.updateClaim, (id, proof, proofSig, "", none, ""));
             ok = _expect(network, _addr(pair, 1 - closerSide), data, "updateClaim (self)");
         } else {
             TokenNetwork.ChannelInfo memory channel = network.channelInfo(id);
@@ -352,7 +352,7 @@ contract ChannelHandler is Test {
             });
             record.watchSig = _sign(_pk(pair, 1 - closerSide), network.hashWatch(record.watch));
             bytes memory data =
-                abi.encodeCall(TokenNetwork.updateClaim, (id, proof, proofSig, record.watch, record.watchSig));
+                abi.encodeCall(TokenNetwork.updateClaim, (id, proof, proofSig, "", record.watch, record.watchSig));
             ok = _expect(network, watcher, data, "updateClaim (watcher)");
             if (ok) record.consumed = true;
         }
@@ -542,15 +542,15 @@ contract ChannelHandler is Test {
                 if (rewrite) watch.channelId = target;
                 caller = watcher;
                 data =
-                    abi.encodeCall(TokenNetwork.updateClaim, (target, proof, record.proofSig, watch, record.watchSig));
+                    abi.encodeCall(TokenNetwork.updateClaim, (target, proof, record.proofSig, "", watch, record.watchSig));
             } else {
                 caller = _addr(record.pair, 1 - record.side);
                 TokenNetwork.ChannelInfo memory channel = net.channelInfo(target);
                 if (channel.state == TokenNetwork.ChannelState.Closed && channel.closer != caller) {
                     TokenNetwork.Watch memory none;
-                    data = abi.encodeCall(TokenNetwork.updateClaim, (target, proof, record.proofSig, none, ""));
+                    data = abi.encodeCall(TokenNetwork.updateClaim, (target, proof, record.proofSig, "", none, ""));
                 } else {
-                    data = abi.encodeCall(TokenNetwork.close, (target, proof, record.proofSig, 0));
+                    data = abi.encodeCall(TokenNetwork.close, (target, proof, record.proofSig, "", 0, ""));
                 }
             }
         } else if (record.kind == Kind.Withdraw) {
@@ -638,7 +638,7 @@ contract ChannelHandler is Test {
             // Closed by the proof's signer with nothing declared: only the signature can stop
             // the dispute.
             TokenNetwork.BalanceProof memory none;
-            bytes memory data = abi.encodeCall(TokenNetwork.close, (id, none, "", 0));
+            bytes memory data = abi.encodeCall(TokenNetwork.close, (id, none, "", "", 0, ""));
             _expect(network2, _addr(pair, record.side), data, "network2 close");
         } else if (record.kind == Kind.Withdraw) {
             uint256 side = record.side;
