@@ -17,6 +17,7 @@ mod common;
 mod deploy;
 mod dev;
 mod keys;
+mod locks;
 mod relayer;
 mod settlement;
 mod wallet;
@@ -67,6 +68,13 @@ enum Command {
     Pay(wallet::PayArgs),
     /// Accept a payment handed over (a file or the `smr1...` text), offline.
     Receive(wallet::ReceiveArgs),
+    /// Keep a hashlock's secret you learned and tell the payer (a message to hand over), so
+    /// it unlocks; the watcher registers it on chain in time if the payer does not.
+    Reveal(locks::RevealArgs),
+    /// Pay one of your pending locks: its amount moves into what you paid.
+    Unlock(locks::LockArgs),
+    /// Remove one of your pending locks unpaid after its expiry (reads the registry first).
+    Expire(locks::LockArgs),
     /// Upload received payments to the watcher, which then guards them while you are offline.
     Sync {
         #[command(flatten)]
@@ -102,6 +110,9 @@ async fn main() -> std::process::ExitCode {
         Command::Channel { command, wallet } => wallet::channel_command(command, wallet).await,
         Command::Pay(args) => wallet::pay(args).await,
         Command::Receive(args) => wallet::receive(args).await,
+        Command::Reveal(args) => locks::reveal(args).await,
+        Command::Unlock(args) => locks::unlock(args).await,
+        Command::Expire(args) => locks::expire(args).await,
         Command::Sync { wallet } => wallet::sync(wallet).await,
         Command::Balances { wallet } => wallet::balances(wallet).await,
     };

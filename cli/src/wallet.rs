@@ -7,7 +7,10 @@ use alloy::primitives::{Address, B256, U256, utils::parse_units};
 use eyre::{WrapErr, bail, eyre};
 use smartmesh_chain::Deployment;
 use smartmesh_mesh::{KEY_FILE, Mesh, MeshConfig, MeshError, Relayed, create_key, import_key};
-use smartmesh_protocol::TokenNetwork;
+use smartmesh_protocol::{
+    TokenNetwork,
+    channel::{ChannelMessage, Phase},
+};
 
 use crate::dev::{DevFile, smt};
 
@@ -46,6 +49,11 @@ pub(crate) struct WalletArgs {
     /// What this wallet's Watches pay the watcher for a successful dispute, in SMT.
     #[arg(long, default_value = "1", global = true)]
     watch_reward: String,
+    /// Seconds after which the chain's blocks are final (`F`): locks expire at least this
+    /// long before a close this wallet has not seen could settle, and a lock is removed unpaid
+    /// only this long after its expiry. Default: 0 on `smartmesh dev`'s chain, 900 elsewhere.
+    #[arg(long, global = true)]
+    finality: Option<u64>,
 }
 
 impl WalletArgs {
@@ -80,14 +88,22 @@ impl WalletArgs {
             token: deployment.token,
             signed_agent: deployment.signed_agent,
             token_network: deployment.token_network,
+            condition_registry: deployment.condition_registry,
             rpc_url: pick(&self.rpc_url, |dev| &dev.rpc_url),
             watcher_url: pick(&self.watcher_url, |dev| &dev.watcher_url),
             relayer_url: pick(&self.relayer_url, |dev| &dev.relayer_url),
             watch_reward: amount("--watch-reward", &self.watch_reward)?,
+            finality: self
+                .finality
+                .unwrap_or(if self.deployment.is_none() && dev.is_some() {
+                    0
+                } else {
+                    900
+                }),
         })
     }
 
-    async fn open(&self) -> eyre::Result<Mesh> {
+    pub(crate) async fn open(&self) -> eyre::Result<Mesh> {
         let dir = self.dir();
         if !dir.join(KEY_FILE).exists() {
             bail!(
@@ -196,6 +212,10 @@ pub(crate) enum ChannelCommand {
         /// lie the partner's watcher punishes with your whole deposit.
         #[arg(long, requires = "forfeit_deposit")]
         claim: Option<String>,
+        /// Declare none of this wallet's pending locks (a lie, like an under-declared claim,
+        /// once a dropped lock's condition is met in time).
+        #[arg(long, requires = "forfeit_deposit")]
+        drop_locks: bool,
         /// Acknowledge that an under-declared claim forfeits your deposit.
         #[arg(long)]
         forfeit_deposit: bool,
@@ -242,6 +262,14 @@ pub(crate) struct PayArgs {
     /// failed (the payment is in the journal; paying again would pay twice).
     #[arg(long)]
     resend: bool,
+    /// Pay conditionally: lock the amount on this hashlock (`sha256(secret)`, 32 bytes hex);
+    /// the partner is paid once it learns the secret and this wallet unlocks, or it registers
+    /// the secret on chain before the lock expires.
+    #[arg(long, requires = "expires_in", conflicts_with = "resend")]
+    lock_secret_hash: Option<B256>,
+    /// Seconds until the lock expires.
+    #[arg(long, requires = "lock_secret_hash")]
+    expires_in: Option<u64>,
     /// Write the payment (`smr1...`) to this file instead of printing it.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -267,7 +295,7 @@ fn relayed(what: &str, relayed: &Relayed) {
 }
 
 /// The channel named, or the wallet's only one.
-async fn channel(mesh: &Mesh, given: Option<B256>) -> eyre::Result<B256> {
+pub(crate) async fn channel(mesh: &Mesh, given: Option<B256>) -> eyre::Result<B256> {
     if let Some(id) = given {
         return Ok(id);
     }
@@ -286,8 +314,14 @@ async fn channel(mesh: &Mesh, given: Option<B256>) -> eyre::Result<B256> {
     }
 }
 
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
 /// A hint for what to do after an error.
-fn hint(error: MeshError) -> eyre::Report {
+pub(crate) fn hint(error: MeshError) -> eyre::Report {
     let next = match &error {
         MeshError::NoService(_) => {
             Some("start the stack with `smartmesh dev`, or pass the service's URL")
@@ -393,12 +427,17 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
         ChannelCommand::Close {
             channel: id,
             claim,
+            drop_locks,
             forfeit_deposit: _,
         } => {
             let id = channel(&mesh, id).await?;
             let claim = claim.map(|claim| amount("--claim", &claim)).transpose()?;
             let signed = mesh.close_claim(id).await?;
-            let done = mesh.close_claiming(id, claim).await.map_err(hint)?;
+            let own_locks = drop_locks.then(smartmesh_protocol::LockList::new);
+            let done = mesh
+                .close_declaring(id, claim, own_locks)
+                .await
+                .map_err(hint)?;
             let declared = claim.unwrap_or(signed);
             say!(
                 "channel {id} closed claiming {} SMT paid (largest signed: {} SMT)",
@@ -424,16 +463,17 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
                 smt(capacity.sent),
                 smt(capacity.received)
             );
-            if local.state == "open" {
+            if local.state == Phase::Open {
                 say!(
                     "  can send {} SMT, can receive {} SMT",
                     smt(capacity.can_send),
                     smt(capacity.can_receive)
                 );
             }
-            if let Some((reason, until)) = &local.frozen {
-                say!("  frozen: a {reason} signed, until {until}");
+            if let Some(freeze) = &local.frozen {
+                say!("  frozen: a {} signed, until {}", freeze.kind, freeze.until);
             }
+            crate::locks::list_pending(&mesh, id).await?;
             if let Some(url) = &mesh.config().rpc_url {
                 let provider = smartmesh_chain::connect(url)?;
                 let info = TokenNetwork::new(mesh.config().token_network, provider)
@@ -486,6 +526,27 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
 pub(crate) async fn pay(args: PayArgs) -> eyre::Result<()> {
     let mesh = args.wallet.open().await?;
     let id = channel(&mesh, args.channel).await?;
+    if let (Some(condition_id), Some(expires_in), Some(text)) =
+        (args.lock_secret_hash, args.expires_in, &args.amount)
+    {
+        let amount = positive_amount("--amount", text)?;
+        let amount = u128::try_from(amount)
+            .map_err(|_| eyre!("--amount {text:?}: a lock holds at most 2^128 - 1 wei"))?;
+        let lock = smartmesh_protocol::Lock {
+            expiry: now_secs() + expires_in,
+            amount,
+            condition_id,
+        };
+        let message = mesh.lock(id, lock, Vec::new()).await.map_err(hint)?;
+        return crate::locks::hand_over(
+            &message,
+            args.out.as_deref(),
+            &format!(
+                "locked {text} SMT on {condition_id} until {} (unix seconds)",
+                lock.expiry
+            ),
+        );
+    }
     let (proof, what) = match &args.amount {
         Some(text) => {
             let proof = mesh
@@ -495,9 +556,20 @@ pub(crate) async fn pay(args: PayArgs) -> eyre::Result<()> {
             (proof, format!("paid {text} SMT"))
         }
         None => {
-            let proof = mesh.last_payment(id).await?.ok_or_else(|| {
+            let message = mesh.last_message(id).await?.ok_or_else(|| {
                 eyre!("this wallet has signed no payment on channel {id}: nothing to resend")
             })?;
+            if !matches!(message, ChannelMessage::Payment(_)) {
+                return crate::locks::hand_over(
+                    &message,
+                    args.out.as_deref(),
+                    "resent the last message",
+                );
+            }
+            let proof = message
+                .proof()
+                .cloned()
+                .expect("a payment carries its proof");
             (proof, "resent the last payment".to_owned())
         }
     };
@@ -540,19 +612,7 @@ pub(crate) async fn receive(args: ReceiveArgs) -> eyre::Result<()> {
         })?
     };
     let received = mesh.receive_text(text.trim()).await.map_err(hint)?;
-    let proof = &received.proof;
-    let status = if received.already_held {
-        "already received"
-    } else {
-        "received"
-    };
-    say!(
-        "{status}: {} SMT paid in total on channel {} (nonce {}); run `smartmesh sync` when online",
-        smt(proof.proof.transferredAmount),
-        proof.proof.channelId,
-        proof.proof.nonce
-    );
-    Ok(())
+    crate::locks::report_received(&received)
 }
 
 pub(crate) async fn sync(args: WalletArgs) -> eyre::Result<()> {

@@ -225,7 +225,10 @@ async fn an_honest_close_and_a_cooperative_settle() -> eyre::Result<()> {
         parse_ether("4")?,
         "paid out at once"
     );
-    assert_eq!(alice_phone.channel(channel).await?.state, "settled");
+    assert_eq!(
+        alice_phone.channel(channel).await?.state,
+        smartmesh_protocol::channel::Phase::Settled
+    );
     Ok(())
 }
 

@@ -26,7 +26,7 @@ pub enum MeshError {
         /// The channel.
         channel: B256,
         /// Its state.
-        state: String,
+        state: smartmesh_protocol::channel::Phase,
     },
     /// This wallet signed a close, withdraw or cooperative settle that has not landed yet.
     #[error(
@@ -36,7 +36,7 @@ pub enum MeshError {
         /// The channel.
         channel: B256,
         /// What was signed.
-        reason: String,
+        reason: smartmesh_protocol::channel::FreezeKind,
         /// When the freeze ends if it never lands.
         until: u64,
     },
@@ -68,6 +68,9 @@ pub enum MeshError {
         /// Its TokenNetwork.
         token_network: Address,
     },
+    /// No channel of this wallet has a pending lock on the condition.
+    #[error("no pending lock on condition {0} in this wallet's channels")]
+    UnknownLock(B256),
     /// A wallet restored from a backup must learn its latest signed proof before it closes.
     #[error(
         "this wallet was restored from a backup: run restore (it asks the watcher for the latest proof this wallet signed) before closing"

@@ -10,6 +10,8 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqlitePoolOptions},
 };
 
+use smartmesh_protocol::channel::{Freeze, FreezeKind, Phase, RegistryRead};
+
 use crate::{Channel, MeshError};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -19,7 +21,12 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub(crate) struct Stored {
     pub(crate) nonce: U256,
     pub(crate) transferred: U256,
+    /// The signed proof, wire kind 1.
     pub(crate) bytes: Vec<u8>,
+    /// The channel message it travelled in, when that was not the proof alone.
+    pub(crate) message: Option<Vec<u8>>,
+    /// The lock list behind its `locksRoot`.
+    pub(crate) locks: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +53,15 @@ fn uint(
     field: &'static str,
 ) -> Result<u64, MeshError> {
     u64::try_from(row.try_get::<i64, _>(index)?).map_err(|_| MeshError::Stored(field))
+}
+
+fn b256(
+    row: &sqlx::sqlite::SqliteRow,
+    index: usize,
+    field: &'static str,
+) -> Result<B256, MeshError> {
+    let bytes: Vec<u8> = row.try_get(index)?;
+    B256::try_from(bytes.as_slice()).map_err(|_| MeshError::Stored(field))
 }
 
 /// A nonce as the journal stores it: 78 digits, zero-padded (any uint256 fits).
@@ -126,7 +142,7 @@ impl Journal {
     pub(crate) async fn channel(&self, id: B256) -> Result<Option<Channel>, MeshError> {
         let Some(row) = sqlx::query(
             "SELECT partner, state, settle_timeout, my_deposit, my_withdrawn, partner_deposit, partner_withdrawn, \
-             frozen_reason, frozen_until FROM channels WHERE channel_id = ?",
+             frozen_reason, frozen_until, open_seen_at FROM channels WHERE channel_id = ?",
         )
         .bind(id.as_slice())
         .fetch_optional(&self.pool)
@@ -135,21 +151,30 @@ impl Journal {
             return Ok(None);
         };
         let partner: String = row.try_get(0)?;
+        let state: String = row.try_get(1)?;
         let reason: Option<String> = row.try_get(7)?;
         let until = match row.try_get::<Option<i64>, _>(8)? {
             Some(until) => Some(u64::try_from(until).map_err(|_| MeshError::Stored("freeze"))?),
             None => None,
         };
+        let frozen = match reason.zip(until) {
+            Some((reason, until)) => Some(Freeze {
+                kind: FreezeKind::parse(&reason).ok_or(MeshError::Stored("freeze"))?,
+                until,
+            }),
+            None => None,
+        };
         Ok(Some(Channel {
             id,
             partner: partner.parse().map_err(|_| MeshError::Stored("partner"))?,
-            state: row.try_get(1)?,
+            state: Phase::parse(&state).ok_or(MeshError::Stored("state"))?,
             settle_timeout: uint(&row, 2, "settle timeout")?,
             my_deposit: amount(&row, 3)?,
             my_withdrawn: amount(&row, 4)?,
             partner_deposit: amount(&row, 5)?,
             partner_withdrawn: amount(&row, 6)?,
-            frozen: reason.zip(until),
+            frozen,
+            open_seen_at: uint(&row, 9, "open seen at")?,
         }))
     }
 
@@ -165,24 +190,26 @@ impl Journal {
             .collect()
     }
 
-    /// Records a channel's on-chain state, keeping any freeze.
+    /// Records a channel's on-chain state, keeping any freeze and the latest `t_open`.
     pub(crate) async fn save_channel(&self, channel: &Channel) -> Result<(), MeshError> {
         sqlx::query(
             "INSERT INTO channels (channel_id, partner, state, settle_timeout, my_deposit, my_withdrawn, \
-             partner_deposit, partner_withdrawn) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             partner_deposit, partner_withdrawn, open_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (channel_id) DO UPDATE SET partner = excluded.partner, state = excluded.state, \
              settle_timeout = excluded.settle_timeout, my_deposit = excluded.my_deposit, \
              my_withdrawn = excluded.my_withdrawn, partner_deposit = excluded.partner_deposit, \
-             partner_withdrawn = excluded.partner_withdrawn",
+             partner_withdrawn = excluded.partner_withdrawn, \
+             open_seen_at = MAX(open_seen_at, excluded.open_seen_at)",
         )
         .bind(channel.id.as_slice())
         .bind(channel.partner.to_string())
-        .bind(&channel.state)
+        .bind(channel.state.as_str())
         .bind(int("settle timeout", channel.settle_timeout)?)
         .bind(channel.my_deposit.to_string())
         .bind(channel.my_withdrawn.to_string())
         .bind(channel.partner_deposit.to_string())
         .bind(channel.partner_withdrawn.to_string())
+        .bind(int("open seen at", channel.open_seen_at)?)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -191,13 +218,13 @@ impl Journal {
     pub(crate) async fn set_frozen(
         &self,
         id: B256,
-        frozen: Option<(&str, u64)>,
+        frozen: Option<Freeze>,
     ) -> Result<(), MeshError> {
         sqlx::query("UPDATE channels SET frozen_reason = ?, frozen_until = ? WHERE channel_id = ?")
-            .bind(frozen.map(|(reason, _)| reason))
+            .bind(frozen.map(|freeze| freeze.kind.as_str()))
             .bind(
                 frozen
-                    .map(|(_, until)| int("freeze deadline", until))
+                    .map(|freeze| int("freeze deadline", freeze.until))
                     .transpose()?,
             )
             .bind(id.as_slice())
@@ -208,7 +235,7 @@ impl Journal {
 
     async fn latest(&self, table: &'static str, id: B256) -> Result<Option<Stored>, MeshError> {
         let query = format!(
-            "SELECT nonce, transferred, proof FROM {table} WHERE channel_id = ? ORDER BY nonce DESC LIMIT 1"
+            "SELECT nonce, transferred, proof, message, locks FROM {table} WHERE channel_id = ? ORDER BY nonce DESC LIMIT 1"
         );
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(query))
             .bind(id.as_slice())
@@ -221,6 +248,8 @@ impl Journal {
             nonce: nonce(&row, 0)?,
             transferred: amount(&row, 1)?,
             bytes: row.try_get(2)?,
+            message: row.try_get(3)?,
+            locks: row.try_get(4)?,
         }))
     }
 
@@ -252,27 +281,117 @@ impl Journal {
         id: B256,
         proof: &Stored,
     ) -> Result<(), MeshError> {
-        sqlx::query("INSERT INTO sent (channel_id, nonce, transferred, proof) VALUES (?, ?, ?, ?)")
-            .bind(id.as_slice())
-            .bind(nonce_key(proof.nonce))
-            .bind(proof.transferred.to_string())
-            .bind(&proof.bytes)
-            .execute(conn)
-            .await?;
-        Ok(())
+        Self::insert_proof(conn, "sent", id, proof).await
     }
 
-    pub(crate) async fn insert_received(&self, id: B256, proof: &Stored) -> Result<(), MeshError> {
-        sqlx::query(
-            "INSERT INTO received (channel_id, nonce, transferred, proof) VALUES (?, ?, ?, ?)",
-        )
+    pub(crate) async fn insert_received(
+        conn: &mut SqliteConnection,
+        id: B256,
+        proof: &Stored,
+    ) -> Result<(), MeshError> {
+        Self::insert_proof(conn, "received", id, proof).await
+    }
+
+    async fn insert_proof(
+        conn: &mut SqliteConnection,
+        table: &'static str,
+        id: B256,
+        proof: &Stored,
+    ) -> Result<(), MeshError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (channel_id, nonce, transferred, proof, message, locks) VALUES (?, ?, ?, ?, ?, ?)"
+        )))
         .bind(id.as_slice())
         .bind(nonce_key(proof.nonce))
         .bind(proof.transferred.to_string())
         .bind(&proof.bytes)
+        .bind(proof.message.as_deref())
+        .bind(&proof.locks)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Keeps a secret (once).
+    pub(crate) async fn insert_secret(
+        conn: &mut SqliteConnection,
+        condition_id: B256,
+        secret: B256,
+    ) -> Result<(), MeshError> {
+        sqlx::query(
+            "INSERT INTO secrets (condition_id, secret) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(condition_id.as_slice())
+        .bind(secret.as_slice())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Every secret this wallet knows, by condition.
+    pub(crate) async fn secrets(&self) -> Result<Vec<(B256, B256)>, MeshError> {
+        let rows = sqlx::query("SELECT condition_id, secret FROM secrets ORDER BY rowid")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((b256(row, 0, "condition id")?, b256(row, 1, "secret")?)))
+            .collect()
+    }
+
+    /// Records a registry read, keeping the one from the latest block.
+    pub(crate) async fn save_registry_read(
+        &self,
+        condition_id: B256,
+        read: RegistryRead,
+    ) -> Result<(), MeshError> {
+        sqlx::query(
+            "INSERT INTO registry_reads (condition_id, registered_at, block_time) VALUES (?, ?, ?) \
+             ON CONFLICT (condition_id) DO UPDATE SET registered_at = excluded.registered_at, \
+             block_time = excluded.block_time WHERE excluded.block_time >= registry_reads.block_time",
+        )
+        .bind(condition_id.as_slice())
+        .bind(int("registered at", read.registered_at)?)
+        .bind(int("block time", read.block_time)?)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Every registry read this wallet made.
+    pub(crate) async fn registry_reads(&self) -> Result<Vec<(B256, RegistryRead)>, MeshError> {
+        let rows =
+            sqlx::query("SELECT condition_id, registered_at, block_time FROM registry_reads")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    b256(row, 0, "condition id")?,
+                    RegistryRead {
+                        registered_at: uint(row, 1, "registered at")?,
+                        block_time: uint(row, 2, "block time")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Every withdrawal total signed for `participant`, with its deadline.
+    pub(crate) async fn withdrawals(
+        &self,
+        id: B256,
+        participant: Address,
+    ) -> Result<Vec<(U256, u64)>, MeshError> {
+        let rows = sqlx::query(
+            "SELECT total, deadline FROM withdrawals WHERE channel_id = ? AND participant = ?",
+        )
+        .bind(id.as_slice())
+        .bind(participant.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((amount(row, 0)?, uint(row, 1, "deadline")?)))
+            .collect()
     }
 
     /// Whether exactly this received proof is in the journal.

@@ -7,8 +7,10 @@ use alloy::{
     sol_types::SolCall,
 };
 use smartmesh_protocol::{
-    BalanceProof, Permit, Signature65, SignedProof, SmartMeshToken, TokenNetwork, sign_typed,
-    token_domain,
+    BalanceProof, ConditionRegistry, LockList, Permit, Signature65, SignedProof, SmartMeshToken,
+    TokenNetwork,
+    channel::{FreezeKind, Phase, RegistryRead},
+    sign_typed, token_domain,
 };
 
 use crate::{Channel, Mesh, MeshError, Relayed, wallet_client::now};
@@ -63,7 +65,7 @@ impl Mesh {
         let mut channel = match info.state {
             // Settled channels are deleted on chain: the amounts last seen are all there is.
             state if state != 1 && state != 2 => Channel {
-                state: "settled".into(),
+                state: Phase::Settled,
                 ..known.ok_or(MeshError::UnknownChannel(id))?
             },
             state => {
@@ -89,7 +91,11 @@ impl Mesh {
                 Channel {
                     id,
                     partner,
-                    state: if state == 1 { "open" } else { "closed" }.into(),
+                    state: if state == 1 {
+                        Phase::Open
+                    } else {
+                        Phase::Closed
+                    },
                     settle_timeout: u64::try_from(info.settleTimeout).map_err(|_| {
                         MeshError::OutOfRange {
                             field: "settle timeout",
@@ -100,20 +106,29 @@ impl Mesh {
                     my_withdrawn,
                     partner_deposit,
                     partner_withdrawn,
-                    frozen: known.and_then(|c| c.frozen),
+                    frozen: known.as_ref().and_then(|c| c.frozen),
+                    // Seen open at the latest block: any close this wallet has not seen comes
+                    // later, or in the last F seconds if blocks are not final yet.
+                    open_seen_at: if state == 1 {
+                        self.latest_block_time()
+                            .await?
+                            .saturating_sub(self.config.finality)
+                    } else {
+                        known.map_or(0, |c| c.open_seen_at)
+                    },
                 }
             }
         };
         self.journal.save_channel(&channel).await?;
-        let landed = match channel.frozen.as_ref().map(|(reason, _)| reason.as_str()) {
-            Some("withdraw") => {
+        let landed = match channel.frozen.map(|freeze| freeze.kind) {
+            Some(FreezeKind::Withdraw) => {
                 channel.my_withdrawn
                     >= self
                         .journal
                         .signed_withdrawal(id, self.address(), 0)
                         .await?
             }
-            Some(_) => channel.state != "open",
+            Some(_) => channel.state != Phase::Open,
             None => false,
         };
         if landed {
@@ -121,6 +136,69 @@ impl Mesh {
             channel.frozen = None;
         }
         Ok(channel)
+    }
+
+    /// The lists a closed channel holds, from its events: the close's own and partner lists,
+    /// and the latest evidence's.
+    async fn lock_lists(&self, id: B256) -> Result<(Bytes, Bytes, Bytes), MeshError> {
+        let chain = self.chain()?;
+        let filter = alloy::rpc::types::Filter::new()
+            .address(self.config.token_network)
+            .topic1(id)
+            .from_block(0);
+        let logs = chain
+            .get_logs(&filter)
+            .await
+            .map_err(|e| MeshError::Network(e.to_string()))?;
+        let (mut own, mut evidence, mut partner) = (Bytes::new(), Bytes::new(), Bytes::new());
+        for log in logs {
+            if let Ok(declared) = log.log_decode::<TokenNetwork::ChannelLocksDeclared>() {
+                own = declared.inner.data.ownLocks.clone();
+                partner = declared.inner.data.partnerLocks.clone();
+            } else if let Ok(submitted) = log.log_decode::<TokenNetwork::EvidenceSubmitted>() {
+                evidence = submitted.inner.data.locks.clone();
+            }
+        }
+        Ok((own, evidence, partner))
+    }
+
+    /// The latest block's timestamp.
+    pub(crate) async fn latest_block_time(&self) -> Result<u64, MeshError> {
+        let block = self
+            .chain()?
+            .get_block(alloy::eips::BlockNumberOrTag::Latest.into())
+            .await
+            .map_err(|e| MeshError::Network(e.to_string()))?
+            .ok_or_else(|| MeshError::Network("the chain has no latest block".into()))?;
+        Ok(block.header.timestamp)
+    }
+
+    /// Reads the registry for `condition_id` at the latest block and records it: what a
+    /// `LockExpired` needs, sent or received.
+    pub async fn check_registry(&self, condition_id: B256) -> Result<RegistryRead, MeshError> {
+        let registry = ConditionRegistry::new(self.config.condition_registry, self.chain()?);
+        let registered_at = registry
+            .registeredAt(condition_id)
+            .call()
+            .await
+            .map_err(|e| MeshError::Network(e.to_string()))?;
+        let read = RegistryRead {
+            registered_at: registered_at.to::<u64>(),
+            block_time: self
+                .latest_block_time()
+                .await?
+                .saturating_sub(self.config.finality),
+        };
+        self.read_registry(condition_id, read).await?;
+        Ok(read)
+    }
+
+    /// Registers secrets in the ConditionRegistry through the relayer (no ETH): every lock on
+    /// their hashlocks, in every channel and every hop, is then met as of now.
+    pub async fn register_secrets(&self, secrets: Vec<B256>) -> Result<Relayed, MeshError> {
+        let call = ConditionRegistry::registerSecretsCall { secrets };
+        self.relay(self.config.condition_registry, call.abi_encode(), VALIDITY)
+            .await
     }
 
     /// Opens a channel to `partner` through the relayer and tracks it.
@@ -153,14 +231,14 @@ impl Mesh {
         let channel = self.refresh(id).await?;
         // A cooperative settle pays participant2 whatever it finds beyond balance1: a deposit
         // landing first would be given away.
-        if let Some((reason, until)) = &channel.frozen
-            && reason == "cooperative settle"
-            && now() <= *until
+        if let Some(freeze) = channel.frozen
+            && freeze.kind == FreezeKind::CooperativeSettle
+            && now() <= freeze.until
         {
             return Err(MeshError::Frozen {
                 channel: id,
-                reason: reason.clone(),
-                until: *until,
+                reason: freeze.kind,
+                until: freeze.until,
             });
         }
         let amount = total.saturating_sub(channel.my_deposit);
@@ -214,29 +292,47 @@ impl Mesh {
         id: B256,
         claim: Option<U256>,
     ) -> Result<Relayed, MeshError> {
+        self.close_declaring(id, claim, None).await
+    }
+
+    /// Closes the channel declaring `claim` and `own_locks` (by default the largest amount
+    /// signed and the pending locks of this wallet's latest proof). Declaring fewer locks than
+    /// signed is penalized when the partner's watcher shows the signed list: for
+    /// demonstrations and tests of exactly that.
+    pub async fn close_declaring(
+        &self,
+        id: B256,
+        claim: Option<U256>,
+        own_locks: Option<LockList>,
+    ) -> Result<Relayed, MeshError> {
         let deadline = now() + VALIDITY;
         self.freeze_for_close(id, deadline).await?;
         let claim = match claim {
             Some(claim) => claim,
             None => self.close_claim(id).await?,
         };
-        let (proof, signature) = match self.journal.latest_received(id).await? {
+        let (proof, signature, partner_locks) = match self.journal.latest_received(id).await? {
             Some(stored) => {
                 let signed = SignedProof::decode(&stored.bytes)?;
                 (
                     signed.proof,
                     Bytes::copy_from_slice(signed.signature.as_bytes()),
+                    Bytes::from(stored.locks),
                 )
             }
-            None => (BalanceProof::default(), Bytes::new()),
+            None => (BalanceProof::default(), Bytes::new(), Bytes::new()),
+        };
+        let own_locks = match own_locks {
+            Some(locks) => locks,
+            None => self.channel_state(id).await?.mine.locks,
         };
         let call = TokenNetwork::closeCall {
             channelId: id,
             partnerProof: proof.into(),
             partnerSig: signature,
-            partnerLocks: Bytes::new(),
+            partnerLocks: partner_locks,
             claimTransferred: claim,
-            ownLocks: Bytes::new(),
+            ownLocks: Bytes::from(own_locks.encode()),
         };
         let relayed = self
             .relay(self.config.token_network, call.abi_encode(), VALIDITY)
@@ -245,11 +341,30 @@ impl Mesh {
         Ok(relayed)
     }
 
-    /// Settles the channel after its hold period.
+    /// Settles the channel after its hold period; a channel holding lock lists settles with
+    /// them, read from the close's and the evidence's events.
     pub async fn settle(&self, id: B256) -> Result<Relayed, MeshError> {
-        let call = TokenNetwork::settleCall { channelId: id };
+        let network = self.network()?;
+        let network_error = |e: alloy::contract::Error| MeshError::Network(e.to_string());
+        let held = network
+            .channelLocks(id)
+            .call()
+            .await
+            .map_err(network_error)?;
+        let data = if held.declaredLocks.is_zero() && held.evidenceNonce.is_zero() {
+            TokenNetwork::settleCall { channelId: id }.abi_encode()
+        } else {
+            let (own, evidence, partner) = self.lock_lists(id).await?;
+            TokenNetwork::settleWithLocksCall {
+                channelId: id,
+                ownLocks: own,
+                evidenceLocks: evidence,
+                partnerLocks: partner,
+            }
+            .abi_encode()
+        };
         let relayed = self
-            .relay(self.config.token_network, call.abi_encode(), VALIDITY)
+            .relay(self.config.token_network, data, VALIDITY)
             .await?;
         self.refresh(id).await?;
         Ok(relayed)

@@ -256,6 +256,10 @@ impl Mesh {
                         nonce,
                         transferred: signed.proof.transferredAmount,
                         bytes: signed.encode()?,
+                        message: None,
+                        // The watcher's backup holds proofs; their lock lists come with its
+                        // lock backups.
+                        locks: Vec::new(),
                     },
                 )
                 .await?;

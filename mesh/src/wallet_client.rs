@@ -3,7 +3,10 @@
 //! - Signing and persisting a payment hold the channel's lock: no two proofs share a nonce.
 //! - A proof is in the journal before it is returned (write-ahead); a retry resends it.
 //! - The close claim is the largest amount ever signed, acknowledged or not.
-//! - Capacity counts withdrawals signed but not yet on chain.
+//! - Capacity counts pending locks and withdrawals signed but not yet on chain.
+//!
+//! The rules themselves are `smartmesh_protocol::channel`'s state machine; this is its shell:
+//! load the channel from the journal, apply, persist the effects, hand back what to send.
 //! - After signing a close, withdraw or cooperative settle, the channel is frozen until that
 //!   lands or its deadline passes.
 //! - A wallet restored from a backup refuses to close until it learned from the watcher the
@@ -22,8 +25,13 @@ use alloy::{
     sol_types::SolStruct,
 };
 use smartmesh_protocol::{
-    BalanceProof, CooperativeSettle, PayerCapacity, Signature65, SignedProof, Withdraw,
-    check_successor, sign_typed, token_network_domain,
+    BalanceProof, CooperativeSettle, Lock, LockList, ProtocolError, Signature65, SignedProof,
+    Withdraw,
+    channel::{
+        Action, ChannelMessage, ChannelState, Effect, Event, Phase, RegistryRead, Settings,
+        SignedWithdrawal, apply, propose,
+    },
+    hashlock_condition_id, sign_typed, token_network_domain,
 };
 
 use crate::{
@@ -43,6 +51,8 @@ pub struct MeshConfig {
     pub signed_agent: Address,
     /// The TokenNetwork.
     pub token_network: Address,
+    /// The ConditionRegistry whose entries decide locks.
+    pub condition_registry: Address,
     /// A JSON-RPC endpoint for reading the chain, when there is internet.
     pub rpc_url: Option<String>,
     /// The settlement watcher.
@@ -51,15 +61,72 @@ pub struct MeshConfig {
     pub relayer_url: Option<String>,
     /// What the wallet's Watches pay the watcher for a successful dispute, in SMT wei.
     pub watch_reward: U256,
+    /// `F`: seconds after which the chain's blocks are final (a lock expires at least `F`
+    /// before any close this wallet has not seen settles; `LockExpired` waits `F`).
+    pub finality: u64,
 }
 
-/// A payment [`Mesh::receive_text`] accepted.
+/// A message [`Mesh::receive`] accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
-    /// The payer's proof.
-    pub proof: SignedProof,
+    /// The message.
+    pub message: ChannelMessage,
     /// The journal already held exactly this proof (a retried handover): nothing changed.
     pub already_held: bool,
+    /// What to hand back to the partner (a `RevealSecret` for a lock whose secret this
+    /// wallet knows).
+    pub replies: Vec<ChannelMessage>,
+    /// Locks of this wallet whose secret the partner revealed: unlock them.
+    pub unlock_due: Vec<B256>,
+}
+
+/// What the effects of one applied event asked the shell to do, beside persisting.
+#[derive(Debug, Default)]
+struct Outcome {
+    already_held: bool,
+    replies: Vec<ChannelMessage>,
+    unlock_due: Vec<B256>,
+}
+
+/// A message as a journal row: its proof, the message itself when it is more than the
+/// proof, and the lock list behind the proof.
+fn stored(message: &ChannelMessage, locks: &LockList) -> Result<Stored, MeshError> {
+    let signed = message
+        .proof()
+        .expect("only proofs are journaled as sent or received");
+    Ok(Stored {
+        nonce: signed.proof.nonce,
+        transferred: signed.proof.transferredAmount,
+        bytes: signed.encode()?,
+        message: match message {
+            ChannelMessage::Payment(_) => None,
+            other => Some(other.encode()?),
+        },
+        locks: locks.encode(),
+    })
+}
+
+/// The channel machine's refusals, in the wallet's own terms where it has them.
+fn machine(id: B256, error: ProtocolError) -> MeshError {
+    match error {
+        ProtocolError::ChannelNotOpen(state) => MeshError::NotOpen { channel: id, state },
+        ProtocolError::ChannelFrozen(freeze) => MeshError::Frozen {
+            channel: id,
+            reason: freeze.kind,
+            until: freeze.until,
+        },
+        ProtocolError::NotFromPartner { signer, partner } => {
+            MeshError::NotFromPartner { signer, partner }
+        }
+        ProtocolError::OtherDeployment {
+            chain_id,
+            token_network,
+        } => MeshError::OtherDeployment {
+            chain_id,
+            token_network,
+        },
+        other => MeshError::Protocol(other),
+    }
 }
 
 /// A wallet: its key and its journal.
@@ -147,31 +214,60 @@ impl Mesh {
         Ok(channels)
     }
 
+    /// The channel as the state machine sees it: the journal's row, the latest proof each
+    /// side signed with its locks, the withdrawals signed, the secrets and registry reads.
+    pub async fn channel_state(&self, id: B256) -> Result<ChannelState, MeshError> {
+        let channel = self.channel(id).await?;
+        let mut state = ChannelState::new(
+            self.config.chain_id,
+            self.config.token_network,
+            id,
+            self.address(),
+            channel.partner,
+            channel.settle_timeout,
+            channel.open_seen_at,
+            Settings {
+                finality: self.config.finality,
+            },
+        );
+        state.phase = channel.state;
+        state.freeze = channel.frozen;
+        state.mine.deposit = channel.my_deposit;
+        state.mine.withdrawn = channel.my_withdrawn;
+        state.theirs.deposit = channel.partner_deposit;
+        state.theirs.withdrawn = channel.partner_withdrawn;
+        for (side, who, stored) in [
+            (
+                &mut state.mine,
+                self.address(),
+                self.journal.latest_sent(id).await?,
+            ),
+            (
+                &mut state.theirs,
+                channel.partner,
+                self.journal.latest_received(id).await?,
+            ),
+        ] {
+            if let Some(stored) = stored {
+                side.latest = Some(SignedProof::decode(&stored.bytes)?);
+                side.locks = LockList::decode(&stored.locks)?;
+            }
+            side.signed_withdrawals = self
+                .journal
+                .withdrawals(id, who)
+                .await?
+                .into_iter()
+                .map(|(total, deadline)| SignedWithdrawal { total, deadline })
+                .collect();
+        }
+        state.secrets = self.journal.secrets().await?.into_iter().collect();
+        state.registry = self.journal.registry_reads().await?.into_iter().collect();
+        Ok(state)
+    }
+
     /// What can still move in the channel.
     pub async fn capacity(&self, id: B256) -> Result<Capacity, MeshError> {
-        let channel = self.channel(id).await?;
-        let sent = self
-            .journal
-            .latest_sent(id)
-            .await?
-            .map_or(U256::ZERO, |p| p.transferred);
-        let received = self
-            .journal
-            .latest_received(id)
-            .await?
-            .map_or(U256::ZERO, |p| p.transferred);
-        let now = now();
-        Ok(Capacity::of(
-            &channel,
-            sent,
-            received,
-            self.journal
-                .signed_withdrawal(id, self.address(), now)
-                .await?,
-            self.journal
-                .signed_withdrawal(id, channel.partner, now)
-                .await?,
-        ))
+        Ok(Capacity::of(&self.channel_state(id).await?, now()))
     }
 
     /// The amount a close by this wallet must claim: the largest it ever signed.
@@ -183,49 +279,86 @@ impl Mesh {
     /// before returning it, under the channel's lock. Hand the result over by any means
     /// (`to_text()` for a QR code or a file, `encode()` for a radio).
     pub async fn pay(&self, id: B256, amount: U256) -> Result<SignedProof, MeshError> {
-        let lock = self.lock(id);
+        let message = self
+            .step(
+                id,
+                Action::Pay {
+                    amount,
+                    memo: B256::ZERO,
+                },
+            )
+            .await?;
+        Ok(message
+            .proof()
+            .cloned()
+            .expect("a payment carries its proof"))
+    }
+
+    /// Locks `lock.amount` toward the partner on `lock.condition_id` until `lock.expiry`, with
+    /// `metadata` bound to the proof. The `LockedTransfer` is journaled before it is returned.
+    pub async fn lock(
+        &self,
+        id: B256,
+        lock: Lock,
+        metadata: Vec<u8>,
+    ) -> Result<ChannelMessage, MeshError> {
+        self.step(id, Action::Lock { lock, metadata }).await
+    }
+
+    /// Pays one of this wallet's pending locks: its amount moves into the transferred amount.
+    pub async fn unlock(&self, id: B256, condition_id: B256) -> Result<ChannelMessage, MeshError> {
+        self.step(id, Action::Unlock { condition_id }).await
+    }
+
+    /// Removes one of this wallet's pending locks unpaid, once `expiry + F` passed and the
+    /// registry (read with [`Mesh::read_registry`]) shows its condition unregistered before
+    /// the expiry.
+    pub async fn expire(&self, id: B256, condition_id: B256) -> Result<ChannelMessage, MeshError> {
+        self.step(id, Action::Expire { condition_id }).await
+    }
+
+    /// One of this wallet's own steps: proposed by the channel machine, signed, applied, and
+    /// journaled before the message is returned, all under the channel's lock.
+    async fn step(&self, id: B256, action: Action) -> Result<ChannelMessage, MeshError> {
+        let lock = self.channel_mutex(id);
         let _held = lock.lock().await;
-        let channel = self.usable(id).await?;
-        let capacity = self.capacity(id).await?;
-        if amount.is_zero() || amount > capacity.can_send {
-            return Err(MeshError::OverCapacity {
-                channel: id,
-                amount,
-                capacity: capacity.can_send,
-            });
+        let state = self.channel_state(id).await?;
+        let now = now();
+        if let Action::Pay { amount, .. } = &action {
+            let capacity = state.can_send(now);
+            if amount.is_zero() || *amount > capacity {
+                return Err(MeshError::OverCapacity {
+                    channel: id,
+                    amount: *amount,
+                    capacity,
+                });
+            }
         }
-        let last = self.journal.latest_sent(id).await?;
-        let nonce = last
-            .as_ref()
-            .map_or(U256::ZERO, |p| p.nonce)
-            .checked_add(U256::from(1))
-            .ok_or(MeshError::OutOfRange {
-                field: "nonce",
-                value: U256::MAX.to_string(),
-            })?;
-        let proof = BalanceProof {
-            channelId: id,
-            nonce,
-            transferredAmount: capacity.sent + amount,
-            ..Default::default()
-        };
+        let proof = propose(&state, &action, now).map_err(|e| machine(id, e))?;
         let signed = SignedProof {
             chain_id: self.config.chain_id,
             token_network: self.config.token_network,
             signature: sign_typed(&self.key, &proof, &self.domain()),
             proof,
         };
-        let stored = Stored {
-            nonce: signed.proof.nonce,
-            transferred: signed.proof.transferredAmount,
-            bytes: signed.encode()?,
-        };
+        let (state, effects) =
+            apply(state, Event::Signed { action, signed }, now).map_err(|e| machine(id, e))?;
+        let mut outgoing = None;
         // Written (and synced to disk) before anyone can see it.
         let mut tx = self.journal.pool().begin().await?;
-        Journal::insert_sent(&mut tx, id, &stored).await?;
+        for effect in effects {
+            match effect {
+                Effect::PersistSent(message) => {
+                    Journal::insert_sent(&mut tx, id, &stored(&message, &state.mine.locks)?).await?
+                }
+                Effect::Send(message) => outgoing = Some(message),
+                other => unreachable!("a signed step only persists and sends: {other:?}"),
+            }
+        }
         tx.commit().await?;
-        tracing::debug!(target: "smartmesh::mesh", channel = %id, partner = %channel.partner, nonce = %stored.nonce, "paid");
-        Ok(signed)
+        let message = outgoing.expect("a signed step sends its message");
+        tracing::debug!(target: "smartmesh::mesh", channel = %id, partner = %state.partner, nonce = %state.mine.nonce(), "signed");
+        Ok(message)
     }
 
     /// The latest payment this wallet signed, to hand over again: a retry never re-signs.
@@ -237,82 +370,141 @@ impl Mesh {
             .transpose()
     }
 
+    /// The latest message this wallet signed in the channel, byte for byte as it first left.
+    pub async fn last_message(&self, id: B256) -> Result<Option<ChannelMessage>, MeshError> {
+        match self.journal.latest_sent(id).await? {
+            Some(stored) => Ok(Some(match stored.message {
+                Some(bytes) => ChannelMessage::decode(&bytes)?,
+                None => ChannelMessage::Payment(SignedProof::decode(&stored.bytes)?),
+            })),
+            None => Ok(None),
+        }
+    }
+
     /// Accepts a payment in its text form (`smr1...`).
     pub async fn receive_text(&self, text: &str) -> Result<Received, MeshError> {
-        self.receive(SignedProof::from_text(text)?).await
+        self.receive(ChannelMessage::from_text(text)?).await
     }
 
     /// Accepts a payment in its binary form.
     pub async fn receive_bytes(&self, bytes: &[u8]) -> Result<Received, MeshError> {
-        self.receive(SignedProof::decode(bytes)?).await
+        self.receive(ChannelMessage::decode(bytes)?).await
     }
 
-    async fn receive(&self, signed: SignedProof) -> Result<Received, MeshError> {
-        if signed.chain_id != self.config.chain_id
-            || signed.token_network != self.config.token_network
+    /// Accepts any channel message from the partner: a payment, a lock, an unlock, an expiry
+    /// or a revealed secret.
+    pub async fn receive(&self, message: ChannelMessage) -> Result<Received, MeshError> {
+        if let Some(signed) = message.proof()
+            && (signed.chain_id != self.config.chain_id
+                || signed.token_network != self.config.token_network)
         {
             return Err(MeshError::OtherDeployment {
                 chain_id: signed.chain_id,
                 token_network: signed.token_network,
             });
         }
-        let id = signed.proof.channelId;
-        let lock = self.lock(id);
+        let id = message.channel_id();
+        let lock = self.channel_mutex(id);
         let _held = lock.lock().await;
-        let bytes = signed.encode()?;
-        // A handover retried (the payer did not hear back) brings the same proof again.
-        if self.journal.holds_received(id, &bytes).await? {
+        // A handover retried (the payer did not hear back) brings the same proof again, maybe
+        // after newer ones.
+        if let Some(signed) = message.proof()
+            && self.journal.holds_received(id, &signed.encode()?).await?
+        {
             return Ok(Received {
-                proof: signed,
+                message,
                 already_held: true,
+                replies: Vec::new(),
+                unlock_due: Vec::new(),
             });
         }
-        let channel = self.usable(id).await?;
-        let signer = signed.signer()?;
-        if signer != channel.partner {
-            return Err(MeshError::NotFromPartner {
-                signer,
-                partner: channel.partner,
-            });
-        }
-        let previous = match self.journal.latest_received(id).await? {
-            Some(stored) => Some(SignedProof::decode(&stored.bytes)?.proof),
-            None => None,
-        };
-        let sent = self
-            .journal
-            .latest_sent(id)
-            .await?
-            .map_or(U256::ZERO, |p| p.transferred);
-        let capacity = PayerCapacity {
-            deposit: channel.partner_deposit,
-            withdrawn: channel.partner_withdrawn.max(
-                self.journal
-                    .signed_withdrawal(id, channel.partner, now())
-                    .await?,
-            ),
-            received: sent,
-        };
-        check_successor(id, previous.as_ref(), &signed.proof, &capacity)?;
-        self.journal
-            .insert_received(
-                id,
-                &Stored {
-                    nonce: signed.proof.nonce,
-                    transferred: signed.proof.transferredAmount,
-                    bytes,
-                },
-            )
-            .await?;
+        let state = self.channel_state(id).await?;
+        let (state, effects) =
+            apply(state, Event::Received(message.clone()), now()).map_err(|e| machine(id, e))?;
+        let outcome = self.persist(id, &state, effects).await?;
         Ok(Received {
-            proof: signed,
-            already_held: false,
+            message,
+            already_held: outcome.already_held,
+            replies: outcome.replies,
+            unlock_due: outcome.unlock_due,
         })
+    }
+
+    /// This wallet learned `secret`: it keeps it and returns what to hand to each partner that
+    /// locked toward it on the secret's hashlock (a `RevealSecret`, so that it unlocks).
+    pub async fn reveal(&self, secret: B256) -> Result<Vec<ChannelMessage>, MeshError> {
+        let condition_id = hashlock_condition_id(&secret);
+        let mut replies = Vec::new();
+        let mut known = false;
+        for id in self.journal.channels().await? {
+            let lock = self.channel_mutex(id);
+            let _held = lock.lock().await;
+            let state = self.channel_state(id).await?;
+            let relevant = state
+                .theirs
+                .locks
+                .locks()
+                .iter()
+                .chain(state.mine.locks.locks())
+                .any(|l| l.condition_id == condition_id);
+            if !relevant {
+                continue;
+            }
+            known = true;
+            let (state, effects) =
+                apply(state, Event::SecretLearned(secret), now()).map_err(|e| machine(id, e))?;
+            replies.extend(self.persist(id, &state, effects).await?.replies);
+        }
+        if !known {
+            return Err(MeshError::UnknownLock(condition_id));
+        }
+        Ok(replies)
+    }
+
+    /// Records what the registry showed for `condition_id` in a block at `block_time` (from a
+    /// finalized block, or the watcher's signed read).
+    pub async fn read_registry(
+        &self,
+        condition_id: B256,
+        read: RegistryRead,
+    ) -> Result<(), MeshError> {
+        self.journal.save_registry_read(condition_id, read).await
+    }
+
+    async fn persist(
+        &self,
+        id: B256,
+        state: &ChannelState,
+        effects: Vec<Effect>,
+    ) -> Result<Outcome, MeshError> {
+        let mut outcome = Outcome::default();
+        let mut tx = self.journal.pool().begin().await?;
+        for effect in effects {
+            match effect {
+                Effect::PersistReceived(message) => {
+                    Journal::insert_received(&mut tx, id, &stored(&message, &state.theirs.locks)?)
+                        .await?
+                }
+                Effect::PersistSecret {
+                    condition_id,
+                    secret,
+                } => Journal::insert_secret(&mut tx, condition_id, secret).await?,
+                Effect::AlreadyHeld => outcome.already_held = true,
+                Effect::Send(message) => outcome.replies.push(message),
+                Effect::UnlockDue { condition_id } => outcome.unlock_due.push(condition_id),
+                Effect::PersistSent(_) => {
+                    unreachable!("only a signed step persists a sent message")
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     /// Signs a withdrawal of `total` for `participant` (this wallet or its partner). Signing
     /// its own freezes the channel until it lands or `deadline` passes; either way the total
-    /// counts against that participant's capacity until then.
+    /// counts against that participant's capacity until then. Refused while locks are
+    /// pending.
     pub async fn sign_withdraw(
         &self,
         id: B256,
@@ -320,9 +512,15 @@ impl Mesh {
         total: U256,
         deadline: u64,
     ) -> Result<Signature65, MeshError> {
-        let lock = self.lock(id);
+        let lock = self.channel_mutex(id);
         let _held = lock.lock().await;
-        self.usable(id).await?;
+        let state = self.channel_state(id).await?;
+        let event = Event::WithdrawSigned {
+            participant,
+            total,
+            deadline,
+        };
+        let (state, _) = apply(state, event, now()).map_err(|e| machine(id, e))?;
         let message = Withdraw {
             channelId: id,
             participant,
@@ -333,14 +531,13 @@ impl Mesh {
             .insert_withdrawal(id, participant, total, deadline)
             .await?;
         if participant == self.address() {
-            self.journal
-                .set_frozen(id, Some(("withdraw", deadline)))
-                .await?;
+            self.journal.set_frozen(id, state.freeze).await?;
         }
         Ok(sign_typed(&self.key, &message, &self.domain()))
     }
 
     /// Signs a cooperative settle; the channel freezes until it lands or `deadline` passes.
+    /// Refused while locks are pending.
     pub async fn sign_cooperative_settle(
         &self,
         id: B256,
@@ -348,30 +545,35 @@ impl Mesh {
         balance2: U256,
         deadline: u64,
     ) -> Result<Signature65, MeshError> {
-        let lock = self.lock(id);
+        let lock = self.channel_mutex(id);
         let _held = lock.lock().await;
-        self.usable(id).await?;
+        let state = self.channel_state(id).await?;
+        let (state, _) = apply(state, Event::CooperativeSettleSigned { deadline }, now())
+            .map_err(|e| machine(id, e))?;
         let message = CooperativeSettle {
             channelId: id,
             balance1,
             balance2,
             deadline: U256::from(deadline),
         };
-        self.journal
-            .set_frozen(id, Some(("cooperative settle", deadline)))
-            .await?;
+        self.journal.set_frozen(id, state.freeze).await?;
         Ok(sign_typed(&self.key, &message, &self.domain()))
     }
 
     /// Freezes the channel for a close this wallet is about to sign.
     pub(crate) async fn freeze_for_close(&self, id: B256, until: u64) -> Result<(), MeshError> {
-        let lock = self.lock(id);
+        let lock = self.channel_mutex(id);
         let _held = lock.lock().await;
-        self.usable(id).await?;
+        let state = self.channel_state(id).await?;
+        if state.phase != Phase::Open {
+            return Err(machine(id, ProtocolError::ChannelNotOpen(state.phase)));
+        }
         if self.needs_restore().await? {
             return Err(MeshError::MustRestore);
         }
-        self.journal.set_frozen(id, Some(("close", until))).await
+        let (state, _) =
+            apply(state, Event::CloseSigned { until }, now()).map_err(|e| machine(id, e))?;
+        self.journal.set_frozen(id, state.freeze).await
     }
 
     /// The EIP-712 digest of a proof, as the watcher acknowledges it.
@@ -383,28 +585,7 @@ impl Mesh {
         token_network_domain(self.config.chain_id, self.config.token_network)
     }
 
-    /// The channel, if payments may move in it now.
-    async fn usable(&self, id: B256) -> Result<Channel, MeshError> {
-        let channel = self.channel(id).await?;
-        if channel.state != "open" {
-            return Err(MeshError::NotOpen {
-                channel: id,
-                state: channel.state,
-            });
-        }
-        if let Some((reason, until)) = &channel.frozen
-            && now() <= *until
-        {
-            return Err(MeshError::Frozen {
-                channel: id,
-                reason: reason.clone(),
-                until: *until,
-            });
-        }
-        Ok(channel)
-    }
-
-    fn lock(&self, id: B256) -> Arc<tokio::sync::Mutex<()>> {
+    fn channel_mutex(&self, id: B256) -> Arc<tokio::sync::Mutex<()>> {
         self.locks
             .lock()
             .unwrap_or_else(|e| e.into_inner())

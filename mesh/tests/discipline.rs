@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use alloy::primitives::{B256, U256};
 use common::config;
 use smartmesh_mesh::{Channel, KEY_FILE, Mesh, MeshError, create_key};
+use smartmesh_protocol::channel::{FreezeKind, Phase};
 
 const CHANNEL: B256 = B256::repeat_byte(0xcc);
 
@@ -53,13 +54,14 @@ fn side(partner: &Mesh, mine: u64, theirs: u64) -> Channel {
     Channel {
         id: CHANNEL,
         partner: partner.address(),
-        state: "open".into(),
+        state: Phase::Open,
         settle_timeout: 3_600,
         my_deposit: U256::from(mine),
         my_withdrawn: U256::ZERO,
         partner_deposit: U256::from(theirs),
         partner_withdrawn: U256::ZERO,
         frozen: None,
+        open_seen_at: 0,
     }
 }
 
@@ -73,7 +75,7 @@ async fn a_payment_is_in_the_journal_before_it_is_handed_over() -> eyre::Result<
     assert_eq!(proof.proof.nonce, U256::from(1));
     assert_eq!(proof.proof.transferredAmount, U256::from(7));
     let received = pair.brandon.receive_text(&proof.to_text()?).await?;
-    assert_eq!(received.proof, proof);
+    assert_eq!(received.message.proof(), Some(&proof));
     assert!(!received.already_held);
     Ok(())
 }
@@ -179,7 +181,7 @@ async fn signing_a_withdraw_a_cooperative_settle_or_a_close_freezes_the_channel(
         .await?;
     let paid = pair.alice.pay(CHANNEL, U256::from(1)).await;
     assert!(
-        matches!(paid, Err(MeshError::Frozen { ref reason, .. }) if reason == "withdraw"),
+        matches!(paid, Err(MeshError::Frozen { ref reason, .. }) if *reason == FreezeKind::Withdraw),
         "{paid:?}"
     );
 
@@ -195,13 +197,14 @@ async fn signing_a_withdraw_a_cooperative_settle_or_a_close_freezes_the_channel(
     dave.track(&Channel {
         id: CHANNEL,
         partner: pair.alice.address(),
-        state: "open".into(),
+        state: Phase::Open,
         settle_timeout: 3_600,
         my_deposit: U256::from(10),
         my_withdrawn: U256::ZERO,
         partner_deposit: U256::ZERO,
         partner_withdrawn: U256::ZERO,
         frozen: None,
+        open_seen_at: 0,
     })
     .await?;
     assert!(matches!(
@@ -210,7 +213,7 @@ async fn signing_a_withdraw_a_cooperative_settle_or_a_close_freezes_the_channel(
     ));
     let paid = dave.pay(CHANNEL, U256::from(1)).await;
     assert!(
-        matches!(paid, Err(MeshError::Frozen { ref reason, .. }) if reason == "close"),
+        matches!(paid, Err(MeshError::Frozen { ref reason, .. }) if *reason == FreezeKind::Close),
         "{paid:?}"
     );
     let _ = std::fs::remove_dir_all(dir);
@@ -238,13 +241,14 @@ async fn received_proofs_are_checked_before_they_are_kept() -> eyre::Result<()> 
         .track(&Channel {
             id: CHANNEL,
             partner: pair.brandon.address(),
-            state: "open".into(),
+            state: Phase::Open,
             settle_timeout: 3_600,
             my_deposit: U256::from(100),
             my_withdrawn: U256::ZERO,
             partner_deposit: U256::ZERO,
             partner_withdrawn: U256::ZERO,
             frozen: None,
+            open_seen_at: 0,
         })
         .await?;
     let forged = mallory.pay(CHANNEL, U256::from(5)).await?;

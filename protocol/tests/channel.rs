@@ -567,15 +567,7 @@ fn withdrawals_and_cooperative_settles_wait_for_pending_locks() {
         alice.act(Action::Pay { amount: ether(1), memo: B256::ZERO }, NOW),
         Err(ProtocolError::ChannelFrozen(freeze)) if freeze.kind == FreezeKind::Close
     ));
-    alice
-        .apply(
-            Event::Closed {
-                closer: me,
-                settle_at: NOW + TIMEOUT,
-            },
-            NOW,
-        )
-        .unwrap();
+    alice.apply(Event::Closed, NOW).unwrap();
     assert!(matches!(
         alice.act(
             Action::Pay {
@@ -584,7 +576,7 @@ fn withdrawals_and_cooperative_settles_wait_for_pending_locks() {
             },
             NOW + 61
         ),
-        Err(ProtocolError::ChannelNotOpen(Phase::Closed { .. }))
+        Err(ProtocolError::ChannelNotOpen(Phase::Closed))
     ));
 }
 

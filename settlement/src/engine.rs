@@ -547,10 +547,22 @@ impl DisputeEngine {
                 "our dispute of this close is still in flight",
             ));
         }
-        let call = TokenNetwork::settleCall {
-            channelId: channel.channel_id,
+        // A channel holding lock lists settles with them (plain settle would revert with
+        // LocksPending): the lists are public, in the close's and the evidence's events.
+        let input = match crate::indexer::lock_lists(conn, channel.channel_id).await? {
+            Some(lists) => TokenNetwork::settleWithLocksCall {
+                channelId: channel.channel_id,
+                ownLocks: lists.own,
+                evidenceLocks: lists.evidence,
+                partnerLocks: lists.partner,
+            }
+            .abi_encode(),
+            None => TokenNetwork::settleCall {
+                channelId: channel.channel_id,
+            }
+            .abi_encode(),
         };
-        match self.queue(conn, call.abi_encode(), None).await? {
+        match self.queue(conn, input, None).await? {
             Ok(Queued::Adopted(tx_id)) => Ok(Step::new(Some(tx_id), self.config.in_flight).decide(
                 "settle_in_flight",
                 format!("transaction {tx_id} already carries this settle"),

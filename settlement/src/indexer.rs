@@ -160,6 +160,61 @@ impl LogHandler for ChannelIndexer {
     }
 }
 
+/// The lock lists a closed channel holds, from its indexed events: the close's declared own
+/// and partner lists and the latest evidence's, each as the contract wants them back in
+/// `settleWithLocks`. `None` when the channel holds no list (then plain `settle`).
+pub(crate) async fn lock_lists(
+    conn: &mut AnyConnection,
+    channel_id: B256,
+) -> Result<Option<LockLists>, SettlementError> {
+    let events = sqlx::query(
+        "SELECT block_number, topics, data FROM channel_events WHERE channel_id = $1 ORDER BY block_number, log_index",
+    )
+    .bind(channel_id.to_vec())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut lists: Option<LockLists> = None;
+    for event in events {
+        let block = event.try_get::<i64, _>(0)? as u64;
+        let topics: Vec<B256> = event
+            .try_get::<Vec<u8>, _>(1)?
+            .chunks(32)
+            .map(B256::from_slice)
+            .collect();
+        let data: Vec<u8> = event.try_get(2)?;
+        let decoded = TokenNetworkEvents::decode_log(&PrimitiveLog {
+            address: Address::ZERO,
+            data: LogData::new_unchecked(topics, data.into()),
+        })
+        .map_err(|e| SettlementError::StoredEvent {
+            block,
+            reason: e.to_string(),
+        })?;
+        match decoded.data {
+            TokenNetworkEvents::ChannelLocksDeclared(declared) => {
+                let held = lists.get_or_insert_with(LockLists::default);
+                held.own = declared.ownLocks;
+                held.partner = declared.partnerLocks;
+            }
+            TokenNetworkEvents::EvidenceSubmitted(evidence) => {
+                lists.get_or_insert_with(LockLists::default).evidence = evidence.locks;
+            }
+            // A penalty clears every list on chain.
+            TokenNetworkEvents::CloserPenalized(_) => lists = None,
+            _ => {}
+        }
+    }
+    Ok(lists)
+}
+
+/// The lists `settleWithLocks` takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LockLists {
+    pub(crate) own: alloy::primitives::Bytes,
+    pub(crate) evidence: alloy::primitives::Bytes,
+    pub(crate) partner: alloy::primitives::Bytes,
+}
+
 /// Rebuilds one channel's row from its stored events (deleting it when none remain).
 async fn derive(conn: &mut AnyConnection, channel_id: B256) -> Result<(), SettlementError> {
     let events = sqlx::query(

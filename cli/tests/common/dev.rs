@@ -235,10 +235,12 @@ impl Dev {
             token: self.address("token"),
             signed_agent: self.address("signedAgent"),
             token_network: self.address("tokenNetwork"),
+            condition_registry: self.address("conditionRegistry"),
             rpc_url: Some(self.field("rpcUrl")),
             watcher_url: Some(self.field("watcherUrl")),
             relayer_url: Some(self.field("relayerUrl")),
             watch_reward: parse_ether("1")?,
+            finality: 0,
         };
         Ok(Mesh::open(&self.home.join("wallets").join(name), config).await?)
     }

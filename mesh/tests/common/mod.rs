@@ -10,9 +10,11 @@ pub(crate) fn config() -> MeshConfig {
         token: Address::repeat_byte(0x11),
         signed_agent: Address::repeat_byte(0x22),
         token_network: Address::repeat_byte(0x33),
+        condition_registry: Address::repeat_byte(0x44),
         rpc_url: None,
         watcher_url: None,
         relayer_url: None,
         watch_reward: U256::ZERO,
+        finality: 0,
     }
 }

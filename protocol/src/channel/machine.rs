@@ -6,7 +6,7 @@
 //! [`Event::Received`]. Everything the chain says comes in as its own event.
 //!
 //! A receiver accepts a proof only when it is exactly one step from the last it holds
-//! (DESIGN.md 3.4): a payment (`T` up, locks unchanged), a lock appended (`T` unchanged), an
+//! (DESIGN.md 3.4): a payment (`T` up, or the same `T` signed again; locks unchanged), a lock appended (`T` unchanged), an
 //! unlock (one lock removed, `T` up by its amount), or a lock expired (one lock removed, `T`
 //! unchanged, only after `expiry + F` and a registry read at or after `expiry` that shows the
 //! condition unregistered before it). So `Φ = T + claimable(locks)` never falls along what an
@@ -85,12 +85,7 @@ pub enum Event {
         total: U256,
     },
     /// The channel was closed.
-    Closed {
-        /// By whom.
-        closer: Address,
-        /// When its hold period ends.
-        settle_at: u64,
-    },
+    Closed,
     /// The channel was settled.
     Settled,
     /// The registry, read from a finalized block.
@@ -228,8 +223,8 @@ pub fn apply(
         Event::Withdrawn { participant, total } => {
             side_of(&mut state, participant)?.withdrawn = total
         }
-        Event::Closed { closer, settle_at } => {
-            state.phase = Phase::Closed { closer, settle_at };
+        Event::Closed => {
+            state.phase = Phase::Closed;
             state.freeze = None;
         }
         Event::Settled => state.phase = Phase::Settled,
@@ -365,11 +360,14 @@ fn receive(
     // Only a payment or a new lock adds to what the payer uses; an unlock or an expiry moves
     // within it and is accepted whatever the capacity has become since.
     let (next_locks, adds) = match &message {
+        // A payment raises T; the same T signed again at a higher nonce (a new memo) moves
+        // nothing and is taken too: Φ does not fall either way.
         ChannelMessage::Payment(_) => {
-            if proof.transferredAmount <= previous {
-                return Err(ProtocolError::NotOneStep(
-                    "a payment must raise the transferred amount",
-                ));
+            if proof.transferredAmount < previous {
+                return Err(ProtocolError::TransferredDecreased {
+                    last: previous,
+                    got: proof.transferredAmount,
+                });
             }
             (locks.clone(), true)
         }

@@ -21,13 +21,8 @@ pub struct Settings {
 pub enum Phase {
     /// Payments move.
     Open,
-    /// Closed by `closer`; the hold period ends at `settle_at`.
-    Closed {
-        /// Who closed.
-        closer: Address,
-        /// When the hold period ends.
-        settle_at: u64,
-    },
+    /// Closed; the hold period runs.
+    Closed,
     /// Paid out and deleted on chain.
     Settled,
 }
@@ -37,9 +32,18 @@ impl Phase {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Open => "open",
-            Self::Closed { .. } => "closed",
+            Self::Closed => "closed",
             Self::Settled => "settled",
         }
+    }
+}
+
+impl Phase {
+    /// The phase a name from [`Phase::as_str`] stands for.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Open, Self::Closed, Self::Settled]
+            .into_iter()
+            .find(|phase| phase.as_str() == name)
     }
 }
 
