@@ -119,6 +119,7 @@ impl Mesh {
                 }
             }
         };
+        self.forget(Some(id));
         self.journal.save_channel(&channel).await?;
         let landed = match channel.frozen.map(|freeze| freeze.kind) {
             Some(FreezeKind::Withdraw) => {

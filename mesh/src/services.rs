@@ -264,6 +264,7 @@ impl Mesh {
                 )
                 .await?;
                 tx.commit().await?;
+                self.forget(Some(id));
                 learned += 1;
             }
         }

@@ -86,6 +86,36 @@ struct Outcome {
     already_held: bool,
     replies: Vec<ChannelMessage>,
     unlock_due: Vec<B256>,
+    secret_learned: bool,
+}
+
+/// Writes what `effects` ask the journal to keep, collecting the rest.
+async fn write_effects(
+    conn: &mut sqlx::SqliteConnection,
+    id: B256,
+    state: &ChannelState,
+    effects: Vec<Effect>,
+) -> Result<Outcome, MeshError> {
+    let mut outcome = Outcome::default();
+    for effect in effects {
+        match effect {
+            Effect::PersistReceived(message) => {
+                Journal::insert_received(conn, id, &stored(&message, &state.theirs.locks)?).await?
+            }
+            Effect::PersistSecret {
+                condition_id,
+                secret,
+            } => {
+                Journal::insert_secret(conn, condition_id, secret).await?;
+                outcome.secret_learned = true;
+            }
+            Effect::AlreadyHeld => outcome.already_held = true,
+            Effect::Send(message) => outcome.replies.push(message),
+            Effect::UnlockDue { condition_id } => outcome.unlock_due.push(condition_id),
+            Effect::PersistSent(_) => unreachable!("only a signed step persists a sent message"),
+        }
+    }
+    Ok(outcome)
 }
 
 /// A message as a journal row: its proof, the message itself when it is more than the
@@ -136,6 +166,10 @@ pub struct Mesh {
     pub(crate) config: MeshConfig,
     pub(crate) http: alloy::transports::http::reqwest::Client,
     locks: Mutex<HashMap<B256, Arc<tokio::sync::Mutex<()>>>>,
+    // Each channel's state as the journal holds it, kept after every step so that a payment
+    // reads nothing back. Only this wallet writes its journal (one `Mesh` per journal); every
+    // write outside the channel machine forgets the entry.
+    states: Mutex<HashMap<B256, ChannelState>>,
 }
 
 impl std::fmt::Debug for Mesh {
@@ -168,6 +202,7 @@ impl Mesh {
             config,
             http: alloy::transports::http::reqwest::Client::new(),
             locks: Mutex::default(),
+            states: Mutex::default(),
         })
     }
 
@@ -194,6 +229,7 @@ impl Mesh {
 
     /// Records a channel's on-chain state (from the chain, the watcher, or the caller).
     pub async fn track(&self, channel: &Channel) -> Result<(), MeshError> {
+        self.forget(Some(channel.id));
         self.journal.save_channel(channel).await
     }
 
@@ -265,6 +301,35 @@ impl Mesh {
         Ok(state)
     }
 
+    /// The channel's state from the cache, or loaded from the journal into it.
+    async fn cached_state(&self, id: B256) -> Result<ChannelState, MeshError> {
+        if let Some(state) = self.states().get(&id) {
+            return Ok(state.clone());
+        }
+        let state = self.channel_state(id).await?;
+        self.states().insert(id, state.clone());
+        Ok(state)
+    }
+
+    fn remember(&self, state: &ChannelState) {
+        self.states().insert(state.id, state.clone());
+    }
+
+    /// Drops the cached state of `id`, or of every channel.
+    pub(crate) fn forget(&self, id: Option<B256>) {
+        match id {
+            Some(id) => self.states().remove(&id),
+            None => {
+                self.states().clear();
+                None
+            }
+        };
+    }
+
+    fn states(&self) -> std::sync::MutexGuard<'_, HashMap<B256, ChannelState>> {
+        self.states.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// What can still move in the channel.
     pub async fn capacity(&self, id: B256) -> Result<Capacity, MeshError> {
         Ok(Capacity::of(&self.channel_state(id).await?, now()))
@@ -322,7 +387,7 @@ impl Mesh {
     async fn step(&self, id: B256, action: Action) -> Result<ChannelMessage, MeshError> {
         let lock = self.channel_mutex(id);
         let _held = lock.lock().await;
-        let state = self.channel_state(id).await?;
+        let state = self.cached_state(id).await?;
         let now = now();
         if let Action::Pay { amount, .. } = &action {
             let capacity = state.can_send(now);
@@ -344,18 +409,21 @@ impl Mesh {
         let (state, effects) =
             apply(state, Event::Signed { action, signed }, now).map_err(|e| machine(id, e))?;
         let mut outgoing = None;
-        // Written (and synced to disk) before anyone can see it.
-        let mut tx = self.journal.pool().begin().await?;
+        // Written (and synced to disk) before anyone can see it. A step writes one row: one
+        // statement, atomic by itself, without a transaction's two extra round trips.
+        let mut conn = self.journal.pool().acquire().await?;
         for effect in effects {
             match effect {
                 Effect::PersistSent(message) => {
-                    Journal::insert_sent(&mut tx, id, &stored(&message, &state.mine.locks)?).await?
+                    Journal::insert_sent(&mut conn, id, &stored(&message, &state.mine.locks)?)
+                        .await?
                 }
                 Effect::Send(message) => outgoing = Some(message),
                 other => unreachable!("a signed step only persists and sends: {other:?}"),
             }
         }
-        tx.commit().await?;
+        drop(conn);
+        self.remember(&state);
         let message = outgoing.expect("a signed step sends its message");
         tracing::debug!(target: "smartmesh::mesh", channel = %id, partner = %state.partner, nonce = %state.mine.nonce(), "signed");
         Ok(message)
@@ -406,9 +474,11 @@ impl Mesh {
         let id = message.channel_id();
         let lock = self.channel_mutex(id);
         let _held = lock.lock().await;
+        let state = self.cached_state(id).await?;
         // A handover retried (the payer did not hear back) brings the same proof again, maybe
-        // after newer ones.
+        // after newer ones: only a proof not above the latest can be one.
         if let Some(signed) = message.proof()
+            && signed.proof.nonce <= state.theirs.nonce()
             && self.journal.holds_received(id, &signed.encode()?).await?
         {
             return Ok(Received {
@@ -418,7 +488,6 @@ impl Mesh {
                 unlock_due: Vec::new(),
             });
         }
-        let state = self.channel_state(id).await?;
         let (state, effects) =
             apply(state, Event::Received(message.clone()), now()).map_err(|e| machine(id, e))?;
         let outcome = self.persist(id, &state, effects).await?;
@@ -468,6 +537,7 @@ impl Mesh {
         condition_id: B256,
         read: RegistryRead,
     ) -> Result<(), MeshError> {
+        self.forget(None);
         self.journal.save_registry_read(condition_id, read).await
     }
 
@@ -477,27 +547,31 @@ impl Mesh {
         state: &ChannelState,
         effects: Vec<Effect>,
     ) -> Result<Outcome, MeshError> {
-        let mut outcome = Outcome::default();
-        let mut tx = self.journal.pool().begin().await?;
-        for effect in effects {
-            match effect {
-                Effect::PersistReceived(message) => {
-                    Journal::insert_received(&mut tx, id, &stored(&message, &state.theirs.locks)?)
-                        .await?
-                }
-                Effect::PersistSecret {
-                    condition_id,
-                    secret,
-                } => Journal::insert_secret(&mut tx, condition_id, secret).await?,
-                Effect::AlreadyHeld => outcome.already_held = true,
-                Effect::Send(message) => outcome.replies.push(message),
-                Effect::UnlockDue { condition_id } => outcome.unlock_due.push(condition_id),
-                Effect::PersistSent(_) => {
-                    unreachable!("only a signed step persists a sent message")
-                }
-            }
+        let writes = effects
+            .iter()
+            .filter(|effect| {
+                matches!(
+                    effect,
+                    Effect::PersistReceived(_) | Effect::PersistSecret { .. }
+                )
+            })
+            .count();
+        // One row is one statement, atomic by itself, without a transaction's two extra round
+        // trips; several rows are written together or not at all.
+        let outcome = if writes > 1 {
+            let mut tx = self.journal.pool().begin().await?;
+            let outcome = write_effects(&mut tx, id, state, effects).await?;
+            tx.commit().await?;
+            outcome
+        } else {
+            let mut conn = self.journal.pool().acquire().await?;
+            write_effects(&mut conn, id, state, effects).await?
+        };
+        // Secrets are the wallet's, not the channel's: every channel's state learns them.
+        if outcome.secret_learned {
+            self.forget(None);
         }
-        tx.commit().await?;
+        self.remember(state);
         Ok(outcome)
     }
 
@@ -530,6 +604,7 @@ impl Mesh {
         self.journal
             .insert_withdrawal(id, participant, total, deadline)
             .await?;
+        self.forget(Some(id));
         if participant == self.address() {
             self.journal.set_frozen(id, state.freeze).await?;
         }
@@ -557,6 +632,7 @@ impl Mesh {
             deadline: U256::from(deadline),
         };
         self.journal.set_frozen(id, state.freeze).await?;
+        self.forget(Some(id));
         Ok(sign_typed(&self.key, &message, &self.domain()))
     }
 
@@ -573,6 +649,7 @@ impl Mesh {
         }
         let (state, _) =
             apply(state, Event::CloseSigned { until }, now()).map_err(|e| machine(id, e))?;
+        self.forget(Some(id));
         self.journal.set_frozen(id, state.freeze).await
     }
 

@@ -1,0 +1,215 @@
+//! The offline payment path, measured next to its floor in the same run (DESIGN.md 8): pay,
+//! encode, receive, both journals committed to disk; a locked payment and its unlock; and 100
+//! channels paid at once. The floor is what no implementation can avoid: two fdatasyncs of a
+//! small write (one journal each), one k256 signature and one libsecp256k1 recovery.
+//! Run: `cargo bench -p smartmesh-mesh --bench payment`.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use alloy::{
+    primitives::{Address, B256, U256, keccak256},
+    signers::local::PrivateKeySigner,
+};
+use smartmesh_mesh::{Channel, KEY_FILE, Mesh, MeshConfig, create_key};
+use smartmesh_protocol::{Lock, channel::Phase, hashlock_condition_id, recover, sign_digest};
+
+const PAYMENTS: usize = 1_000;
+const CHANNELS: usize = 100;
+const PER_CHANNEL: usize = 20;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+fn config() -> MeshConfig {
+    MeshConfig {
+        chain_id: 31_337,
+        token: Address::repeat_byte(0x11),
+        signed_agent: Address::repeat_byte(0x22),
+        token_network: Address::repeat_byte(0x33),
+        condition_registry: Address::repeat_byte(0x44),
+        rpc_url: None,
+        watcher_url: None,
+        relayer_url: None,
+        watch_reward: U256::ZERO,
+        finality: 0,
+    }
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1_000.0
+}
+
+async fn wallet(root: &Path, name: &str) -> eyre::Result<Mesh> {
+    let dir = root.join(name);
+    create_key(&dir.join(KEY_FILE))?;
+    Ok(Mesh::open(&dir, config()).await?)
+}
+
+/// Alice and Brandon with one open channel, each holding a large deposit.
+async fn pair(root: &Path, n: usize) -> eyre::Result<(Mesh, Mesh, B256)> {
+    let alice = wallet(root, &format!("alice-{n}")).await?;
+    let brandon = wallet(root, &format!("brandon-{n}")).await?;
+    let id = keccak256(n.to_be_bytes());
+    let deposit = U256::from(10).pow(U256::from(24));
+    for (me, partner) in [(&alice, &brandon), (&brandon, &alice)] {
+        me.track(&Channel {
+            id,
+            partner: partner.address(),
+            state: Phase::Open,
+            settle_timeout: 86_400,
+            my_deposit: deposit,
+            my_withdrawn: U256::ZERO,
+            partner_deposit: deposit,
+            partner_withdrawn: U256::ZERO,
+            frozen: None,
+            open_seen_at: now(),
+        })
+        .await?;
+    }
+    Ok((alice, brandon, id))
+}
+
+/// Two fdatasyncs of a small write, one k256 signature, one recovery.
+fn floor(root: &Path) -> eyre::Result<Vec<Duration>> {
+    let key = PrivateKeySigner::random();
+    let files: Vec<PathBuf> = (0..2).map(|i| root.join(format!("floor-{i}"))).collect();
+    let mut handles = files
+        .iter()
+        .map(std::fs::File::create)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut samples = Vec::with_capacity(PAYMENTS);
+    for i in 0..PAYMENTS {
+        let digest = keccak256(i.to_be_bytes());
+        let start = Instant::now();
+        let signature = sign_digest(&key, &digest);
+        for handle in &mut handles {
+            handle.write_all(&[i as u8; 200])?;
+            handle.sync_data()?;
+        }
+        let signer = recover(&digest, &signature)?;
+        samples.push(start.elapsed());
+        eyre::ensure!(signer == key.address(), "the floor's recovery is wrong");
+    }
+    Ok(samples)
+}
+
+fn row(name: &str, samples: &mut [Duration], floor_p50: Duration) {
+    let p50 = percentile(samples, 0.5);
+    let ratio = p50.as_secs_f64() / floor_p50.as_secs_f64();
+    println!(
+        "| {name} | {:.3} | {:.3} | {ratio:.2} |",
+        ms(p50),
+        ms(percentile(samples, 0.99))
+    );
+}
+
+#[tokio::main]
+async fn main() -> eyre::Result<()> {
+    let root = std::env::temp_dir().join(format!("smartmesh-payment-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root)?;
+
+    let mut floor = floor(&root)?;
+    let floor_p50 = percentile(&mut floor, 0.5);
+
+    let (alice, brandon, id) = pair(&root, 0).await?;
+    let mut direct = Vec::with_capacity(PAYMENTS);
+    for _ in 0..PAYMENTS {
+        let start = Instant::now();
+        let proof = alice.pay(id, U256::from(1)).await?;
+        brandon.receive_bytes(&proof.encode()?).await?;
+        direct.push(start.elapsed());
+    }
+
+    let (mut locked, mut unlocked) = (Vec::new(), Vec::new());
+    for i in 0..PAYMENTS / 4 {
+        let lock = Lock {
+            expiry: now() + 3_600,
+            amount: 1,
+            condition_id: hashlock_condition_id(&keccak256(i.to_be_bytes())),
+        };
+        let start = Instant::now();
+        let message = alice.lock(id, lock, Vec::new()).await?;
+        brandon.receive_bytes(&message.encode()?).await?;
+        locked.push(start.elapsed());
+        let start = Instant::now();
+        let message = alice.unlock(id, lock.condition_id).await?;
+        brandon.receive_bytes(&message.encode()?).await?;
+        unlocked.push(start.elapsed());
+    }
+
+    let mut pairs = Vec::new();
+    for n in 1..=CHANNELS {
+        pairs.push(Arc::new(pair(&root, n).await?));
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = pairs
+        .iter()
+        .cloned()
+        .map(|pair| {
+            tokio::spawn(async move {
+                let (alice, brandon, id) = &*pair;
+                let mut samples = Vec::with_capacity(PER_CHANNEL);
+                for _ in 0..PER_CHANNEL {
+                    let start = Instant::now();
+                    let proof = alice.pay(*id, U256::from(1)).await?;
+                    brandon.receive_bytes(&proof.encode()?).await?;
+                    samples.push(start.elapsed());
+                }
+                eyre::Ok(samples)
+            })
+        })
+        .collect();
+    let mut concurrent = Vec::new();
+    for task in tasks {
+        concurrent.extend(task.await??);
+    }
+    let rate = concurrent.len() as f64 / start.elapsed().as_secs_f64();
+
+    println!("| path | p50 ms | p99 ms | p50 / floor |");
+    println!("|---|---:|---:|---:|");
+    row(
+        "floor: 2 fdatasyncs + k256 sign + secp256k1 recover",
+        &mut floor,
+        floor_p50,
+    );
+    row(
+        "direct payment (pay, encode, receive, both journals)",
+        &mut direct,
+        floor_p50,
+    );
+    row("locked payment (lock, receive)", &mut locked, floor_p50);
+    row("unlock (unlock, receive)", &mut unlocked, floor_p50);
+    row(
+        &format!("{CHANNELS} channels at once ({rate:.0} payments/s)"),
+        &mut concurrent,
+        floor_p50,
+    );
+    let ratio = percentile(&mut direct, 0.5).as_secs_f64() / floor_p50.as_secs_f64();
+    let p99 = percentile(&mut concurrent, 0.99);
+    println!(
+        "goal: direct p50 <= 2x floor: {ratio:.2}x {}; {CHANNELS} channels at >= 1,000/s with p99 < 50 ms: {rate:.0}/s, p99 {:.1} ms {}",
+        if ratio <= 2.0 { "met" } else { "missed" },
+        ms(p99),
+        if rate >= 1_000.0 && p99 < Duration::from_millis(50) {
+            "met"
+        } else {
+            "missed"
+        }
+    );
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}
