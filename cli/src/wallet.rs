@@ -89,6 +89,7 @@ impl WalletArgs {
             signed_agent: deployment.signed_agent,
             token_network: deployment.token_network,
             condition_registry: deployment.condition_registry,
+            deploy_block: deployment.deploy_block,
             rpc_url: pick(&self.rpc_url, |dev| &dev.rpc_url),
             watcher_url: pick(&self.watcher_url, |dev| &dev.watcher_url),
             relayer_url: pick(&self.relayer_url, |dev| &dev.relayer_url),

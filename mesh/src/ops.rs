@@ -146,7 +146,7 @@ impl Mesh {
         let filter = alloy::rpc::types::Filter::new()
             .address(self.config.token_network)
             .topic1(id)
-            .from_block(0);
+            .from_block(self.config.deploy_block);
         let logs = chain
             .get_logs(&filter)
             .await

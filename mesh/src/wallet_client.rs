@@ -53,6 +53,8 @@ pub struct MeshConfig {
     pub token_network: Address,
     /// The ConditionRegistry whose entries decide locks.
     pub condition_registry: Address,
+    /// The block the contracts were deployed in: where reading their events starts.
+    pub deploy_block: u64,
     /// A JSON-RPC endpoint for reading the chain, when there is internet.
     pub rpc_url: Option<String>,
     /// The settlement watcher.

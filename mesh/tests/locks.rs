@@ -183,3 +183,25 @@ async fn a_lock_expired_is_refused_while_the_registry_shows_it_met_in_time() -> 
     );
     Ok(())
 }
+
+/// The wallet keeps each channel's state between steps; what changes it outside the channel
+/// machine (a deposit read from the chain, a registry read) must be seen by the next step.
+#[tokio::test]
+async fn a_new_deposit_read_from_the_chain_is_seen_by_the_next_payment() -> eyre::Result<()> {
+    let pair = pair("cache").await?;
+    let lock = lock_of(keccak256("cached"), now() + 600, 60);
+    pair.alice.lock(CHANNEL, lock, Vec::new()).await?;
+    assert!(matches!(
+        pair.alice.pay(CHANNEL, U256::from(41)).await,
+        Err(MeshError::OverCapacity { .. })
+    ));
+    let mut channel = pair.alice.channel(CHANNEL).await?;
+    channel.my_deposit = U256::from(200);
+    pair.alice.track(&channel).await?;
+    pair.alice.pay(CHANNEL, U256::from(41)).await?;
+    assert_eq!(
+        pair.alice.capacity(CHANNEL).await?.can_send,
+        U256::from(200 - 60 - 41)
+    );
+    Ok(())
+}

@@ -236,6 +236,7 @@ impl Dev {
             signed_agent: self.address("signedAgent"),
             token_network: self.address("tokenNetwork"),
             condition_registry: self.address("conditionRegistry"),
+            deploy_block: 0,
             rpc_url: Some(self.field("rpcUrl")),
             watcher_url: Some(self.field("watcherUrl")),
             relayer_url: Some(self.field("relayerUrl")),

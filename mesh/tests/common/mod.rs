@@ -11,6 +11,7 @@ pub(crate) fn config() -> MeshConfig {
         signed_agent: Address::repeat_byte(0x22),
         token_network: Address::repeat_byte(0x33),
         condition_registry: Address::repeat_byte(0x44),
+        deploy_block: 0,
         rpc_url: None,
         watcher_url: None,
         relayer_url: None,
