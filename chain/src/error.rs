@@ -18,6 +18,14 @@ pub enum ChainError {
     /// An RPC call failed.
     #[error("rpc call failed: {0}")]
     Rpc(#[from] alloy::transports::TransportError),
+    /// A number does not fit the database's signed 64-bit column: refused, never cut.
+    #[error("{field} {value} does not fit a signed 64-bit column")]
+    OutOfRange {
+        /// What it is.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
     /// The node does not know a block this crate needs.
     #[error("the node has no block {0}")]
     MissingBlock(u64),

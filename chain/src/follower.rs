@@ -200,7 +200,10 @@ impl LogFollower {
         self.remember_block(&mut tx, to, end).await?;
         sqlx::query("DELETE FROM follower_blocks WHERE follower = $1 AND block_number < $2")
             .bind(&self.config.name)
-            .bind(to.saturating_sub(self.config.keep_blocks) as i64)
+            .bind(crate::sql_int(
+                "block number",
+                to.saturating_sub(self.config.keep_blocks),
+            )?)
             .execute(&mut *tx)
             .await?;
         self.save_cursor(&mut tx, to, Some(end)).await?;
@@ -223,7 +226,7 @@ impl LogFollower {
              WHERE follower = $1 AND block_number < $2 ORDER BY block_number DESC",
         )
         .bind(&self.config.name)
-        .bind(cursor.number as i64)
+        .bind(crate::sql_int("block number", cursor.number)?)
         .fetch_all(self.db.pool())
         .await?;
         let mut lowest = cursor.number;
@@ -255,14 +258,14 @@ impl LogFollower {
         handler.rollback(&mut tx, fork_point).await?;
         sqlx::query("DELETE FROM follower_blocks WHERE follower = $1 AND block_number > $2")
             .bind(&self.config.name)
-            .bind(fork_point as i64)
+            .bind(crate::sql_int("fork point", fork_point)?)
             .execute(&mut *tx)
             .await?;
         let hash = sqlx::query(
             "SELECT block_hash FROM follower_blocks WHERE follower = $1 AND block_number = $2",
         )
         .bind(&self.config.name)
-        .bind(fork_point as i64)
+        .bind(crate::sql_int("fork point", fork_point)?)
         .fetch_optional(&mut *tx)
         .await?
         .map(|row| {
@@ -309,7 +312,7 @@ impl LogFollower {
              ON CONFLICT (follower) DO UPDATE SET block_number = excluded.block_number, block_hash = excluded.block_hash",
         )
         .bind(&self.config.name)
-        .bind(number as i64)
+        .bind(crate::sql_int("block number", number)?)
         .bind(hash.map(|h| h.to_vec()))
         .execute(conn)
         .await?;
@@ -327,7 +330,7 @@ impl LogFollower {
              ON CONFLICT (follower, block_number) DO UPDATE SET block_hash = excluded.block_hash",
         )
         .bind(&self.config.name)
-        .bind(number as i64)
+        .bind(crate::sql_int("block number", number)?)
         .bind(hash.to_vec())
         .execute(conn)
         .await?;

@@ -22,9 +22,18 @@ pub use sender::{
 };
 pub use store::{Backend, Database};
 
-/// Wall-clock unix milliseconds: when the services schedule and record things.
+/// Wall-clock unix milliseconds: when the services schedule and record things. (An i64 of
+/// milliseconds lasts 292 million years; past that it holds at the largest.)
 pub fn unix_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// A u64 (a block number, a nonce, a gas limit, seconds) as the database's signed 64-bit
+/// integer: whole, or refused.
+pub(crate) fn sql_int(field: &'static str, value: u64) -> Result<i64, ChainError> {
+    i64::try_from(value).map_err(|_| ChainError::OutOfRange { field, value })
 }

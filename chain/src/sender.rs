@@ -281,7 +281,7 @@ impl TxSender {
              RETURNING next_nonce",
         )
         .bind(signer.to_string())
-        .bind(chain_nonce as i64)
+        .bind(crate::sql_int("nonce", chain_nonce)?)
         .fetch_one(&mut *conn)
         .await?;
         let nonce = (next - 1) as u64;
@@ -290,11 +290,11 @@ impl TxSender {
              VALUES ($1, $2, $3, $4, $5, $6, 'queued') RETURNING id",
         )
         .bind(signer.to_string())
-        .bind(nonce as i64)
+        .bind(crate::sql_int("nonce", nonce)?)
         .bind(request.to.to_string())
         .bind(request.input.to_vec())
         .bind(request.value.to_string())
-        .bind(request.gas_limit as i64)
+        .bind(crate::sql_int("gas limit", request.gas_limit)?)
         .fetch_one(&mut *conn)
         .await?
         .try_get(0)?;
@@ -570,7 +570,7 @@ impl TxSender {
         )
         .bind(signer.to_string())
         .bind(count_sql)
-        .bind(head as i64)
+        .bind(crate::sql_int("block number", head)?)
         .execute(self.db.pool())
         .await?
         .rows_affected();
@@ -828,7 +828,7 @@ impl TxSender {
                 )
                 .bind(status)
                 .bind(attempt.hash.to_vec())
-                .bind(block as i64)
+                .bind(crate::sql_int("block number", block)?)
                 .bind(i64::from(receipt.status()))
                 .bind(gas_used)
                 .bind(receipt.effective_gas_price.to_string())
@@ -971,7 +971,7 @@ impl TxSender {
              AND status NOT IN ('mined', 'confirmed', 'failed')",
         )
         .bind(unfinished.signer.to_string())
-        .bind(unfinished.nonce as i64)
+        .bind(crate::sql_int("nonce", unfinished.nonce)?)
         .fetch_one(self.db.pool())
         .await?;
         Ok(earlier > 0)
@@ -1166,7 +1166,7 @@ async fn record_attempt(
     .bind(raw.to_vec())
     .bind(max_fee.to_string())
     .bind(priority.to_string())
-    .bind(now_seconds() as i64)
+    .bind(crate::sql_int("seconds", now_seconds())?)
     .bind(crate::unix_millis())
     .execute(conn)
     .await?;

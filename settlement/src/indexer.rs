@@ -167,30 +167,9 @@ pub(crate) async fn lock_lists(
     conn: &mut AnyConnection,
     channel_id: B256,
 ) -> Result<Option<LockLists>, SettlementError> {
-    let events = sqlx::query(
-        "SELECT block_number, topics, data FROM channel_events WHERE channel_id = $1 ORDER BY block_number, log_index",
-    )
-    .bind(channel_id.to_vec())
-    .fetch_all(&mut *conn)
-    .await?;
     let mut lists: Option<LockLists> = None;
-    for event in events {
-        let block = event.try_get::<i64, _>(0)? as u64;
-        let topics: Vec<B256> = event
-            .try_get::<Vec<u8>, _>(1)?
-            .chunks(32)
-            .map(B256::from_slice)
-            .collect();
-        let data: Vec<u8> = event.try_get(2)?;
-        let decoded = TokenNetworkEvents::decode_log(&PrimitiveLog {
-            address: Address::ZERO,
-            data: LogData::new_unchecked(topics, data.into()),
-        })
-        .map_err(|e| SettlementError::StoredEvent {
-            block,
-            reason: e.to_string(),
-        })?;
-        match decoded.data {
+    for (_, event) in stored_events(conn, channel_id).await? {
+        match event {
             TokenNetworkEvents::ChannelLocksDeclared(declared) => {
                 let held = lists.get_or_insert_with(LockLists::default);
                 held.own = declared.ownLocks;
@@ -215,32 +194,44 @@ pub(crate) struct LockLists {
     pub(crate) partner: alloy::primitives::Bytes,
 }
 
-/// Rebuilds one channel's row from its stored events (deleting it when none remain).
-async fn derive(conn: &mut AnyConnection, channel_id: B256) -> Result<(), SettlementError> {
-    let events = sqlx::query(
+/// A channel's stored events, decoded, in chain order, with their blocks.
+async fn stored_events(
+    conn: &mut AnyConnection,
+    channel_id: B256,
+) -> Result<Vec<(u64, TokenNetworkEvents)>, SettlementError> {
+    let rows = sqlx::query(
         "SELECT block_number, topics, data FROM channel_events WHERE channel_id = $1 ORDER BY block_number, log_index",
     )
     .bind(channel_id.to_vec())
     .fetch_all(&mut *conn)
     .await?;
-    let mut row: Option<ChannelRow> = None;
-    for event in events {
-        let block = event.try_get::<i64, _>(0)? as u64;
-        let topics: Vec<B256> = event
-            .try_get::<Vec<u8>, _>(1)?
-            .chunks(32)
-            .map(B256::from_slice)
-            .collect();
-        let data: Vec<u8> = event.try_get(2)?;
-        let decoded = TokenNetworkEvents::decode_log(&PrimitiveLog {
-            address: Address::ZERO,
-            data: LogData::new_unchecked(topics, data.into()),
+    rows.iter()
+        .map(|event| {
+            let block = event.try_get::<i64, _>(0)? as u64;
+            let topics: Vec<B256> = event
+                .try_get::<Vec<u8>, _>(1)?
+                .chunks(32)
+                .map(B256::from_slice)
+                .collect();
+            let data: Vec<u8> = event.try_get(2)?;
+            let decoded = TokenNetworkEvents::decode_log(&PrimitiveLog {
+                address: Address::ZERO,
+                data: LogData::new_unchecked(topics, data.into()),
+            })
+            .map_err(|e| SettlementError::StoredEvent {
+                block,
+                reason: e.to_string(),
+            })?;
+            Ok((block, decoded.data))
         })
-        .map_err(|e| SettlementError::StoredEvent {
-            block,
-            reason: e.to_string(),
-        })?;
-        row = fold(row, decoded.data, block)
+        .collect()
+}
+
+/// Rebuilds one channel's row from its stored events (deleting it when none remain).
+async fn derive(conn: &mut AnyConnection, channel_id: B256) -> Result<(), SettlementError> {
+    let mut row: Option<ChannelRow> = None;
+    for (block, event) in stored_events(conn, channel_id).await? {
+        row = fold(row, event, block)
             .map_err(|reason| SettlementError::StoredEvent { block, reason })?;
     }
     sqlx::query("DELETE FROM channels WHERE channel_id = $1")
