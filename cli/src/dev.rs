@@ -199,6 +199,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
                 in_flight: poll,
                 poll_interval: poll,
                 settle_grace: Duration::ZERO,
+                register_margin: Duration::from_secs(DEV_REGISTER_MARGIN_SECS),
                 ..EngineConfig::default()
             },
             sender: SenderConfig {
@@ -206,6 +207,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
                 ..SenderConfig::default()
             },
             limits: args.http.limits(MAX_BODY_BYTES),
+            registration_fee: parse_ether(DEV_REGISTRATION_FEE)?,
             ..WatcherConfig::default()
         },
     )
@@ -214,7 +216,9 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     let watcher_listener =
         TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.watcher_port))).await?;
     let watcher_url = format!("http://{}", watcher_listener.local_addr()?);
-    say!("      {watcher_url}  (watcher {watcher_address})");
+    say!(
+        "      {watcher_url}  (watcher {watcher_address}; registers a phone's condition {DEV_REGISTER_MARGIN_SECS} s before its lock's deadline for {DEV_REGISTRATION_FEE} SMT)"
+    );
 
     step(5, "starting the relayer");
     let relayer_db = Database::connect(&format!(
@@ -312,6 +316,12 @@ fn start_anvil(path: Option<&Path>, port: u16) -> eyre::Result<AnvilInstance> {
 
 /// An amount in whole units (18 decimals) for display, to at most 6 decimals, cut not
 /// rounded (an amount is never shown larger than it is).
+/// On the dev chain the watcher registers a held condition this long before its lock's
+/// deadline (a public network's default is an hour).
+pub(crate) const DEV_REGISTER_MARGIN_SECS: u64 = 60;
+/// What a phone's registration request pays the dev watcher, in SMT.
+pub(crate) const DEV_REGISTRATION_FEE: &str = "0.01";
+
 pub(crate) fn smt(amount: U256) -> String {
     let text =
         alloy::primitives::utils::format_units(amount, 18).unwrap_or_else(|_| amount.to_string());

@@ -36,6 +36,14 @@ pub(crate) struct Args {
     /// participants.
     #[arg(long, env = "SMARTMESH_SETTLE_GRACE_SECS", default_value_t = 600)]
     settle_grace_secs: u64,
+    /// Seconds before a lock's deadline (`min(expiry, settleAt)`) at which the watcher
+    /// registers a condition a phone handed it, if the lock is still pending.
+    #[arg(long, env = "SMARTMESH_REGISTER_MARGIN_SECS", default_value_t = 3_600)]
+    register_margin_secs: u64,
+    /// The least fee, in SMT (decimal, e.g. 0.05), a phone's request to register a condition
+    /// must pay the watcher.
+    #[arg(long, env = "SMARTMESH_REGISTRATION_FEE", default_value = "0")]
+    registration_fee: String,
     /// Seconds between checks of a close that needs nothing yet.
     #[arg(long, env = "SMARTMESH_RECHECK_SECS", default_value_t = 30)]
     recheck_secs: u64,
@@ -63,8 +71,16 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
             in_flight: 2 * poll,
             poll_interval: poll,
             settle_grace: Duration::from_secs(args.settle_grace_secs),
+            register_margin: Duration::from_secs(args.register_margin_secs),
             ..EngineConfig::default()
         },
+        registration_fee: alloy::primitives::utils::parse_ether(&args.registration_fee)
+            .wrap_err_with(|| {
+                format!(
+                    "--registration-fee: {:?} is not an SMT amount",
+                    args.registration_fee
+                )
+            })?,
         sender: args.sender.config()?,
         limits: args.http.limits(MAX_BODY_BYTES),
         max_lag_blocks: args.max_lag_blocks,

@@ -620,13 +620,17 @@ pub(crate) async fn sync(args: WalletArgs) -> eyre::Result<()> {
     let mesh = args.open().await?;
     let report = mesh.sync().await.map_err(hint)?;
     say!(
-        "synced: {} receipt(s) stored by the watcher, {} already held, {} backup(s) of your own payments",
+        "synced: {} receipt(s) stored by the watcher, {} already held, {} backup(s) of your own payments, {} secret(s) it registers if their locks are still pending near expiry",
         report.stored,
         report.known,
-        report.backups
+        report.backups,
+        report.secrets
     );
     for (id, reason) in report.rejected {
         say!("  refused for channel {id}: {reason} (kept; sync again later)");
+    }
+    for (condition, reason) in report.secrets_rejected {
+        say!("  secret of condition {condition} refused: {reason} (kept; sync again later)");
     }
     Ok(())
 }

@@ -29,6 +29,17 @@ pub(crate) struct Stored {
     pub(crate) locks: Vec<u8>,
 }
 
+/// A received proof the watcher does not hold yet.
+#[derive(Debug, Clone)]
+pub(crate) struct Unsynced {
+    pub(crate) channel_id: B256,
+    pub(crate) nonce: U256,
+    /// The signed proof, wire kind 1.
+    pub(crate) proof: Vec<u8>,
+    /// The lock list behind its `locksRoot`.
+    pub(crate) locks: Vec<u8>,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Journal {
     pool: SqlitePool,
@@ -406,24 +417,44 @@ impl Journal {
             > 0)
     }
 
-    /// Each channel's latest received proof the watcher does not hold yet.
-    pub(crate) async fn unsynced(&self) -> Result<Vec<(B256, U256, Vec<u8>)>, MeshError> {
+    /// Each channel's latest received proof the watcher does not hold yet, with its lock list.
+    pub(crate) async fn unsynced(&self) -> Result<Vec<Unsynced>, MeshError> {
         let rows = sqlx::query(
-            "SELECT r.channel_id, r.nonce, r.proof FROM received r WHERE r.synced = 0 \
+            "SELECT r.channel_id, r.nonce, r.proof, r.locks FROM received r WHERE r.synced = 0 \
              AND r.nonce = (SELECT MAX(nonce) FROM received WHERE channel_id = r.channel_id)",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|row| {
-                let id: Vec<u8> = row.try_get(0)?;
-                Ok((
-                    B256::try_from(id.as_slice()).map_err(|_| MeshError::Stored("channel id"))?,
-                    nonce(row, 1)?,
-                    row.try_get(2)?,
-                ))
+                Ok(Unsynced {
+                    channel_id: b256(row, 0, "channel id")?,
+                    nonce: nonce(row, 1)?,
+                    proof: row.try_get(2)?,
+                    locks: row.try_get(3)?,
+                })
             })
             .collect()
+    }
+
+    /// The secrets the watcher does not hold yet, by condition.
+    pub(crate) async fn unsynced_secrets(&self) -> Result<Vec<(B256, B256)>, MeshError> {
+        let rows =
+            sqlx::query("SELECT condition_id, secret FROM secrets WHERE synced = 0 ORDER BY rowid")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| Ok((b256(row, 0, "condition id")?, b256(row, 1, "secret")?)))
+            .collect()
+    }
+
+    /// The watcher holds the secret of `condition_id`.
+    pub(crate) async fn mark_secret_synced(&self, condition_id: B256) -> Result<(), MeshError> {
+        sqlx::query("UPDATE secrets SET synced = 1 WHERE condition_id = ?")
+            .bind(condition_id.as_slice())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// The watcher holds this proof (and so every older one of the channel).

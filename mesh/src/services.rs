@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use alloy::sol_types::{SolCall, SolValue};
 use alloy::{
     primitives::{Address, B256, Bytes, U256, keccak256},
     sol_types::SolStruct,
@@ -10,10 +11,15 @@ use alloy::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use smartmesh_protocol::{
-    AgentRequest, SignedProof, Watch, WatcherRead, agent_domain, sign_typed, watcher_domain,
+    AgentRequest, ConditionRegistry, REGISTRATION_GAS, SignedProof, Watch, WatcherRead,
+    agent_domain, sign_typed, watcher_domain,
 };
 
-use crate::{Mesh, MeshError, journal::Stored, wallet_client::now};
+use crate::{
+    Mesh, MeshError,
+    journal::{Stored, Unsynced},
+    wallet_client::now,
+};
 
 /// Receipts uploaded per request.
 const SYNC_BATCH: usize = 1_000;
@@ -31,6 +37,11 @@ pub struct SyncReport {
     pub rejected: Vec<(B256, String)>,
     /// Backups of this wallet's own latest proofs it stored.
     pub backups: usize,
+    /// Secrets it now holds, to register for this wallet if a lock they meet is still
+    /// pending near its deadline (each with a signed request paying its fee).
+    pub secrets: usize,
+    /// Secrets it refused, by condition, with its reason (uploaded again next time).
+    pub secrets_rejected: Vec<(B256, String)>,
 }
 
 /// A relayed operation that was mined.
@@ -98,13 +109,81 @@ impl Mesh {
 
     /// The watcher's address, as its health says: the `watcher` Watches and reads name.
     async fn watcher_address(&self, url: &str) -> Result<Address, MeshError> {
+        Ok(self.watcher_terms(url).await?.0)
+    }
+
+    /// The watcher's address and the fee it asks to register a condition.
+    async fn watcher_terms(&self, url: &str) -> Result<(Address, U256), MeshError> {
         let health = self
             .call("watcher", self.http.get(format!("{url}/v1/health")))
             .await?;
-        health["watcher"]
+        let address = health["watcher"]
             .as_str()
             .and_then(|text| text.parse().ok())
-            .ok_or_else(|| MeshError::Network("the watcher did not say its address".into()))
+            .ok_or_else(|| MeshError::Network("the watcher did not say its address".into()))?;
+        let fee = match &health["registrationFee"] {
+            Value::Null => U256::ZERO,
+            fee => serde_json::from_value(fee.clone()).map_err(|_| {
+                MeshError::Network(format!(
+                    "the watcher's registrationFee {fee} does not parse"
+                ))
+            })?,
+        };
+        Ok((address, fee))
+    }
+
+    /// For each secret the watcher does not hold and that meets a lock pending in a
+    /// channel's latest received proof: the SignedAgent request registering it, naming the
+    /// watcher as the only agent and paying it `fee`, valid until the lock's expiry.
+    async fn condition_uploads(
+        &self,
+        watcher: Address,
+        fee: U256,
+    ) -> Result<Vec<(B256, Value)>, MeshError> {
+        let secrets = self.journal.unsynced_secrets().await?;
+        if secrets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pending: Vec<(B256, smartmesh_protocol::Lock)> = Vec::new();
+        for id in self.journal.channels().await? {
+            if let Some(latest) = self.journal.latest_received(id).await? {
+                let list = smartmesh_protocol::LockList::decode(&latest.locks)?;
+                pending.extend(list.locks().iter().map(|lock| (id, *lock)));
+            }
+        }
+        let domain = agent_domain(self.config.chain_id, self.config.signed_agent);
+        let mut uploads = Vec::new();
+        for (condition_id, secret) in secrets {
+            let Some((channel, lock)) = pending
+                .iter()
+                .find(|(_, lock)| lock.condition_id == condition_id)
+            else {
+                continue;
+            };
+            let request = AgentRequest {
+                from: self.address(),
+                agent: watcher,
+                target: self.config.condition_registry,
+                data: ConditionRegistry::registerSecretCall { secret }
+                    .abi_encode()
+                    .into(),
+                gas: U256::from(REGISTRATION_GAS),
+                feeToken: self.config.token,
+                fee,
+                nonce: fresh_nonce(self.address()),
+                deadline: U256::from(lock.expiry),
+            };
+            let signature = sign_typed(&self.key, &request, &domain);
+            uploads.push((
+                condition_id,
+                json!({
+                    "channelId": channel,
+                    "request": Bytes::from(request.abi_encode()),
+                    "signature": Bytes::copy_from_slice(signature.as_bytes()),
+                }),
+            ));
+        }
+        Ok(uploads)
     }
 
     /// Uploads every receipt the watcher does not hold yet, each with a Watch that lets the
@@ -112,24 +191,30 @@ impl Mesh {
     /// proofs; keeps the watcher's signed acknowledgments.
     pub async fn sync(&self) -> Result<SyncReport, MeshError> {
         let url = self.watcher()?;
-        let watcher = self.watcher_address(url).await?;
+        let (watcher, fee) = self.watcher_terms(url).await?;
         let unsynced = self.journal.unsynced().await?;
         let mut backups = Vec::new();
         for id in self.journal.channels().await? {
             if let Some(stored) = self.journal.latest_sent(id).await? {
-                backups.push(SignedProof::decode(&stored.bytes)?.to_text()?);
+                let text = SignedProof::decode(&stored.bytes)?.to_text()?;
+                backups.push(if stored.locks.is_empty() {
+                    json!(text)
+                } else {
+                    json!({"proof": text, "locks": Bytes::from(stored.locks)})
+                });
             }
         }
+        let conditions = self.condition_uploads(watcher, fee).await?;
         let mut report = SyncReport::default();
-        let mut chunks: Vec<&[(B256, U256, Vec<u8>)]> = unsynced.chunks(SYNC_BATCH).collect();
-        if chunks.is_empty() && !backups.is_empty() {
-            // Backups go even when no receipt is waiting.
+        let mut chunks: Vec<&[Unsynced]> = unsynced.chunks(SYNC_BATCH).collect();
+        if chunks.is_empty() && !(backups.is_empty() && conditions.is_empty()) {
+            // Backups and secrets go even when no receipt is waiting.
             chunks.push(&[]);
         }
         for (round, chunk) in chunks.into_iter().enumerate() {
             let mut items = Vec::with_capacity(chunk.len());
-            for (_, _, bytes) in chunk.iter() {
-                let signed = SignedProof::decode(bytes)?;
+            for receipt in chunk.iter() {
+                let signed = SignedProof::decode(&receipt.proof)?;
                 let watch = Watch {
                     channelId: signed.proof.channelId,
                     proofDigest: self.proof_digest(&signed.proof),
@@ -139,7 +224,7 @@ impl Mesh {
                     deadline: U256::from(u64::MAX),
                 };
                 let signature = sign_typed(&self.key, &watch, &self.domain());
-                items.push(json!({
+                let mut item = json!({
                     "proof": signed.to_text()?,
                     "watch": {
                         "watcher": watcher,
@@ -147,13 +232,23 @@ impl Mesh {
                         "deadline": watch.deadline,
                         "signature": Bytes::copy_from_slice(signature.as_bytes()),
                     },
-                }));
+                });
+                if !receipt.locks.is_empty() {
+                    item["locks"] = json!(Bytes::from(receipt.locks.clone()));
+                }
+                items.push(item);
             }
+            let first = round == 0;
             let body = json!({
                 "chainId": self.config.chain_id,
                 "tokenNetwork": self.config.token_network,
                 "items": items,
-                "sent": if round == 0 { backups.clone() } else { Vec::new() },
+                "sent": if first { backups.clone() } else { Vec::new() },
+                "conditions": if first {
+                    conditions.iter().map(|(_, upload)| upload.clone()).collect()
+                } else {
+                    Vec::new()
+                },
             });
             let answer = self
                 .call(
@@ -161,7 +256,14 @@ impl Mesh {
                     self.http.post(format!("{url}/v1/receipts")).json(&body),
                 )
                 .await?;
-            for (outcome, (id, nonce, _)) in answer["items"]
+            for (
+                outcome,
+                Unsynced {
+                    channel_id: id,
+                    nonce,
+                    ..
+                },
+            ) in answer["items"]
                 .as_array()
                 .into_iter()
                 .flatten()
@@ -193,6 +295,26 @@ impl Mesh {
                 .flatten()
                 .filter(|outcome| outcome["status"] == "stored")
                 .count();
+            if !first {
+                continue;
+            }
+            for (outcome, (condition_id, _)) in answer["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .zip(conditions.iter())
+            {
+                match outcome["status"].as_str() {
+                    Some("stored" | "known") => {
+                        self.journal.mark_secret_synced(*condition_id).await?;
+                        report.secrets += 1;
+                    }
+                    _ => report.secrets_rejected.push((
+                        *condition_id,
+                        outcome["reason"].as_str().unwrap_or_default().to_owned(),
+                    )),
+                }
+            }
         }
         Ok(report)
     }
@@ -245,6 +367,21 @@ impl Mesh {
                     "the watcher answered a proof that is not this wallet's for {id}"
                 )));
             }
+            // The pending locks behind it: the close must declare every one.
+            let locks: Bytes = match &answer["locks"] {
+                Value::Null => Bytes::new(),
+                locks => serde_json::from_value(locks.clone()).map_err(|_| {
+                    MeshError::Network(format!("the watcher's lock list {locks} does not parse"))
+                })?,
+            };
+            let list = smartmesh_protocol::LockList::decode(&locks)?;
+            if list.root() != signed.proof.locksRoot {
+                return Err(MeshError::Network(format!(
+                    "the watcher answered a lock list for {id} that is not the proof's (root {}, the proof's {})",
+                    list.root(),
+                    signed.proof.locksRoot
+                )));
+            }
             let known = self.journal.latest_sent(id).await?;
             let nonce = signed.proof.nonce;
             if known.is_none_or(|known| nonce > known.nonce) {
@@ -257,9 +394,7 @@ impl Mesh {
                         transferred: signed.proof.transferredAmount,
                         bytes: signed.encode()?,
                         message: None,
-                        // The watcher's backup holds proofs; their lock lists come with its
-                        // lock backups.
-                        locks: Vec::new(),
+                        locks: locks.to_vec(),
                     },
                 )
                 .await?;
@@ -310,19 +445,7 @@ impl Mesh {
             gas: quote.gas,
             feeToken: quote.fee_token,
             fee: quote.fee,
-            nonce: U256::from_be_bytes(
-                keccak256(
-                    [
-                        self.address().as_slice(),
-                        &std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_nanos())
-                            .to_be_bytes(),
-                    ]
-                    .concat(),
-                )
-                .0,
-            ),
+            nonce: fresh_nonce(self.address()),
             deadline: U256::from(now() + validity),
         };
         let domain = agent_domain(self.config.chain_id, self.config.signed_agent);
@@ -373,4 +496,17 @@ impl Mesh {
             "relay {id} was not mined within {validity} s; its deadline has passed, so it never will be"
         )))
     }
+}
+
+/// An unordered SignedAgent nonce no other request of this wallet's takes: its address and
+/// the time in nanoseconds, hashed, plus a counter for requests signed in the same nanosecond.
+fn fresh_nonce(from: Address) -> U256 {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    U256::from_be_bytes(
+        keccak256([from.as_slice(), &nanos.to_be_bytes(), &count.to_be_bytes()].concat()).0,
+    )
 }

@@ -9,6 +9,10 @@ use alloy::{
 };
 use sha2::{Digest, Sha256};
 
+/// The gas a phone's request to register one condition gives the registry's call: about
+/// twice what `registerAck` (a signature recovery and one new slot) uses.
+pub const REGISTRATION_GAS: u64 = 100_000;
+
 alloy::sol! {
     /// A signer's acknowledgment of `messageHash`: what meets a signature lock.
     #[derive(Debug, Default, PartialEq, Eq, Hash)]

@@ -18,9 +18,12 @@ mod wire;
 
 #[cfg(feature = "bindings")]
 pub use bindings::{ConditionRegistry, SignedAgent, SmartMeshToken, TokenNetwork};
-pub use conditions::{Ack, ack_condition_id, conditions_domain, hashlock_condition_id};
+pub use conditions::{
+    Ack, REGISTRATION_GAS, ack_condition_id, conditions_domain, hashlock_condition_id,
+};
 pub use custody::{
-    CloseVerdict, ProofSummary, Verdict, judge_close, judge_upload, watch_covers, within_deposits,
+    CloseSeen, CloseVerdict, HeldCloserProof, ProofSummary, RegistrationVerdict, Verdict,
+    judge_close, judge_registration, judge_upload, watch_covers, within_deposits,
 };
 pub use error::ProtocolError;
 pub use locks::{LOCK_SIZE, Lock, LockList, MAX_EXPIRY, MAX_LOCKS};

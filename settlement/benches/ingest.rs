@@ -158,6 +158,7 @@ impl Fixture {
                                 .as_bytes(),
                         ),
                     },
+                    locks: None,
                 }
             })
             .collect();
@@ -166,6 +167,7 @@ impl Fixture {
             token_network: self.network,
             items,
             sent: vec![],
+            conditions: vec![],
         })
         .expect("serializes")
     }

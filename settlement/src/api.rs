@@ -7,7 +7,10 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use alloy::{primitives::Address, signers::local::PrivateKeySigner};
+use alloy::{
+    primitives::{Address, U256},
+    signers::local::PrivateKeySigner,
+};
 use axum::{
     Json, Router,
     extract::State,
@@ -23,7 +26,7 @@ pub use smartmesh_http::{ApiError, ApiLimits};
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 
-use crate::Metrics;
+use crate::{Metrics, Registrations};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -50,6 +53,8 @@ pub struct AppState {
     pub sender: Option<smartmesh_chain::TxSender>,
     /// When `GET /v1/health` says the watcher cannot protect anyone.
     pub health: HealthLimits,
+    /// Where and for what fee it registers conditions phones hand it.
+    pub registrations: Registrations,
 }
 
 /// When the watcher is too unwell to protect anyone: `GET /v1/health` answers 503.
@@ -92,7 +97,14 @@ impl AppState {
             leading: Arc::default(),
             sender: None,
             health: HealthLimits::default(),
+            registrations: Registrations::default(),
         }
+    }
+
+    /// Takes conditions to register in `terms.registry`.
+    pub fn with_registrations(mut self, terms: Registrations) -> Self {
+        self.registrations = terms;
+        self
     }
 }
 
@@ -122,9 +134,12 @@ pub struct Health {
     /// The TokenNetwork guarded.
     #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub token_network: Address,
-    /// The watcher's address, to name in Watches.
+    /// The watcher's address, to name in Watches and as the `agent` of registration requests.
     #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
     pub watcher: Address,
+    /// The least fee, in SMT wei, a condition's registration request must pay the watcher.
+    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
+    pub registration_fee: U256,
     /// The chain's latest block as this replica last read it.
     pub chain_head: Option<u64>,
     /// The last block the indexer committed, if it has started.
@@ -199,6 +214,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         chain_id: state.chain_id,
         token_network: state.token_network,
         watcher: state.watcher.address(),
+        registration_fee: state.registrations.fee,
         chain_head,
         indexed_block,
         lag_blocks,

@@ -8,7 +8,7 @@
 //! little it can declare without being disputed. A participant proves who asks with a
 //! short-lived `WatcherRead` signed under the watcher's domain.
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use axum::{
     Json, Router,
     extract::{
@@ -483,11 +483,24 @@ pub struct LatestProof {
     #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
     pub transferred_amount: U256,
     /// The signed proof, `smr1...`.
-    #[schema(pattern = "^smr1[A-Za-z0-9_-]{4,400}$")]
+    #[schema(pattern = "^smr1[A-Za-z0-9_-]{4,430}$")]
     pub proof: String,
+    /// The lock list behind its `locksRoot` (the 64-byte locks concatenated, hex; `0x` for
+    /// none): the signer's pending locks, which its close must declare.
+    #[schema(value_type = String, pattern = "^0x([0-9a-fA-F]{128}){0,32}$")]
+    pub locks: Bytes,
     /// Where the watcher has it from: `receipt` (the partner uploaded it) or `backup` (the
     /// signer did).
     pub source: String,
+}
+
+/// The best proof held of a signer's, from one table.
+struct Held {
+    /// `(transferredAmount, nonce)`: the proof proving the most wins.
+    rank: (U256, U256),
+    proof: Vec<u8>,
+    locks: Option<Vec<u8>>,
+    source: &'static str,
 }
 
 /// The latest proof `signer` signed on `channel` (the one proving the most), from the
@@ -520,10 +533,10 @@ pub(crate) async fn latest_proof(
         &query.signature,
     )?;
     // The proof that proves the most is the one a close must cover (the nonce breaks ties).
-    let mut best: Option<((U256, U256), Vec<u8>, &str)> = None;
+    let mut best: Option<Held> = None;
     for (table, source) in [("receipts", "receipt"), ("proof_backups", "backup")] {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT transferred_amount, nonce, proof FROM {table} WHERE channel_id = $1 AND signer = $2"
+            "SELECT transferred_amount, nonce, proof, locks FROM {table} WHERE channel_id = $1 AND signer = $2"
         )))
         .bind(channel_id.to_vec())
         .bind(signer.to_string())
@@ -535,12 +548,23 @@ pub(crate) async fn latest_proof(
                 sql::u256(&row, 0).map_err(ApiError::storage)?,
                 sql::u256_be(&row, 1).map_err(ApiError::storage)?,
             );
-            if best.as_ref().is_none_or(|(held, _, _)| rank > *held) {
-                best = Some((rank, row.try_get(2).map_err(ApiError::storage)?, source));
+            if best.as_ref().is_none_or(|held| rank > held.rank) {
+                best = Some(Held {
+                    rank,
+                    proof: row.try_get(2).map_err(ApiError::storage)?,
+                    locks: row.try_get(3).map_err(ApiError::storage)?,
+                    source,
+                });
             }
         }
     }
-    let Some(((transferred_amount, nonce), bytes, source)) = best else {
+    let Some(Held {
+        rank: (transferred_amount, nonce),
+        proof: bytes,
+        locks,
+        source,
+    }) = best
+    else {
         return Err(ApiError::not_found(
             "signer",
             format!("no proof signed by {signer} on channel {channel_id} is held"),
@@ -553,6 +577,7 @@ pub(crate) async fn latest_proof(
         nonce,
         transferred_amount,
         proof: signed.to_text().map_err(ApiError::storage)?,
+        locks: Bytes::from(locks.unwrap_or_default()),
         source: source.to_owned(),
     }))
 }

@@ -176,7 +176,9 @@ pub(crate) async fn lock_lists(
                 held.partner = declared.partnerLocks;
             }
             TokenNetworkEvents::EvidenceSubmitted(evidence) => {
-                lists.get_or_insert_with(LockLists::default).evidence = evidence.locks;
+                let held = lists.get_or_insert_with(LockLists::default);
+                held.evidence = evidence.locks;
+                held.evidence_nonce = evidence.nonce;
             }
             // A penalty clears every list on chain.
             TokenNetworkEvents::CloserPenalized(_) => lists = None,
@@ -192,6 +194,8 @@ pub(crate) struct LockLists {
     pub(crate) own: alloy::primitives::Bytes,
     pub(crate) evidence: alloy::primitives::Bytes,
     pub(crate) partner: alloy::primitives::Bytes,
+    /// The nonce of the proof whose list is `evidence` (0: none).
+    pub(crate) evidence_nonce: U256,
 }
 
 /// A channel's stored events, decoded, in chain order, with their blocks.
@@ -242,9 +246,17 @@ async fn derive(conn: &mut AnyConnection, channel_id: B256) -> Result<(), Settle
         insert(conn, &row).await?;
         debug!(target: "smartmesh::indexer", channel = %channel_id, phase = row.phase.as_str(), "channel derived");
     }
-    // What the channel's jobs wait for may have changed: they look again at once.
+    // What the channel's jobs and conditions wait for may have changed (a close moves a
+    // lock's deadline to settleAt): they look again at once.
     sqlx::query(
         "UPDATE watcher_jobs SET due_at = $1, due_chain_time = NULL WHERE channel_id = $2 AND state = 'active'",
+    )
+    .bind(smartmesh_chain::unix_millis())
+    .bind(channel_id.to_vec())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE watcher_conditions SET due_at = $1, due_chain_time = NULL WHERE channel_id = $2 AND state IN ('held', 'queued')",
     )
     .bind(smartmesh_chain::unix_millis())
     .bind(channel_id.to_vec())

@@ -1,10 +1,12 @@
 //! SmartMesh settlement watcher: keeps offline phones' money safe. It takes phones' batched
-//! receipts over HTTP, indexes the TokenNetwork's channels from the chain, disputes closes
-//! that under-declare what the closer paid, and settles for phones that are offline. Runs on
+//! receipts (with their lock lists and the conditions the phone can meet) over HTTP, indexes the TokenNetwork's channels from the chain, disputes closes
+//! that under-declare what the closer paid or drop its locks, registers
+//! conditions before their locks expire, and settles for phones that are offline. Runs on
 //! SQLite, or on Postgres with several replicas.
 
 mod api;
 mod channels;
+mod conditions;
 mod engine;
 mod error;
 mod indexer;
@@ -19,6 +21,9 @@ pub use api::{ApiError, ApiLimits, AppState, Health, HealthLimits, MAX_BODY_BYTE
 pub use channels::{
     ChainState, ChannelView, DecisionView, HeldProofView, JobView, LatestProof, MissedDispute,
 };
+pub use conditions::{
+    ConditionState, ConditionUpload, MAX_REGISTRATION_GAS, MIN_REGISTRATION_GAS, Registrations,
+};
 pub use engine::{DisputeEngine, EngineConfig};
 pub use error::SettlementError;
 pub use indexer::{ChannelIndexer, ChannelPhase, ChannelRow, load_channel};
@@ -26,7 +31,7 @@ pub use metrics::Metrics;
 pub use openapi::openapi;
 pub use receipts::{
     BatchOutcome, ItemOutcome, ItemStatus, JUNK_PROBE, MAX_BATCH, ReceiptBatch, ReceiptItem,
-    WatchAuthorization, ack_domain,
+    SentBackup, WatchAuthorization, ack_domain,
 };
 pub use service::{INDEXER_NAME, Watcher, WatcherConfig};
 pub use smartmesh_protocol::WatcherAck;

@@ -35,6 +35,12 @@ pub struct Metrics {
     pub receipts_rejected: AtomicU64,
     /// Backups of phones' own sent proofs stored.
     pub backups_stored: AtomicU64,
+    /// Conditions phones handed over to register for them, stored.
+    pub conditions_stored: AtomicU64,
+    /// Registrations of conditions queued (each pays the watcher its fee).
+    pub registrations_queued: AtomicU64,
+    /// Lock evidence (`updateClaim` of a proof with locks the closer left out) queued.
+    pub evidence_queued: AtomicU64,
     /// Uploaded items whose signatures were checked (the work a batch costs).
     pub items_verified: AtomicU64,
     /// Batches refused unread past their first items, which were all junk.
@@ -156,6 +162,21 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         "backups_stored_total",
         "Sent-proof backups stored.",
         &m.backups_stored,
+    );
+    counter(
+        "conditions_stored_total",
+        "Conditions handed over to register, stored.",
+        &m.conditions_stored,
+    );
+    counter(
+        "registrations_queued_total",
+        "Condition registrations queued.",
+        &m.registrations_queued,
+    );
+    counter(
+        "evidence_queued_total",
+        "Lock evidence updateClaim transactions queued.",
+        &m.evidence_queued,
     );
     counter(
         "disputes_queued_total",

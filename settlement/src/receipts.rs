@@ -5,6 +5,10 @@
 //! transaction and acknowledged with the watcher's signature, so a phone can prove what the
 //! watcher holds.
 //!
+//! A proof with locks comes with the lock list behind its `locksRoot` (checked against the
+//! root and `lockedAmount`), which the watcher needs to submit it; a batch may also carry the
+//! conditions the uploader can meet (see [`crate::conditions`]).
+//!
 //! The signatures are recovered first, on every core, with no database connection held; the
 //! database then sees a few bulk statements per batch rather than several per item.
 
@@ -19,8 +23,9 @@ use serde::{Deserialize, Serialize};
 use smartmesh_chain::Backend;
 use smartmesh_http::{Client, WorkLimiter};
 use smartmesh_protocol::{
-    ProofSummary, ProtocolError, SecpSigner, Signature65, SignedProof, Verdict, Watch, WatcherAck,
-    judge_upload, recover, token_network_domain, watcher_domain, within_deposits,
+    BalanceProof, LockList, ProofSummary, ProtocolError, SecpSigner, Signature65, SignedProof,
+    Verdict, Watch, WatcherAck, judge_upload, recover, token_network_domain, watcher_domain,
+    within_deposits,
 };
 use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
@@ -28,6 +33,7 @@ use utoipa::ToSchema;
 use crate::{
     AppState, ChannelPhase, ChannelRow, Metrics,
     api::{ApiError, ErrorBody},
+    conditions::{self, CheckedCondition, ConditionUpload, Registrations},
     indexer::load_channels,
     sql,
 };
@@ -56,16 +62,39 @@ pub struct ReceiptBatch {
     /// Received proofs, each with the receiver's Watch.
     #[schema(max_items = 10_000)]
     pub items: Vec<ReceiptItem>,
-    /// The uploader's own sent proofs (`smr1...`), kept so that a phone restored from an old
-    /// backup can learn the largest amount it signed before it closes.
+    /// The uploader's own sent proofs, kept so that a phone restored from an old backup can
+    /// learn the largest amount it signed, and its pending locks, before it closes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(max_items = 10_000, inline, value_type = Vec<ProofText>)]
-    pub sent: Vec<String>,
+    #[schema(max_items = 10_000)]
+    pub sent: Vec<SentBackup>,
+    /// Conditions the uploader can meet, each with the request that registers it and pays
+    /// this watcher.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 10_000)]
+    pub conditions: Vec<ConditionUpload>,
+}
+
+/// A backup of one of the uploader's own proofs.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SentBackup {
+    /// A proof without locks, in its text form (`smr1...`).
+    #[schema(value_type = ProofText)]
+    Text(String),
+    /// A proof and the lock list behind its `locksRoot`.
+    WithLocks {
+        /// The proof in its text form (`smr1...`).
+        #[schema(pattern = "^smr1[A-Za-z0-9_-]{4,430}$")]
+        proof: String,
+        /// The 64-byte locks concatenated, hex.
+        #[schema(value_type = String, pattern = "^0x([0-9a-fA-F]{128}){0,32}$")]
+        locks: Bytes,
+    },
 }
 
 /// A signed proof in its text form: `smr1` and unpadded base64url.
 #[derive(ToSchema)]
-#[schema(pattern = "^smr1[A-Za-z0-9_-]{4,400}$")]
+#[schema(pattern = "^smr1[A-Za-z0-9_-]{4,430}$")]
 #[allow(dead_code)]
 struct ProofText(String);
 
@@ -74,10 +103,15 @@ struct ProofText(String);
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReceiptItem {
     /// The payer's signed proof in its text form (`smr1...`).
-    #[schema(pattern = "^smr1[A-Za-z0-9_-]{4,400}$")]
+    #[schema(pattern = "^smr1[A-Za-z0-9_-]{4,430}$")]
     pub proof: String,
     /// The receiver's authorization to submit it.
     pub watch: WatchAuthorization,
+    /// The lock list behind the proof's `locksRoot`: the 64-byte locks concatenated, hex.
+    /// Required when the root is not zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^0x([0-9a-fA-F]{128}){0,32}$")]
+    pub locks: Option<Bytes>,
 }
 
 /// The fields of a `Watch` that are not derived from the proof, and its signature.
@@ -137,6 +171,9 @@ pub struct BatchOutcome {
     /// One outcome per sent-proof backup, in order.
     #[serde(default)]
     pub sent: Vec<ItemOutcome>,
+    /// One outcome per condition, in order.
+    #[serde(default)]
+    pub conditions: Vec<ItemOutcome>,
 }
 
 pub(crate) fn router() -> Router<AppState> {
@@ -147,7 +184,7 @@ pub(crate) fn router() -> Router<AppState> {
 #[utoipa::path(post, path = "/v1/receipts", request_body = ReceiptBatch, responses(
     (status = 200, description = "every item answered on its own", body = BatchOutcome),
     (status = 400, description = "the body is not JSON", body = ErrorBody),
-    (status = 413, description = "more than 10,000 items, or a body over 8 MiB", body = ErrorBody),
+    (status = 413, description = "more than 10,000 items, backups and conditions, or a body over 8 MiB", body = ErrorBody),
     (status = 422, description = "an unknown field, or another chain or TokenNetwork", body = ErrorBody),
     (status = 429, description = "too many requests from this client", body = ErrorBody),
 ))]
@@ -158,11 +195,11 @@ pub(crate) async fn upload(
     batch: Result<Json<ReceiptBatch>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<BatchOutcome>, ApiError> {
     let Json(batch) = batch.map_err(ApiError::from_json)?;
-    let count = batch.items.len() + batch.sent.len();
+    let count = batch.items.len() + batch.sent.len() + batch.conditions.len();
     if count > MAX_BATCH {
         return Err(ApiError::too_large(
             "items",
-            format!("{count} items and backups; at most {MAX_BATCH} per batch"),
+            format!("{count} items, backups and conditions; at most {MAX_BATCH} per batch"),
         ));
     }
     if batch.chain_id != state.chain_id {
@@ -183,6 +220,7 @@ pub(crate) async fn upload(
         chain_id: state.chain_id,
         token_network: state.token_network,
         watcher: state.watcher.address(),
+        registrations: state.registrations,
     };
     let mut items = batch.items;
     let rest = items.split_off(items.len().min(JUNK_PROBE));
@@ -195,18 +233,18 @@ pub(crate) async fn upload(
     .await
     .map_err(ApiError::internal)?;
     Metrics::add(&state.metrics.items_verified, received.len() as u64);
-    if received.len() == JUNK_PROBE && rest.len() + batch.sent.len() > 0 {
+    let later = rest.len() + batch.sent.len() + batch.conditions.len();
+    if received.len() == JUNK_PROBE && later > 0 {
         refuse_junk(&state, &received).await?;
     }
-    Metrics::add(
-        &state.metrics.items_verified,
-        (rest.len() + batch.sent.len()) as u64,
-    );
-    let sent = batch.sent;
-    let (rest, sent) = tokio::task::spawn_blocking(move || {
+    Metrics::add(&state.metrics.items_verified, later as u64);
+    let (sent, uploads) = (batch.sent, batch.conditions);
+    let now = smartmesh_chain::unix_millis().max(0) as u64 / 1_000;
+    let (rest, sent, uploads) = tokio::task::spawn_blocking(move || {
         (
             parallel_map(rest, |item| context.verify_received(item)),
-            parallel_map(sent, |text| context.verify_sent(text)),
+            parallel_map(sent, |backup| context.verify_sent(backup)),
+            parallel_map(uploads, |upload| context.verify_condition(&upload, now)),
         )
     })
     .await
@@ -215,9 +253,13 @@ pub(crate) async fn upload(
 
     let mut tx = state.db.pool().begin().await.map_err(ApiError::storage)?;
     let domain = token_network_domain(state.chain_id, state.token_network);
-    let mut book = Book::load(&mut tx, &domain, &received, &sent).await?;
+    let mut book = Book::load(&mut tx, &domain, &received, &sent, &uploads).await?;
     let items: Vec<Decision> = received.into_iter().map(|c| book.decide(c)).collect();
     let backups: Vec<Decision> = sent.into_iter().map(|c| book.decide(c)).collect();
+    let uploads: Vec<Decision> = uploads
+        .into_iter()
+        .map(|c| book.decide_condition(c))
+        .collect();
 
     // The acknowledgments are signed while the batch is written; they are handed out only
     // once it is committed.
@@ -245,6 +287,11 @@ pub(crate) async fn upload(
             .enumerate()
             .map(|(index, d)| d.outcome(index, None))
             .collect(),
+        conditions: uploads
+            .into_iter()
+            .enumerate()
+            .map(|(index, d)| d.outcome(index, None))
+            .collect(),
     };
 
     let m = &state.metrics;
@@ -265,6 +312,10 @@ pub(crate) async fn upload(
     Metrics::add(
         &m.backups_stored,
         count(&outcome.sent, ItemStatus::Stored) as u64,
+    );
+    Metrics::add(
+        &m.conditions_stored,
+        count(&outcome.conditions, ItemStatus::Stored) as u64,
     );
     Ok(Json(outcome))
 }
@@ -344,6 +395,7 @@ struct Context {
     chain_id: u64,
     token_network: Address,
     watcher: Address,
+    registrations: Registrations,
 }
 
 /// A proof whose signatures are recovered, waiting for the checks that need the database.
@@ -354,6 +406,8 @@ struct Candidate {
     transferred: U256,
     digest: B256,
     encoded: Vec<u8>,
+    /// The lock list behind its `locksRoot` (empty for none).
+    locks: Vec<u8>,
     /// For a received proof: its Watch, signature and recovered signer.
     watch: Option<(Watch, Signature65, Address)>,
 }
@@ -376,12 +430,13 @@ impl Context {
         token_network_domain(self.chain_id, self.token_network)
     }
 
-    /// Decodes a proof and recovers its payer.
-    fn verify_proof(&self, text: &str, domain: &Eip712Domain) -> Checked {
+    /// Decodes a proof, checks its lock list and recovers its payer.
+    fn verify_proof(&self, text: &str, locks: Option<&[u8]>, domain: &Eip712Domain) -> Checked {
         let signed = SignedProof::from_text(text).map_err(|e| format!("proof: {e}"))?;
         if signed.chain_id != self.chain_id || signed.token_network != self.token_network {
             return Err("proof: signed for another chain or TokenNetwork".into());
         }
+        let locks = check_locks(&signed.proof, locks)?;
         let digest = signed.proof.eip712_signing_hash(domain);
         let payer = recover(&digest, &signed.signature).map_err(|e| format!("proof: {e}"))?;
         Ok(Candidate {
@@ -391,13 +446,18 @@ impl Context {
             transferred: signed.proof.transferredAmount,
             digest,
             encoded: signed.encode().map_err(|e| format!("proof: {e}"))?,
+            locks,
             watch: None,
         })
     }
 
     fn verify_received(&self, item: ReceiptItem) -> Checked {
         let domain = self.domain();
-        let mut candidate = self.verify_proof(&item.proof, &domain)?;
+        let mut candidate = self.verify_proof(
+            &item.proof,
+            item.locks.as_ref().map(|b| b.as_ref()),
+            &domain,
+        )?;
         let watch = Watch {
             channelId: candidate.channel_id,
             proofDigest: candidate.digest,
@@ -422,9 +482,62 @@ impl Context {
         Ok(candidate)
     }
 
-    fn verify_sent(&self, text: String) -> Checked {
-        self.verify_proof(&text, &self.domain())
+    fn verify_sent(&self, backup: SentBackup) -> Checked {
+        match backup {
+            SentBackup::Text(text) => self.verify_proof(&text, None, &self.domain()),
+            SentBackup::WithLocks { proof, locks } => {
+                self.verify_proof(&proof, Some(&locks), &self.domain())
+            }
+        }
     }
+
+    fn verify_condition(&self, upload: &ConditionUpload, now: u64) -> CheckedUpload {
+        conditions::verify(
+            upload,
+            self.chain_id,
+            self.watcher,
+            &self.registrations,
+            now,
+        )
+    }
+}
+
+type CheckedUpload = Result<CheckedCondition, String>;
+
+/// The lock list a proof's `locksRoot` and `lockedAmount` commit to, or why `given` is not it.
+fn check_locks(proof: &BalanceProof, given: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    let given = given.unwrap_or_default();
+    if proof.locksRoot.is_zero() {
+        if !given.is_empty() {
+            return Err("locks: the proof's locksRoot is zero: it has no locks".into());
+        }
+        if !proof.lockedAmount.is_zero() {
+            return Err("proof.lockedAmount: not zero though the proof has no locks".into());
+        }
+        return Ok(Vec::new());
+    }
+    if given.is_empty() {
+        return Err(
+            "locks: required: the proof has locks, and the watcher cannot submit it without their list"
+                .into(),
+        );
+    }
+    let list = LockList::decode(given).map_err(|e| format!("locks: {e}"))?;
+    if list.root() != proof.locksRoot {
+        return Err(format!(
+            "locks: their root {} is not the proof's locksRoot {}",
+            list.root(),
+            proof.locksRoot
+        ));
+    }
+    if list.locked_amount() != proof.lockedAmount {
+        return Err(format!(
+            "locks: they lock {} in all, the proof's lockedAmount is {}",
+            list.locked_amount(),
+            proof.lockedAmount
+        ));
+    }
+    Ok(given.to_vec())
 }
 
 /// An item's fate, before the acknowledgment is signed.
@@ -469,6 +582,10 @@ struct Book {
     writes: HashMap<(B256, Address, bool), Candidate>,
     /// Closed channels that got a newer proof: their dispute jobs look again at once.
     closed: Vec<B256>,
+    /// Conditions to keep, by id.
+    conditions: HashMap<B256, CheckedCondition>,
+    /// Conditions of the batch already held (and not expired).
+    held_conditions: std::collections::HashSet<B256>,
 }
 
 impl Book {
@@ -477,11 +594,17 @@ impl Book {
         domain: &Eip712Domain,
         received: &[Checked],
         sent: &[Checked],
+        uploads: &[CheckedUpload],
     ) -> Result<Self, ApiError> {
         let mut ids: Vec<B256> = received
             .iter()
             .chain(sent)
             .filter_map(|c| c.as_ref().ok().map(|c| c.channel_id))
+            .chain(
+                uploads
+                    .iter()
+                    .filter_map(|c| c.as_ref().ok().map(|c| c.channel_id)),
+            )
             .collect();
         ids.sort_unstable();
         ids.dedup();
@@ -536,12 +659,64 @@ impl Book {
                 }
             }
         }
+        let mut condition_ids: Vec<B256> = uploads
+            .iter()
+            .filter_map(|c| c.as_ref().ok().map(|c| c.condition_id))
+            .collect();
+        condition_ids.sort_unstable();
+        condition_ids.dedup();
+        let mut held_conditions = std::collections::HashSet::new();
+        for part in condition_ids.chunks(sql::CHUNK) {
+            let query = format!(
+                "SELECT condition_id FROM watcher_conditions WHERE state <> 'expired' AND condition_id IN ({})",
+                sql::placeholders(1, part.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(query));
+            for id in part {
+                query = query.bind(id.to_vec());
+            }
+            for row in query
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(ApiError::storage)?
+            {
+                held_conditions.insert(sql::b256(&row, 0).map_err(ApiError::storage)?);
+            }
+        }
         Ok(Self {
             channels,
             held,
             writes: HashMap::new(),
             closed: Vec::new(),
+            conditions: HashMap::new(),
+            held_conditions,
         })
+    }
+
+    fn decide_condition(&mut self, checked: CheckedUpload) -> Decision {
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(reason) => return Decision::Rejected(reason),
+        };
+        let channel = match self.channels.get(&checked.channel_id) {
+            Some(channel) if channel.phase != ChannelPhase::Settled => channel,
+            Some(_) => return Decision::Rejected("channelId: the channel is settled".into()),
+            None => return Decision::Rejected("channelId: unknown channel".into()),
+        };
+        if checked.from != channel.participant1 && checked.from != channel.participant2 {
+            return Decision::Rejected(format!(
+                "request.from: {} is not a participant of the channel",
+                checked.from
+            ));
+        }
+        if self.held_conditions.contains(&checked.condition_id)
+            || self.conditions.contains_key(&checked.condition_id)
+        {
+            return Decision::Known;
+        }
+        let decision = Decision::Stored(checked.channel_id, checked.condition_id);
+        self.conditions.insert(checked.condition_id, checked);
+        decision
     }
 
     fn decide(&mut self, checked: Checked) -> Decision {
@@ -619,10 +794,10 @@ impl Book {
             }
             // Postgres is a round trip away: a few multi-row statements per batch.
             Backend::Postgres => {
-                for part in received.chunks(sql::CHUNK / 10) {
+                for part in received.chunks(sql::CHUNK / 11) {
                     let query = UPSERT_RECEIPT.replace(
-                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                        &format!("VALUES {}", sql::rows(part.len(), 10)),
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                        &format!("VALUES {}", sql::rows(part.len(), 11)),
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(query));
                     for c in part {
@@ -632,14 +807,14 @@ impl Book {
                 }
             }
         }
-        for part in sent.chunks(sql::CHUNK / 5) {
+        for part in sent.chunks(sql::CHUNK / 6) {
             let query = format!(
-                "INSERT INTO proof_backups (channel_id, signer, nonce, transferred_amount, proof) VALUES {} \
+                "INSERT INTO proof_backups (channel_id, signer, nonce, transferred_amount, proof, locks) VALUES {} \
                  ON CONFLICT (channel_id, signer) DO UPDATE SET nonce = excluded.nonce, \
-                 transferred_amount = excluded.transferred_amount, proof = excluded.proof \
+                 transferred_amount = excluded.transferred_amount, proof = excluded.proof, locks = excluded.locks \
                  WHERE proof_backups.transferred_amount < excluded.transferred_amount \
                  OR (proof_backups.transferred_amount = excluded.transferred_amount AND proof_backups.nonce < excluded.nonce)",
-                sql::rows(part.len(), 5)
+                sql::rows(part.len(), 6)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(query));
             for c in part {
@@ -648,7 +823,34 @@ impl Book {
                     .bind(c.payer.to_string())
                     .bind(c.nonce.to_be_bytes::<32>().to_vec())
                     .bind(sql::sortable(c.transferred))
-                    .bind(c.encoded.clone());
+                    .bind(c.encoded.clone())
+                    .bind(c.locks.clone());
+            }
+            query.execute(&mut *conn).await.map_err(ApiError::storage)?;
+        }
+        let uploads: Vec<&CheckedCondition> = self.conditions.values().collect();
+        for part in uploads.chunks(sql::CHUNK / 7) {
+            // A condition held (or registered) stays as it is; one that expired unregistered
+            // takes the new request.
+            let query = format!(
+                "INSERT INTO watcher_conditions (condition_id, channel_id, request, signature, state, due_at, uploaded_at) \
+                 VALUES {} ON CONFLICT (condition_id) DO UPDATE SET channel_id = excluded.channel_id, \
+                 request = excluded.request, signature = excluded.signature, state = excluded.state, \
+                 due_at = excluded.due_at, due_chain_time = NULL, tx_id = NULL, detail = NULL \
+                 WHERE watcher_conditions.state = 'expired'",
+                sql::rows(part.len(), 7)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(query));
+            let now = smartmesh_chain::unix_millis();
+            for c in part {
+                query = query
+                    .bind(c.condition_id.to_vec())
+                    .bind(c.channel_id.to_vec())
+                    .bind(c.request.clone())
+                    .bind(c.signature.clone())
+                    .bind(crate::ConditionState::Held.as_str())
+                    .bind(now)
+                    .bind(now);
             }
             query.execute(&mut *conn).await.map_err(ApiError::storage)?;
         }
@@ -669,10 +871,10 @@ impl Book {
 }
 
 const UPSERT_RECEIPT: &str = "INSERT INTO receipts (channel_id, signer, nonce, transferred_amount, proof_digest, \
-     proof, watcher, reward, watch_deadline, watch_signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     proof, watcher, reward, watch_deadline, watch_signature, locks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
      ON CONFLICT (channel_id, signer) DO UPDATE SET nonce = excluded.nonce, \
      transferred_amount = excluded.transferred_amount, proof_digest = excluded.proof_digest, \
-     proof = excluded.proof, watcher = excluded.watcher, reward = excluded.reward, \
+     proof = excluded.proof, locks = excluded.locks, watcher = excluded.watcher, reward = excluded.reward, \
      watch_deadline = excluded.watch_deadline, watch_signature = excluded.watch_signature \
      WHERE receipts.transferred_amount < excluded.transferred_amount \
      OR (receipts.transferred_amount = excluded.transferred_amount AND receipts.nonce < excluded.nonce) \
@@ -693,4 +895,5 @@ fn bind_receipt<'q>(query: AnyQuery<'q>, c: &Candidate) -> AnyQuery<'q> {
         .bind(watch.reward.to_string())
         .bind(sql::sortable(watch.deadline))
         .bind(signature.as_bytes().to_vec())
+        .bind(c.locks.clone())
 }

@@ -28,7 +28,7 @@ use tracing::info;
 
 use crate::{
     ApiLimits, AppState, ChannelIndexer, DisputeEngine, EngineConfig, HealthLimits, Metrics,
-    SettlementError, app, leader::Leadership,
+    Registrations, SettlementError, app, leader::Leadership,
 };
 
 /// The name of the indexer's cursor in the database.
@@ -52,6 +52,8 @@ pub struct WatcherConfig {
     /// How many blocks beyond `confirmations` the indexer may fall behind before health
     /// answers 503.
     pub max_lag_blocks: u64,
+    /// The least fee, in SMT wei, a phone's request to register a condition must pay.
+    pub registration_fee: alloy::primitives::U256,
 }
 
 impl Default for WatcherConfig {
@@ -67,6 +69,7 @@ impl Default for WatcherConfig {
                 ..ApiLimits::default()
             },
             max_lag_blocks: 10,
+            registration_fee: alloy::primitives::U256::ZERO,
         }
     }
 }
@@ -165,6 +168,17 @@ impl Watcher {
                 confirmations: self.config.confirmations,
                 max_lag_blocks: self.config.max_lag_blocks,
             },
+            registrations: self.registrations(),
+        }
+    }
+
+    /// Where it registers conditions, and for what fee.
+    fn registrations(&self) -> Registrations {
+        Registrations {
+            registry: self.deployment.condition_registry,
+            signed_agent: self.deployment.signed_agent,
+            token: self.deployment.token,
+            fee: self.config.registration_fee,
         }
     }
 
@@ -180,6 +194,7 @@ impl Watcher {
             self.metrics.clone(),
         )
         .with_notifications(self.wake.clone(), self.sender_wake.clone())
+        .with_registrations(self.registrations())
     }
 
     /// Serves the API on `listener` and runs every task until `shutdown` resolves.

@@ -432,6 +432,7 @@ async fn shutdown_finishes_the_batch_being_stored() -> eyre::Result<()> {
                 token_network: stack_chain.1,
                 items,
                 sent: vec![],
+                conditions: vec![],
             })?;
             let response = alloy::transports::http::reqwest::Client::new()
                 .post(format!("{url}/v1/receipts"))

@@ -108,12 +108,30 @@ async fn health_metrics_and_openapi_answer(db: Database) -> eyre::Result<()> {
     }
     // The schemas come from the handlers' types: the batch's fields are all there.
     let batch = &doc["components"]["schemas"]["ReceiptBatch"]["properties"];
-    for field in ["chainId", "tokenNetwork", "items", "sent"] {
+    for field in ["chainId", "tokenNetwork", "items", "sent", "conditions"] {
         assert!(
             batch[field].is_object(),
             "ReceiptBatch.{field} missing: {batch}"
         );
     }
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("ReceiptItem", "locks"),
+        ("ConditionUpload", "request"),
+        ("LatestProof", "locks"),
+        ("Health", "registrationFee"),
+    ] {
+        assert!(
+            schemas[schema]["properties"][field].is_object(),
+            "{schema}.{field} missing: {}",
+            schemas[schema]
+        );
+    }
+    assert!(
+        schemas["SentBackup"]["oneOf"].is_array(),
+        "a backup is a proof's text or an object with its locks: {}",
+        schemas["SentBackup"]
+    );
 
     // Every error it can answer is documented, with its JSON body; addresses and amounts
     // carry their patterns.

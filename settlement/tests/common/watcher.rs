@@ -49,6 +49,7 @@ pub(crate) fn fast_config() -> WatcherConfig {
             ..ApiLimits::default()
         },
         max_lag_blocks: 10,
+        registration_fee: U256::ZERO,
     }
 }
 
@@ -229,6 +230,7 @@ pub(crate) fn receipt_until(
             deadline: watch.deadline,
             signature: Bytes::copy_from_slice(sign_typed(receiver, &watch, &domain).as_bytes()),
         },
+        locks: None,
     }
 }
 
@@ -255,6 +257,7 @@ pub(crate) async fn post_batch(
         token_network: stack.network,
         items,
         sent: vec![],
+        conditions: vec![],
     })?;
     let response = client
         .post(format!("{url}/v1/receipts"))

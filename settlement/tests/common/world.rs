@@ -13,7 +13,9 @@ use axum::{
 use http_body_util::BodyExt;
 use smartmesh_chain::Database;
 use smartmesh_protocol::{BalanceProof, SignedProof, Watch, sign_typed, token_network_domain};
-use smartmesh_settlement::{AppState, ReceiptBatch, ReceiptItem, WatchAuthorization, app};
+use smartmesh_settlement::{
+    AppState, ReceiptBatch, ReceiptItem, Registrations, SentBackup, WatchAuthorization, app,
+};
 use sqlx::Row;
 use tower::ServiceExt;
 
@@ -34,7 +36,13 @@ impl World {
         let channel_id = alice_and_brandon(&stack).await?;
         catch_up(&channel_follower(&stack, &db)?).await?;
         let watcher = stack.keys[7].clone();
-        let state = AppState::new(db.clone(), stack.chain_id, stack.network, watcher.clone());
+        let state = AppState::new(db.clone(), stack.chain_id, stack.network, watcher.clone())
+            .with_registrations(Registrations {
+                registry: stack.registry,
+                signed_agent: stack.agent,
+                token: stack.token,
+                fee: parse_ether("0.01")?,
+            });
         Ok(Self {
             watcher,
             stack,
@@ -119,6 +127,7 @@ impl World {
                     sign_typed(watch_signer, &watch, &domain).as_bytes(),
                 ),
             },
+            locks: None,
         }
     }
 
@@ -157,7 +166,8 @@ impl World {
             chain_id: self.stack.chain_id,
             token_network: self.stack.network,
             items,
-            sent,
+            sent: sent.into_iter().map(SentBackup::Text).collect(),
+            conditions: vec![],
         })
         .unwrap()
     }

@@ -1,10 +1,17 @@
-//! The dispute engine and the settler. Each closed channel the watcher guards gets a
+//! The dispute engine, the settler and the registrar of conditions ([`registrar`]). Each closed channel the watcher guards gets a
 //! `dispute` job and a `settle` job, reconciled against the indexed chain until the channel
 //! is settled: a job looks at the channel, the best proof held and its own transaction in
 //! flight, and decides what to do next. Nothing is sent that a simulation says would revert,
 //! and a transaction is queued in the same database transaction that records it in the job,
 //! so a crash can neither lose a dispute nor send it twice. Replicas sharing a Postgres claim
 //! jobs with `FOR UPDATE SKIP LOCKED`.
+//!
+//! A close is judged against the best closer-signed proof held with its lock list
+//! (`judge_close`): a proof above the claim is a lie, disputed at once; a proof whose locks the
+//! closer's declaration leaves out is submitted as lock evidence, so the under-declaration is
+//! penalized at settle.
+
+mod registrar;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -17,7 +24,10 @@ use alloy::{
 use smartmesh_chain::{
     Backend, Backoff, ChainError, Database, TxRequest, TxSender, TxStatus, unix_millis,
 };
-use smartmesh_protocol::{CloseVerdict, SignedProof, TokenNetwork, Watch, judge_close};
+use smartmesh_protocol::{
+    CloseSeen, CloseVerdict, HeldCloserProof, LockList, SignedProof, TokenNetwork, Watch,
+    judge_close,
+};
 use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tracing::{error, info};
@@ -25,7 +35,7 @@ use tracing::{error, info};
 /// The longest pause between retries of a failing pass.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-use crate::{ChannelPhase, ChannelRow, Metrics, SettlementError, load_channel, sql};
+use crate::{ChannelPhase, ChannelRow, Metrics, Registrations, SettlementError, load_channel, sql};
 
 /// Settings of the [`DisputeEngine`].
 #[derive(Debug, Clone)]
@@ -43,6 +53,10 @@ pub struct EngineConfig {
     /// The most jobs one pass works: between passes new closes are planned, the chain's clock
     /// read again and shutdown heard, however many jobs are due.
     pub max_jobs_per_pass: usize,
+    /// How long before a lock's deadline, `min(expiry, settleAt)`, the watcher registers a
+    /// condition it holds for a lock still pending: room for the transaction to be mined
+    /// (and its fee raised) before the deadline.
+    pub register_margin: Duration,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +67,7 @@ impl Default for EngineConfig {
             poll_interval: Duration::from_secs(1),
             settle_grace: Duration::from_secs(600),
             max_jobs_per_pass: 64,
+            register_margin: Duration::from_secs(3_600),
         }
     }
 }
@@ -70,6 +85,7 @@ pub struct DisputeEngine {
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     sender_wake: Arc<Notify>,
+    registrations: Registrations,
 }
 
 impl std::fmt::Debug for DisputeEngine {
@@ -154,7 +170,15 @@ impl DisputeEngine {
             metrics,
             wake: Arc::default(),
             sender_wake: Arc::default(),
+            registrations: Registrations::default(),
         }
+    }
+
+    /// Registers the conditions phones hand over in `terms.registry`, through
+    /// `terms.signed_agent` (none without).
+    pub fn with_registrations(mut self, terms: Registrations) -> Self {
+        self.registrations = terms;
+        self
     }
 
     /// Shares the notifications with the rest of the service: `wake` wakes the engine (new
@@ -210,6 +234,9 @@ impl DisputeEngine {
         let chain_now = head.map_or(0, |block| block.header.timestamp);
         let mut worked = 0;
         while worked < self.config.max_jobs_per_pass && self.work_one(chain_now).await? {
+            worked += 1;
+        }
+        while worked < self.config.max_jobs_per_pass && self.register_one(chain_now).await? {
             worked += 1;
         }
         Metrics::add(&self.metrics.jobs_worked, worked as u64);
@@ -270,10 +297,7 @@ impl DisputeEngine {
 
     /// Claims one due job, reconciles it and commits; false when none is due.
     async fn work_one(&self, chain_now: u64) -> Result<bool, SettlementError> {
-        let lock = match self.db.backend() {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
+        let lock = self.claim_clause();
         let mut tx = self.db.pool().begin().await?;
         let query = format!(
             "SELECT channel_id, kind, tx_id, last_decision, hurried_at FROM watcher_jobs \
@@ -324,13 +348,21 @@ impl DisputeEngine {
         let queued = step
             .decisions
             .iter()
-            .any(|(code, _)| *code == "dispute_queued");
+            .any(|(code, _)| matches!(*code, "dispute_queued" | "evidence_queued"));
         self.record(&mut tx, &job, step).await?;
         tx.commit().await?;
         if queued {
             smartmesh_chain::crash_point("engine.queued");
         }
         Ok(true)
+    }
+
+    /// What a query claiming a row appends: replicas sharing a Postgres skip each other's.
+    fn claim_clause(&self) -> &'static str {
+        match self.db.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
     }
 
     async fn dispute(
@@ -381,14 +413,46 @@ impl DisputeEngine {
         };
         let closed_at = settle_at.saturating_sub(channel.settle_timeout);
         let proven = held.signed.proof.transferredAmount;
-        match judge_close(claim, closed_at, proven, held.watch.deadline) {
-            CloseVerdict::Dispute => {}
+        let nonce = held.signed.proof.nonce;
+        let lists = crate::indexer::lock_lists(conn, channel.channel_id)
+            .await?
+            .unwrap_or_default();
+        let declared = LockList::decode(&lists.own).map_err(|e| SettlementError::Stored {
+            field: "ChannelLocksDeclared.ownLocks".into(),
+            value: e.to_string(),
+        })?;
+        let verdict = judge_close(
+            &CloseSeen {
+                claim,
+                closed_at,
+                declared: &declared,
+                evidence_nonce: lists.evidence_nonce,
+            },
+            &HeldCloserProof {
+                transferred: proven,
+                nonce,
+                locks: &held.locks,
+                watch_deadline: held.watch.deadline,
+            },
+        );
+        let evidence = match verdict {
+            CloseVerdict::Dispute => false,
+            CloseVerdict::SubmitEvidence => true,
             CloseVerdict::ClaimCovers => {
                 return Ok(step.decide(
                     "claim_covers_proof",
                     format!(
-                        "the claim {claim} covers the best proof held ({proven} at nonce {}): no dispute",
-                        held.signed.proof.nonce
+                        "the claim {claim} and the declared locks cover the best proof held ({proven} at nonce {nonce}, {} lock(s)): no dispute",
+                        held.locks.len()
+                    ),
+                ));
+            }
+            CloseVerdict::EvidenceHeld => {
+                return Ok(step.decide(
+                    "evidence_held",
+                    format!(
+                        "lock evidence at nonce {} is on chain, the best proof held is at nonce {nonce}",
+                        lists.evidence_nonce
                     ),
                 ));
             }
@@ -401,26 +465,46 @@ impl DisputeEngine {
                     ),
                 ));
             }
-        }
+        };
         let call = TokenNetwork::updateClaimCall {
             channelId: channel.channel_id,
             closerProof: held.signed.proof.clone().into(),
             closerSig: Bytes::copy_from_slice(held.signed.signature.as_bytes()),
-            closerLocks: Bytes::new(),
+            closerLocks: Bytes::from(held.locks.encode()),
             watch: held.watch.clone().into(),
             nonCloserSig: held.watch_signature.clone(),
         };
-        let detail = format!(
-            "closer {closer} claimed {claim} but signed {} (nonce {}); reward {}",
-            held.signed.proof.transferredAmount, held.signed.proof.nonce, held.watch.reward
-        );
+        let detail = if evidence {
+            format!(
+                "closer {closer} claimed {claim} declaring {} lock(s) but signed {proven} with {} lock(s) at nonce {nonce}: \
+                 submitting the proof as lock evidence; reward {}",
+                declared.len(),
+                held.locks.len(),
+                held.watch.reward
+            )
+        } else {
+            format!(
+                "closer {closer} claimed {claim} but signed {proven} (nonce {nonce}); reward {}",
+                held.watch.reward
+            )
+        };
         match self
-            .queue(conn, call.abi_encode(), Some(self.watcher))
+            .queue(
+                conn,
+                self.token_network,
+                call.abi_encode(),
+                Some(self.watcher),
+            )
             .await?
         {
             Ok(Queued::New(tx_id)) => {
-                Metrics::add(&self.metrics.disputes_queued, 1);
-                Ok(Step::new(Some(tx_id), self.config.in_flight).decide("dispute_queued", detail))
+                let (counter, code) = if evidence {
+                    (&self.metrics.evidence_queued, "evidence_queued")
+                } else {
+                    (&self.metrics.disputes_queued, "dispute_queued")
+                };
+                Metrics::add(counter, 1);
+                Ok(Step::new(Some(tx_id), self.config.in_flight).decide(code, detail))
             }
             Ok(Queued::Adopted(tx_id)) => Ok(Step::new(Some(tx_id), self.config.in_flight).decide(
                 "dispute_in_flight",
@@ -452,7 +536,20 @@ impl DisputeEngine {
         };
         let closed_at = settle_at.saturating_sub(channel.settle_timeout);
         let proven = held.signed.proof.transferredAmount;
-        if judge_close(claim, closed_at, proven, held.watch.deadline) != CloseVerdict::Dispute {
+        // What a lie cost: the proof alone, as a penalty ignores every lock.
+        let seen = CloseSeen {
+            claim,
+            closed_at,
+            declared: &held.locks,
+            evidence_nonce: U256::MAX,
+        };
+        let alone = HeldCloserProof {
+            transferred: proven,
+            nonce: held.signed.proof.nonce,
+            locks: &held.locks,
+            watch_deadline: held.watch.deadline,
+        };
+        if judge_close(&seen, &alone) != CloseVerdict::Dispute {
             return Ok(step.decide(
                 "settled",
                 "the channel is settled; the claim covered every proof held",
@@ -562,7 +659,7 @@ impl DisputeEngine {
             }
             .abi_encode(),
         };
-        match self.queue(conn, input, None).await? {
+        match self.queue(conn, self.token_network, input, None).await? {
             Ok(Queued::Adopted(tx_id)) => Ok(Step::new(Some(tx_id), self.config.in_flight).decide(
                 "settle_in_flight",
                 format!("transaction {tx_id} already carries this settle"),
@@ -578,34 +675,43 @@ impl DisputeEngine {
         }
     }
 
-    /// Simulates the call against the latest state and queues it; `Ok(Err(reason))` when the
-    /// simulation reverts (nothing is queued: no gas is wasted) or sending is paused because
-    /// the key's ETH runs low.
+    /// Simulates the call to `to` against the latest state and queues it; `Ok(Err(reason))`
+    /// when the simulation reverts (nothing is queued: no gas is wasted) or sending is paused
+    /// because the key's ETH runs low.
     async fn queue(
         &self,
         conn: &mut AnyConnection,
+        to: Address,
         input: Vec<u8>,
         from: Option<Address>,
     ) -> Result<Result<Queued, String>, SettlementError> {
         // The same call for the same channel may still be on its way though the job forgot it
         // (a reorg undid what finished the job, and the sender is sending it again): follow
         // that one rather than send a second.
-        let head = input[..36.min(input.len())].to_vec();
-        let adopted: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM sender_transactions WHERE to_address = $1 AND substr(input, 1, 36) = $2 \
+        // TokenNetwork calls name their channel in the first word; a SignedAgent request is
+        // the same call only byte for byte.
+        let head = if to == self.token_network {
+            input[..36.min(input.len())].to_vec()
+        } else {
+            input.clone()
+        };
+        let query = format!(
+            "SELECT id FROM sender_transactions WHERE to_address = $1 AND substr(input, 1, {}) = $2 \
              AND (status IN ('queued', 'pending') OR (status IN ('mined', 'confirmed') AND succeeded = 1)) ORDER BY id DESC LIMIT 1",
-        )
-        .bind(self.token_network.to_string())
-        .bind(head)
-        .fetch_optional(&mut *conn)
-        .await?;
+            head.len()
+        );
+        let adopted: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(query))
+            .bind(to.to_string())
+            .bind(head)
+            .fetch_optional(&mut *conn)
+            .await?;
         if let Some(id) = adopted {
             return Ok(Ok(Queued::Adopted(id)));
         }
         let input = Bytes::from(input);
         let simulation = TransactionRequest::default()
             .from(from.unwrap_or(self.watcher))
-            .to(self.token_network)
+            .to(to)
             .input(input.clone().into());
         let gas = match self.provider.estimate_gas(simulation).await {
             Ok(gas) => gas,
@@ -615,7 +721,7 @@ impl DisputeEngine {
             },
         };
         let request = TxRequest {
-            to: self.token_network,
+            to,
             input,
             value: U256::ZERO,
             // A margin over the estimate: state may change a little before inclusion.
@@ -708,7 +814,7 @@ impl DisputeEngine {
         closer: Address,
     ) -> Result<Option<HeldProof>, SettlementError> {
         let Some(row) = sqlx::query(
-            "SELECT proof, proof_digest, watcher, reward, watch_deadline, watch_signature FROM receipts \
+            "SELECT proof, proof_digest, watcher, reward, watch_deadline, watch_signature, locks FROM receipts \
              WHERE channel_id = $1 AND signer = $2",
         )
         .bind(channel_id.to_vec())
@@ -731,10 +837,16 @@ impl DisputeEngine {
             reward: sql::u256(&row, 3)?,
             deadline: sql::u256(&row, 4)?,
         };
+        let locks = row.try_get::<Option<Vec<u8>>, _>(6)?.unwrap_or_default();
+        let locks = LockList::decode(&locks).map_err(|e| SettlementError::Stored {
+            field: "receipts.locks".into(),
+            value: e.to_string(),
+        })?;
         Ok(Some(HeldProof {
             signed,
             watch,
             watch_signature: Bytes::from(row.try_get::<Vec<u8>, _>(5)?),
+            locks,
         }))
     }
 
@@ -804,4 +916,6 @@ struct HeldProof {
     signed: SignedProof,
     watch: Watch,
     watch_signature: Bytes,
+    /// The lock list behind the proof's `locksRoot`.
+    locks: LockList,
 }
