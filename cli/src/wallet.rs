@@ -612,6 +612,16 @@ pub(crate) async fn receive(args: ReceiveArgs) -> eyre::Result<()> {
             _ => eyre!("cannot read {}: {error}", path.display()),
         })?
     };
+    // A lock removed unpaid is taken only on a registry read at or after its expiry that
+    // shows its condition unregistered before it: read it now when the chain is reachable.
+    if let Ok(ChannelMessage::LockExpired(expired)) = ChannelMessage::from_text(text.trim())
+        && mesh.config().rpc_url.is_some()
+        && let Err(error) = mesh.check_registry(expired.condition_id).await
+    {
+        say!(
+            "could not read the registry ({error}): the lock stays pending unless an earlier read proves it expired"
+        );
+    }
     let received = mesh.receive_text(text.trim()).await.map_err(hint)?;
     crate::locks::report_received(&received)
 }

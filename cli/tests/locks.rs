@@ -7,7 +7,9 @@
 //! signed proof with the lock as evidence and the under-declaration costs her the channel. A
 //! secret registered after its lock's expiry pays nothing: the lock goes back to Alice. A
 //! wallet restored from an old backup learns its pending locks from the watcher and declares
-//! them when it closes.
+//! them when it closes. A `LockExpired` is taken only on a registry read showing the condition
+//! unregistered before the expiry: refused, by the payer's wallet and by the receiver's
+//! reading the chain, once the secret was registered in time.
 
 mod common;
 
@@ -443,5 +445,102 @@ async fn a_restored_wallet_learns_its_pending_locks_from_the_watcher() -> eyre::
         .eventually::<TokenNetwork::ChannelLocksDeclared>(channel, "the close's lock lists")
         .await?;
     assert_eq!(declared.ownLocks.to_vec(), locks.encode());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_lock_expired_is_refused_once_the_registry_shows_the_secret_in_time() -> eyre::Result<()>
+{
+    let dev = Dev::start("locks-expired")?;
+    let channel = dev.alice_and_brandon()?;
+    let id = channel.to_string();
+    // Wallets judge an expiry by their own clock, so these locks expire in wall-clock time:
+    // 15 s leaves Brandon ample time to meet the first before it expires.
+    let expiry = wall_clock() + 15;
+    let (met, _) = secret("met");
+    let (_, unmet) = secret("unmet");
+    for (condition, amount) in [(hashlock_condition_id(&met), "10"), (unmet, "5")] {
+        let locked = file(&dev.home, &format!("{condition}.smr"));
+        dev.sm(&[
+            "pay",
+            "--wallet",
+            "alice",
+            "--channel",
+            &id,
+            "--amount",
+            amount,
+            "--lock-secret-hash",
+            &condition.to_string(),
+            "--expires-in",
+            "15",
+            "--out",
+            &locked,
+        ])?;
+        dev.sm(&["receive", "--wallet", "brandon", &locked])?;
+    }
+    // Brandon meets the first lock in time, on chain; nobody meets the second.
+    dev.sm(&[
+        "reveal",
+        "--wallet",
+        "brandon",
+        "--secret",
+        &met.to_string(),
+        "--on-chain",
+    ])?;
+    let at = registered_at(&dev, met).await?;
+    assert!(
+        at > 0 && at < expiry,
+        "met at {at}, before the expiry {expiry}"
+    );
+    while wall_clock() <= expiry + 1 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    advance(&dev, 2).await?;
+
+    // The second lock expires unpaid: Alice's wallet and Brandon's each read the registry.
+    let expired = file(&dev.home, "expired.smr");
+    dev.sm(&[
+        "expire",
+        "--wallet",
+        "alice",
+        "--condition",
+        &unmet.to_string(),
+        "--out",
+        &expired,
+    ])?;
+    let said = dev.sm(&["receive", "--wallet", "brandon", &expired])?;
+    assert!(said.contains("expired unpaid"), "{said}");
+
+    // The first was met before its expiry: Alice's wallet refuses to expire it ...
+    let refused = dev.sm_fails(&[
+        "expire",
+        "--wallet",
+        "alice",
+        "--condition",
+        &hashlock_condition_id(&met).to_string(),
+    ])?;
+    assert!(refused.contains("has not shown"), "{refused}");
+    // ... and a wallet that lies to itself about the registry gets its LockExpired refused by
+    // Brandon's, which reads the chain.
+    let alice_phone = dev.mesh("alice").await?;
+    let condition = hashlock_condition_id(&met);
+    alice_phone
+        .read_registry(
+            condition,
+            smartmesh_protocol::channel::RegistryRead {
+                registered_at: 0,
+                block_time: expiry + 10_000,
+            },
+        )
+        .await?;
+    let forged = alice_phone.expire(channel, condition).await?.to_text()?;
+    drop(alice_phone);
+    let refused = dev.sm_fails(&["receive", "--wallet", "brandon", &forged])?;
+    assert!(refused.contains("has not shown"), "{refused}");
+    let status = dev.sm(&["channel", "status", "--wallet", "brandon", "--channel", &id])?;
+    assert!(
+        status.contains(&format!("pending lock from partner: 10 SMT on {condition}")),
+        "the met lock stays pending, to be unlocked or settled: {status}"
+    );
     Ok(())
 }
