@@ -1,7 +1,11 @@
 //! The offline payment path, measured next to its floor in the same run (DESIGN.md 8): pay,
 //! encode, receive, both journals committed to disk; a locked payment and its unlock; and 100
-//! channels paid at once. The floor is what no implementation can avoid: two fdatasyncs of a
-//! small write (one journal each), one k256 signature and one libsecp256k1 recovery.
+//! channels paid at once, twice: as fast as they go (closed loop: 100 payments always in
+//! flight, so by Little's law each waits about 100 / rate), and at the goal's 1,000 payments/s
+//! offered evenly across the 100 channels (open loop: each payment timed from when it was due,
+//! so a stall counts against every payment it delayed). The floor is what no implementation can
+//! avoid: two fdatasyncs of a small write (one journal each), one k256 signature and one
+//! libsecp256k1 recovery.
 //! Run: `cargo bench -p smartmesh-mesh --bench payment`.
 
 use std::{
@@ -21,6 +25,8 @@ use smartmesh_protocol::{Lock, channel::Phase, hashlock_condition_id, recover, s
 const PAYMENTS: usize = 1_000;
 const CHANNELS: usize = 100;
 const PER_CHANNEL: usize = 20;
+/// The offered rate of the open-loop run, across all channels.
+const OFFERED_PER_SECOND: u64 = 1_000;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -83,28 +89,41 @@ async fn pair(root: &Path, n: usize) -> eyre::Result<(Mesh, Mesh, B256)> {
     Ok((alice, brandon, id))
 }
 
-/// Two fdatasyncs of a small write, one k256 signature, one recovery.
-fn floor(root: &Path) -> eyre::Result<Vec<Duration>> {
-    let key = PrivateKeySigner::random();
-    let files: Vec<PathBuf> = (0..2).map(|i| root.join(format!("floor-{i}"))).collect();
-    let mut handles = files
-        .iter()
-        .map(std::fs::File::create)
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut samples = Vec::with_capacity(PAYMENTS);
-    for i in 0..PAYMENTS {
+/// The floor: two fdatasyncs of a small write, one k256 signature, one recovery. Sampled
+/// between the payments it is compared with, so both see the disk in the same state (its
+/// latency drifts by tens of percent over seconds here).
+struct Floor {
+    key: PrivateKeySigner,
+    files: Vec<std::fs::File>,
+    samples: Vec<Duration>,
+}
+
+impl Floor {
+    fn new(root: &Path) -> eyre::Result<Self> {
+        let files = (0..2)
+            .map(|i| std::fs::File::create(root.join(format!("floor-{i}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            key: PrivateKeySigner::random(),
+            files,
+            samples: Vec::new(),
+        })
+    }
+
+    fn sample(&mut self) -> eyre::Result<()> {
+        let i = self.samples.len();
         let digest = keccak256(i.to_be_bytes());
         let start = Instant::now();
-        let signature = sign_digest(&key, &digest);
-        for handle in &mut handles {
+        let signature = sign_digest(&self.key, &digest);
+        for handle in &mut self.files {
             handle.write_all(&[i as u8; 200])?;
             handle.sync_data()?;
         }
         let signer = recover(&digest, &signature)?;
-        samples.push(start.elapsed());
-        eyre::ensure!(signer == key.address(), "the floor's recovery is wrong");
+        self.samples.push(start.elapsed());
+        eyre::ensure!(signer == self.key.address(), "the floor's recovery is wrong");
+        Ok(())
     }
-    Ok(samples)
 }
 
 fn row(name: &str, samples: &mut [Duration], floor_p50: Duration) {
@@ -123,18 +142,26 @@ async fn main() -> eyre::Result<()> {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root)?;
 
-    let mut floor = floor(&root)?;
-    let floor_p50 = percentile(&mut floor, 0.5);
+    let mut floor = Floor::new(&root)?;
 
     let (alice, brandon, id) = pair(&root, 0).await?;
+    // Unmeasured: the journals' first pages and write-ahead logs are allocated here, not in
+    // the first measured payments.
+    for _ in 0..PAYMENTS / 4 {
+        let proof = alice.pay(id, U256::from(1)).await?;
+        brandon.receive_bytes(&proof.encode()?).await?;
+    }
     let mut direct = Vec::with_capacity(PAYMENTS);
     for _ in 0..PAYMENTS {
+        floor.sample()?;
         let start = Instant::now();
         let proof = alice.pay(id, U256::from(1)).await?;
         brandon.receive_bytes(&proof.encode()?).await?;
         direct.push(start.elapsed());
     }
 
+    let mut floor = floor.samples;
+    let floor_p50 = percentile(&mut floor, 0.5);
     let (mut locked, mut unlocked) = (Vec::new(), Vec::new());
     for i in 0..PAYMENTS / 4 {
         let lock = Lock {
@@ -180,6 +207,37 @@ async fn main() -> eyre::Result<()> {
     }
     let rate = concurrent.len() as f64 / start.elapsed().as_secs_f64();
 
+    // Open loop: channel n pays every CHANNELS / OFFERED_PER_SECOND seconds, its first payment
+    // n / OFFERED_PER_SECOND seconds after the start.
+    let interval = Duration::from_micros(1_000_000 * CHANNELS as u64 / OFFERED_PER_SECOND);
+    let start = tokio::time::Instant::now() + Duration::from_millis(10);
+    let tasks: Vec<_> = pairs
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(n, pair)| {
+            tokio::spawn(async move {
+                let (alice, brandon, id) = &*pair;
+                let first =
+                    start + Duration::from_micros(1_000_000 * n as u64 / OFFERED_PER_SECOND);
+                let mut samples = Vec::with_capacity(PER_CHANNEL);
+                for k in 0..PER_CHANNEL {
+                    let due = first + interval * k as u32;
+                    tokio::time::sleep_until(due).await;
+                    let proof = alice.pay(*id, U256::from(1)).await?;
+                    brandon.receive_bytes(&proof.encode()?).await?;
+                    samples.push(due.elapsed());
+                }
+                eyre::Ok(samples)
+            })
+        })
+        .collect();
+    let mut offered = Vec::new();
+    for task in tasks {
+        offered.extend(task.await??);
+    }
+    let offered_rate = offered.len() as f64 / start.elapsed().as_secs_f64();
+
     println!("| path | p50 ms | p99 ms | p50 / floor |");
     println!("|---|---:|---:|---:|");
     row(
@@ -195,17 +253,27 @@ async fn main() -> eyre::Result<()> {
     row("locked payment (lock, receive)", &mut locked, floor_p50);
     row("unlock (unlock, receive)", &mut unlocked, floor_p50);
     row(
-        &format!("{CHANNELS} channels at once ({rate:.0} payments/s)"),
+        &format!("{CHANNELS} channels at once, closed loop ({rate:.0} payments/s)"),
         &mut concurrent,
         floor_p50,
     );
+    row(
+        &format!(
+            "{CHANNELS} channels at once, {OFFERED_PER_SECOND}/s offered ({offered_rate:.0} payments/s done)"
+        ),
+        &mut offered,
+        floor_p50,
+    );
     let ratio = percentile(&mut direct, 0.5).as_secs_f64() / floor_p50.as_secs_f64();
-    let p99 = percentile(&mut concurrent, 0.99);
+    let p99 = percentile(&mut offered, 0.99);
     println!(
-        "goal: direct p50 <= 2x floor: {ratio:.2}x {}; {CHANNELS} channels at >= 1,000/s with p99 < 50 ms: {rate:.0}/s, p99 {:.1} ms {}",
+        "goal: direct p50 <= 2x floor: {ratio:.2}x {}; {CHANNELS} channels at >= 1,000/s (most {rate:.0}/s) with p99 < 50 ms at 1,000/s offered: p99 {:.1} ms {}",
         if ratio <= 2.0 { "met" } else { "missed" },
         ms(p99),
-        if rate >= 1_000.0 && p99 < Duration::from_millis(50) {
+        if rate >= 1_000.0
+            && offered_rate >= 0.98 * OFFERED_PER_SECOND as f64
+            && p99 < Duration::from_millis(50)
+        {
             "met"
         } else {
             "missed"
