@@ -121,7 +121,10 @@ impl Floor {
         }
         let signer = recover(&digest, &signature)?;
         self.samples.push(start.elapsed());
-        eyre::ensure!(signer == self.key.address(), "the floor's recovery is wrong");
+        eyre::ensure!(
+            signer == self.key.address(),
+            "the floor's recovery is wrong"
+        );
         Ok(())
     }
 }

@@ -208,4 +208,29 @@ pub enum ProtocolError {
     /// The text after `smr1` is not canonical unpadded base64url.
     #[error("text form is not canonical unpadded base64url")]
     TextEncoding,
+    /// A route has more hops than the deployment allows.
+    #[error("a route of {0} hops is longer than allowed")]
+    RouteTooLong(usize),
+    /// Not a secp256k1 key.
+    #[error("not a valid secp256k1 key")]
+    BadPublicKey,
+    /// The secret does not meet the lock's condition (sealed to someone else, or forged).
+    #[error("the secret does not meet condition {0}")]
+    SecretNotSealedToUs(B256),
+    /// A mediated lock leaves this mediator less than it asks.
+    #[error("a fee of {offered} is below the {asked} asked")]
+    FeeTooLow {
+        /// What the route offers.
+        offered: U256,
+        /// What this node asks.
+        asked: U256,
+    },
+    /// A mediated lock expires too soon to be forwarded or claimed safely.
+    #[error("the lock expires at {expiry}; at least {needed} is needed")]
+    LockTooShort {
+        /// Its expiry.
+        expiry: u64,
+        /// The least expiry that would do.
+        needed: u64,
+    },
 }

@@ -10,6 +10,7 @@ mod conditions;
 mod custody;
 mod error;
 mod locks;
+pub mod mediated;
 mod messages;
 mod rules;
 mod signature;

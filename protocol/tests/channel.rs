@@ -648,7 +648,7 @@ fn the_largest_locked_transfer_fits_in_512_bytes() {
         .act(
             Action::Lock {
                 lock,
-                metadata: vec![0xff; 128],
+                metadata: vec![0xff; smartmesh_protocol::channel::MAX_METADATA_LEN],
             },
             NOW,
         )

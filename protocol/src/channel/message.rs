@@ -15,7 +15,7 @@
 //! flags    u8: bit 0 memo, bit 1 locks, bit 2 metadata; bits 0 and 2 exclusive, others zero
 //! memo     32 bytes (bit 0), never all zero: the messageHash
 //! locked   int then 32 bytes (bit 1): lockedAmount, never zero, and locksRoot
-//! metadata u8 length (1 to 128) then that many bytes (bit 2): messageHash = keccak256(them)
+//! metadata u8 length (1 to 154) then that many bytes (bit 2): messageHash = keccak256(them)
 //! lock     64 bytes (kind 2): the lock added, encoded as Locks.sol encodes it
 //! cond     32 bytes (kinds 3, 4): the conditionId of the lock removed
 //! sig      65 bytes
@@ -23,7 +23,7 @@
 //! chainId, network, channel as above, then the 32-byte secret
 //! ```
 //!
-//! A `LockedTransfer` is at most 485 bytes; a decoder reads at most [`MAX_MESSAGE_LEN`].
+//! A `LockedTransfer` is at most 511 bytes; a decoder reads at most [`MAX_MESSAGE_LEN`].
 
 use alloy::primitives::{Address, B256, U256, keccak256};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -45,7 +45,7 @@ pub const KIND_REVEAL_SECRET: u8 = 5;
 /// The longest channel message a decoder reads.
 pub const MAX_MESSAGE_LEN: usize = 512;
 /// The most metadata a `LockedTransfer` carries.
-pub const MAX_METADATA_LEN: usize = 128;
+pub const MAX_METADATA_LEN: usize = 154;
 
 const FLAG_MEMO: u8 = 1;
 const FLAG_LOCKS: u8 = 2;
