@@ -5,6 +5,9 @@ use alloy::primitives::{Address, B256, U256};
 /// What went wrong on the phone.
 #[derive(Debug, thiserror::Error)]
 pub enum MeshError {
+    /// A transport failed (not a peer out of reach: that message waits in the outbox).
+    #[error(transparent)]
+    Transport(#[from] crate::TransportError),
     /// A proof or signature broke the protocol's rules.
     #[error(transparent)]
     Protocol(#[from] smartmesh_protocol::ProtocolError),

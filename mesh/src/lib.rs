@@ -1,19 +1,23 @@
 //! SmartMesh for phones: the crate a phone app embeds. A wallet (a k256 key in a file only
 //! its owner reads), its channels, offline payments handed phone to phone as signed balance
 //! proofs under the client discipline of DESIGN.md section 4, a receipts journal in SQLite,
-//! sync to the settlement watcher, and gasless channel operations through the relayer. No
+//! sync to the settlement watcher, a transport interface with a persistent store-and-forward
+//! outbox for peers out of reach, and gasless channel operations through the relayer. No
 //! server code: it only calls the services and the chain when there is internet.
 
 mod channel;
 mod error;
 mod journal;
 mod ops;
+mod outbox;
 mod services;
+mod transport;
 mod wallet;
 mod wallet_client;
 
 pub use channel::{Capacity, Channel};
 pub use error::MeshError;
 pub use services::{Relayed, SyncReport};
+pub use transport::{MemoryNet, MemoryTransport, Transport, TransportError};
 pub use wallet::{create_key, import_key, load_key};
 pub use wallet_client::{JOURNAL_FILE, KEY_FILE, Mesh, MeshConfig, Received};

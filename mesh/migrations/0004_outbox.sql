@@ -1,0 +1,9 @@
+-- Messages for a peer that was not reachable when they were signed: they go out in order at
+-- the next meeting, and leave the outbox only once the transport took them. A crash between
+-- signing and handing over loses nothing: the message is in the journal (sent) and here.
+CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer TEXT NOT NULL,
+    message BLOB NOT NULL
+);
+CREATE INDEX outbox_by_peer ON outbox (peer, seq);

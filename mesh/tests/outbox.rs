@@ -1,0 +1,97 @@
+//! The store-and-forward outbox over the in-memory transport: payments made while the link is
+//! down wait in the journal, survive a restart, and reach the partner in order once it is up.
+
+mod common;
+
+use std::path::PathBuf;
+
+use alloy::primitives::{B256, U256};
+use common::config;
+use smartmesh_mesh::{Channel, KEY_FILE, MemoryNet, Mesh, Transport, create_key};
+use smartmesh_protocol::channel::{ChannelMessage, Phase};
+
+const CHANNEL: B256 = B256::repeat_byte(0xcd);
+
+struct Dirs(Vec<PathBuf>);
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+#[tokio::test]
+async fn payments_wait_for_the_next_meeting_and_arrive_in_order() -> eyre::Result<()> {
+    let dirs = Dirs(
+        ["alice", "brandon"]
+            .iter()
+            .map(|name| {
+                std::env::temp_dir().join(format!("smartmesh-outbox-{name}-{}", std::process::id()))
+            })
+            .collect(),
+    );
+    let mut wallets = Vec::new();
+    for dir in &dirs.0 {
+        let _ = std::fs::remove_dir_all(dir);
+        create_key(&dir.join(KEY_FILE))?;
+        wallets.push(Mesh::open(dir, config()).await?);
+    }
+    let brandon = wallets.pop().unwrap();
+    let alice = wallets.pop().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    for (me, partner) in [(&alice, &brandon), (&brandon, &alice)] {
+        me.track(&Channel {
+            id: CHANNEL,
+            partner: partner.address(),
+            state: Phase::Open,
+            settle_timeout: 3_600,
+            my_deposit: U256::from(100),
+            my_withdrawn: U256::ZERO,
+            partner_deposit: U256::from(100),
+            partner_withdrawn: U256::ZERO,
+            frozen: None,
+            open_seen_at: now,
+        })
+        .await?;
+    }
+    let net = MemoryNet::new();
+    let (to_alice, to_brandon) = (
+        net.endpoint(alice.address()),
+        net.endpoint(brandon.address()),
+    );
+
+    // The link is down: three payments wait in Alice's outbox.
+    for _ in 0..3 {
+        let proof = alice.pay(CHANNEL, U256::from(1)).await?;
+        alice
+            .queue(brandon.address(), &ChannelMessage::Payment(proof))
+            .await?;
+    }
+    assert_eq!(alice.flush(&to_alice).await?, 0, "nobody to hand them to");
+    // Alice's phone restarts: the outbox is in the journal.
+    let address = alice.address();
+    drop(alice);
+    let alice = Mesh::open(&dirs.0[0], config()).await?;
+    assert_eq!(alice.address(), address);
+    assert_eq!(alice.waiting(brandon.address()).await?.len(), 3);
+
+    net.link(alice.address(), brandon.address(), true);
+    assert_eq!(alice.flush(&to_alice).await?, 3);
+    assert!(alice.waiting(brandon.address()).await?.is_empty());
+    for expected in 1..=3u64 {
+        let (from, bytes) = to_brandon.recv().await.unwrap();
+        assert_eq!(from, alice.address());
+        let received = brandon.receive_bytes(&bytes).await?;
+        assert_eq!(
+            received.message.proof().unwrap().proof.transferredAmount,
+            U256::from(expected),
+            "in the order they were signed"
+        );
+    }
+    assert_eq!(net.traffic().0, 3);
+    Ok(())
+}
