@@ -8,6 +8,8 @@
 //! libsecp256k1 recovery.
 //! Run: `cargo bench -p smartmesh-mesh --bench payment`.
 
+mod common;
+
 use std::{
     io::Write,
     path::Path,
@@ -16,10 +18,11 @@ use std::{
 };
 
 use alloy::{
-    primitives::{Address, B256, U256, keccak256},
+    primitives::{B256, U256, keccak256},
     signers::local::PrivateKeySigner,
 };
-use smartmesh_mesh::{Channel, KEY_FILE, Mesh, MeshConfig, create_key};
+use common::{config, percentile};
+use smartmesh_mesh::{Channel, KEY_FILE, Mesh, create_key};
 use smartmesh_protocol::{Lock, channel::Phase, hashlock_condition_id, recover, sign_digest};
 
 const PAYMENTS: usize = 1_000;
@@ -32,27 +35,6 @@ fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
-}
-
-fn config() -> MeshConfig {
-    MeshConfig {
-        chain_id: 31_337,
-        token: Address::repeat_byte(0x11),
-        signed_agent: Address::repeat_byte(0x22),
-        token_network: Address::repeat_byte(0x33),
-        condition_registry: Address::repeat_byte(0x44),
-        deploy_block: 0,
-        rpc_url: None,
-        watcher_url: None,
-        relayer_url: None,
-        watch_reward: U256::ZERO,
-        finality: 0,
-    }
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn ms(duration: Duration) -> f64 {

@@ -5,6 +5,9 @@ use alloy::primitives::{Address, B256, U256};
 /// What went wrong on the phone.
 #[derive(Debug, thiserror::Error)]
 pub enum MeshError {
+    /// A mediated step needs a channel with this peer, and the wallet has none open.
+    #[error("no open channel with {0}")]
+    NoChannelWith(alloy::primitives::Address),
     /// A transport failed (not a peer out of reach: that message waits in the outbox).
     #[error(transparent)]
     Transport(#[from] crate::TransportError),

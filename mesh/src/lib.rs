@@ -10,6 +10,7 @@ mod error;
 mod journal;
 mod ops;
 mod outbox;
+mod routed;
 mod services;
 mod transport;
 mod wallet;
@@ -17,6 +18,7 @@ mod wallet_client;
 
 pub use channel::{Capacity, Channel};
 pub use error::MeshError;
+pub use routed::Outgoing;
 pub use services::{Relayed, SyncReport};
 pub use transport::{MemoryNet, MemoryTransport, Transport, TransportError};
 pub use wallet::{create_key, import_key, load_key};

@@ -18,6 +18,50 @@ impl Mesh {
             .bind(message.encode()?)
             .execute(self.journal.pool())
             .await?;
+        self.queued_peers().await?;
+        if let Some(peers) = self
+            .queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            peers.insert(peer);
+        }
+        Ok(())
+    }
+
+    /// Whether messages wait for `peer` (read from the journal once, then kept).
+    pub(crate) async fn has_waiting(&self, peer: Address) -> Result<bool, MeshError> {
+        self.queued_peers().await?;
+        Ok(self
+            .queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|peers| peers.contains(&peer)))
+    }
+
+    async fn queued_peers(&self) -> Result<(), MeshError> {
+        if self
+            .queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            return Ok(());
+        }
+        let rows = sqlx::query("SELECT DISTINCT peer FROM outbox")
+            .fetch_all(self.journal.pool())
+            .await?;
+        let peers = rows
+            .iter()
+            .map(|row| {
+                row.try_get::<String, _>(0)?
+                    .parse::<Address>()
+                    .map_err(|_| MeshError::Stored("outbox peer"))
+            })
+            .collect::<Result<_, MeshError>>()?;
+        *self.queued.lock().unwrap_or_else(|e| e.into_inner()) = Some(peers);
         Ok(())
     }
 
@@ -54,6 +98,20 @@ impl Mesh {
                     .execute(self.journal.pool())
                     .await?;
                 sent += 1;
+            }
+            let left: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM outbox WHERE peer = ? LIMIT 1")
+                    .bind(peer.to_string())
+                    .fetch_optional(self.journal.pool())
+                    .await?;
+            if left.is_none()
+                && let Some(peers) = self
+                    .queued
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+            {
+                peers.remove(&peer);
             }
         }
         Ok(sent)

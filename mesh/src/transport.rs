@@ -125,6 +125,13 @@ impl std::fmt::Debug for MemoryTransport {
     }
 }
 
+impl MemoryTransport {
+    /// The next message waiting, if one is (never waits).
+    pub fn try_recv(&self) -> Option<(Address, Vec<u8>)> {
+        self.inbox.try_lock().ok()?.try_recv().ok()
+    }
+}
+
 impl Transport for MemoryTransport {
     fn local(&self) -> Address {
         self.local

@@ -172,6 +172,17 @@ pub struct Mesh {
     // reads nothing back. Only this wallet writes its journal (one `Mesh` per journal); every
     // write outside the channel machine forgets the entry.
     states: Mutex<HashMap<B256, ChannelState>>,
+    /// The timing of mediated payments and the least fee this wallet mediates for.
+    /// Each partner's channel and each mediated transfer, as the journal holds them (only this
+    /// wallet writes them).
+    pub(crate) partners: Mutex<HashMap<Address, B256>>,
+    /// The peers with messages in the outbox, once read.
+    pub(crate) queued: Mutex<Option<std::collections::HashSet<Address>>>,
+    pub(crate) transfers: Mutex<HashMap<B256, smartmesh_protocol::mediated::TransferState>>,
+    pub(crate) mediation: Mutex<(
+        smartmesh_protocol::mediated::MediationSettings,
+        alloy::primitives::U256,
+    )>,
 }
 
 impl std::fmt::Debug for Mesh {
@@ -205,6 +216,13 @@ impl Mesh {
             http: alloy::transports::http::reqwest::Client::new(),
             locks: Mutex::default(),
             states: Mutex::default(),
+            partners: Mutex::default(),
+            queued: Mutex::default(),
+            transfers: Mutex::default(),
+            mediation: Mutex::new((
+                smartmesh_protocol::mediated::MediationSettings::PUBLIC,
+                alloy::primitives::U256::ZERO,
+            )),
         })
     }
 
@@ -319,6 +337,11 @@ impl Mesh {
 
     /// Drops the cached state of `id`, or of every channel.
     pub(crate) fn forget(&self, id: Option<B256>) {
+        // A channel read from outside (a close, a reopen) may change which one a partner's is.
+        self.partners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         match id {
             Some(id) => self.states().remove(&id),
             None => {
@@ -501,6 +524,21 @@ impl Mesh {
         })
     }
 
+    /// This wallet learned `secret` for the channel `id` only (a mediated transfer knows which
+    /// one): what to hand the partner, if it locked on it.
+    pub(crate) async fn learn_secret(
+        &self,
+        id: B256,
+        secret: B256,
+    ) -> Result<Vec<ChannelMessage>, MeshError> {
+        let lock = self.channel_mutex(id);
+        let _held = lock.lock().await;
+        let state = self.cached_state(id).await?;
+        let (state, effects) =
+            apply(state, Event::SecretLearned(secret), now()).map_err(|e| machine(id, e))?;
+        Ok(self.persist(id, &state, effects).await?.replies)
+    }
+
     /// This wallet learned `secret`: it keeps it and returns what to hand to each partner that
     /// locked toward it on the secret's hashlock (a `RevealSecret`, so that it unlocks).
     pub async fn reveal(&self, secret: B256) -> Result<Vec<ChannelMessage>, MeshError> {
@@ -558,6 +596,16 @@ impl Mesh {
                 )
             })
             .count();
+        let learned: Vec<(B256, B256)> = effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::PersistSecret {
+                    condition_id,
+                    secret,
+                } => Some((*condition_id, *secret)),
+                _ => None,
+            })
+            .collect();
         // One row is one statement, atomic by itself, without a transaction's two extra round
         // trips; several rows are written together or not at all.
         let outcome = if writes > 1 {
@@ -569,9 +617,12 @@ impl Mesh {
             let mut conn = self.journal.pool().acquire().await?;
             write_effects(&mut conn, id, state, effects).await?
         };
-        // Secrets are the wallet's, not the channel's: every channel's state learns them.
+        // Secrets are the wallet's, not the channel's: every channel's state learns them, as a
+        // reload from the journal would.
         if outcome.secret_learned {
-            self.forget(None);
+            for cached in self.states().values_mut() {
+                cached.secrets.extend(learned.iter().copied());
+            }
         }
         self.remember(state);
         Ok(outcome)

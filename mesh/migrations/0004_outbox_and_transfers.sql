@@ -7,3 +7,11 @@ CREATE TABLE outbox (
     message BLOB NOT NULL
 );
 CREATE INDEX outbox_by_peer ON outbox (peer, seq);
+
+-- Each mediated transfer this wallet takes part in (DESIGN.md 4.1), by its condition: the
+-- protocol's TransferState, encoded by the mesh crate (routed.rs), written in the same step as
+-- the channel message it follows from.
+CREATE TABLE transfers (
+    condition_id BLOB PRIMARY KEY,
+    state BLOB NOT NULL
+);

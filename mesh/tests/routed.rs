@@ -1,0 +1,190 @@
+//! Mediated payments between wallets over the in-memory transport: Alice pays Carol through
+//! Brandon and Dana, every message signed, verified and journaled; each mediator keeps its fee,
+//! and a link that is down holds the messages in the outbox until the next meeting.
+
+mod common;
+
+use std::path::PathBuf;
+
+use alloy::primitives::{Address, U256, keccak256};
+use common::config;
+use smartmesh_mesh::{Channel, KEY_FILE, MemoryNet, MemoryTransport, Mesh, create_key};
+use smartmesh_protocol::{
+    channel::{ChannelMessage, Phase},
+    mediated::{Hop, MediationSettings, Payment},
+};
+
+struct Line {
+    wallets: Vec<Mesh>,
+    transports: Vec<MemoryTransport>,
+    net: MemoryNet,
+    dirs: Vec<PathBuf>,
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Four wallets on a line, a channel between neighbours (100 each way), every link up.
+async fn line(test: &str) -> eyre::Result<Line> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let (mut wallets, mut dirs) = (Vec::new(), Vec::new());
+    for name in ["alice", "brandon", "dana", "carol"] {
+        let dir = std::env::temp_dir().join(format!(
+            "smartmesh-routed-{test}-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        create_key(&dir.join(KEY_FILE))?;
+        let wallet = Mesh::open(&dir, config()).await?;
+        wallet.set_mediation(MediationSettings::SHORT, U256::from(1));
+        wallets.push(wallet);
+        dirs.push(dir);
+    }
+    for n in 0..3 {
+        let id = keccak256([n as u8]);
+        for (me, partner) in [(n, n + 1), (n + 1, n)] {
+            wallets[me]
+                .track(&Channel {
+                    id,
+                    partner: wallets[partner].address(),
+                    state: Phase::Open,
+                    settle_timeout: 3_600,
+                    my_deposit: U256::from(100),
+                    my_withdrawn: U256::ZERO,
+                    partner_deposit: U256::from(100),
+                    partner_withdrawn: U256::ZERO,
+                    frozen: None,
+                    open_seen_at: now,
+                })
+                .await?;
+        }
+    }
+    let net = MemoryNet::new();
+    let transports = wallets.iter().map(|w| net.endpoint(w.address())).collect();
+    for n in 0..3 {
+        net.link(wallets[n].address(), wallets[n + 1].address(), true);
+    }
+    Ok(Line {
+        wallets,
+        transports,
+        net,
+        dirs,
+    })
+}
+
+impl Line {
+    /// Hands every waiting message over until none is left; returns how many.
+    async fn pump(&self) -> eyre::Result<usize> {
+        let mut handled = 0;
+        loop {
+            let mut any = false;
+            for (wallet, transport) in self.wallets.iter().zip(&self.transports) {
+                if wallet.flush(transport).await? > 0 {
+                    any = true;
+                }
+                while let Some((from, bytes)) = transport.try_recv() {
+                    let out = wallet
+                        .receive_routed(from, ChannelMessage::decode(&bytes)?)
+                        .await?;
+                    wallet.send_or_queue(transport, out).await?;
+                    handled += 1;
+                    any = true;
+                }
+            }
+            if !any {
+                return Ok(handled);
+            }
+        }
+    }
+
+    fn payment(&self, amount: u128, seed: u8) -> eyre::Result<Payment> {
+        Ok(Payment {
+            mediators: [1, 2]
+                .iter()
+                .map(|n| Hop {
+                    node: self.wallets[*n].address(),
+                    fee: U256::from(1),
+                })
+                .collect(),
+            target: self.wallets[3].address(),
+            target_key: self.wallets[3].public_key()?,
+            amount,
+            secret: keccak256([b's', seed]),
+            ephemeral: keccak256([b'e', seed]),
+        })
+    }
+
+    /// What `payer` has paid `receiver` in all, as the receiver holds it.
+    async fn paid(&self, payer: usize, receiver: usize) -> eyre::Result<U256> {
+        let id = keccak256([payer.min(receiver) as u8]);
+        let state = self.wallets[receiver].channel_state(id).await?;
+        eyre::ensure!(state.theirs.locks.is_empty(), "a lock is still pending");
+        Ok(state.theirs.transferred())
+    }
+
+    fn address(&self, n: usize) -> Address {
+        self.wallets[n].address()
+    }
+}
+
+#[tokio::test]
+async fn alice_pays_carol_through_brandon_and_dana_and_each_keeps_its_fee() -> eyre::Result<()> {
+    let line = line("paid").await?;
+    let out = line.wallets[0].pay_routed(&line.payment(5, 1)?).await?;
+    line.wallets[0]
+        .send_or_queue(&line.transports[0], out)
+        .await?;
+    let handled = line.pump().await?;
+    assert_eq!(line.paid(0, 1).await?, U256::from(7), "5 and two fees");
+    assert_eq!(line.paid(1, 2).await?, U256::from(6), "Brandon kept 1");
+    assert_eq!(
+        line.paid(2, 3).await?,
+        U256::from(5),
+        "Dana kept 1; Carol got 5"
+    );
+    // Three locks, three reveals travelling back, three unlocks.
+    assert_eq!(handled, 9);
+    assert_eq!(line.net.traffic().0, 9);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_link_down_holds_the_reveal_until_the_next_meeting() -> eyre::Result<()> {
+    let line = line("outbox").await?;
+    let out = line.wallets[0].pay_routed(&line.payment(5, 2)?).await?;
+    line.wallets[0]
+        .send_or_queue(&line.transports[0], out)
+        .await?;
+    // Dana's link to Carol goes down right after she forwards: Carol's reveal cannot go back.
+    for _ in 0..2 {
+        for (wallet, transport) in line.wallets.iter().zip(&line.transports).take(3) {
+            while let Some((from, bytes)) = transport.try_recv() {
+                let out = wallet
+                    .receive_routed(from, ChannelMessage::decode(&bytes)?)
+                    .await?;
+                wallet.send_or_queue(transport, out).await?;
+            }
+        }
+    }
+    line.net.link(line.address(2), line.address(3), false);
+    line.pump().await?;
+    let carol_to_dana = line.wallets[3].waiting(line.address(2)).await?;
+    assert_eq!(
+        carol_to_dana.len(),
+        1,
+        "the reveal waits: {carol_to_dana:?}"
+    );
+    // They meet again: everything completes.
+    line.net.link(line.address(2), line.address(3), true);
+    line.pump().await?;
+    assert_eq!(line.paid(2, 3).await?, U256::from(5));
+    assert_eq!(line.paid(0, 1).await?, U256::from(7));
+    Ok(())
+}
