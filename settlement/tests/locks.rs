@@ -454,11 +454,15 @@ async fn a_dropped_lock_is_evidenced_registered_and_penalized(db: Database) -> e
             "{expected} missing: {decisions:?}"
         );
     }
-    let state: String = sqlx::query("SELECT state FROM watcher_conditions")
-        .fetch_one(db.pool())
-        .await?
-        .try_get(0)?;
-    assert_eq!(state, "registered");
+    // The registrar marks it once it next looks at its mined transaction.
+    eventually(30, "the condition to show registered", || async {
+        let state: String = sqlx::query("SELECT state FROM watcher_conditions")
+            .fetch_one(db.pool())
+            .await?
+            .try_get(0)?;
+        Ok(state == "registered")
+    })
+    .await?;
     watcher.stop().await
 }
 
