@@ -233,4 +233,15 @@ pub enum ProtocolError {
         /// The least expiry that would do.
         needed: u64,
     },
+    /// A capacity hint names a channel the graph does not know between its node and partner.
+    #[error("the hint's channel {0} is not known between its node and partner")]
+    UnknownHintChannel(B256),
+    /// A capacity hint has expired, or claims to be good for longer than allowed.
+    #[error("a hint expiring at {expires_at} is not good now ({now})")]
+    HintExpiry {
+        /// Its expiry.
+        expires_at: u64,
+        /// The time it was offered.
+        now: u64,
+    },
 }

@@ -4,11 +4,13 @@
 //! runs one [`TransferState`] per transfer beside its channel machines, pure like them.
 
 mod metadata;
+mod routing;
 mod transfer;
 
 pub use metadata::{
     Hop, MAX_LATER_HOPS, METADATA_VERSION, RouteMetadata, SealedSecret, public_key,
 };
+pub use routing::{CapacityHint, ChannelGraph, MAX_HINT_TTL, Route, hint_domain};
 pub use transfer::{
     HopLock, LockOutcome, MediationSettings, Node, Payment, Role, TransferEffect, TransferEvent,
     TransferState, apply, initiate, receive_lock,
