@@ -7,6 +7,7 @@
 
 mod channel;
 mod error;
+mod handoff;
 mod journal;
 mod ops;
 mod outbox;
@@ -18,6 +19,7 @@ mod wallet_client;
 
 pub use channel::{Capacity, Channel};
 pub use error::MeshError;
+pub use handoff::FileTransport;
 pub use routed::Outgoing;
 pub use services::{Relayed, SyncReport};
 pub use transport::{MemoryNet, MemoryTransport, Transport, TransportError};
