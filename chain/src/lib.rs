@@ -34,6 +34,6 @@ pub fn unix_millis() -> i64 {
 
 /// A u64 (a block number, a nonce, a gas limit, seconds) as the database's signed 64-bit
 /// integer: whole, or refused.
-pub(crate) fn sql_int(field: &'static str, value: u64) -> Result<i64, ChainError> {
+pub fn sql_int(field: &'static str, value: u64) -> Result<i64, ChainError> {
     i64::try_from(value).map_err(|_| ChainError::OutOfRange { field, value })
 }

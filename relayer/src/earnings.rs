@@ -39,7 +39,7 @@ pub(crate) async fn settle_finished(core: &Core) -> Result<usize, RelayerError> 
         let (block, succeeded) = match core.sender.status(tx_id).await? {
             TxStatus::Confirmed {
                 block, succeeded, ..
-            } => (Some(block as i64), succeeded),
+            } => (Some(smartmesh_chain::sql_int("block", block)?), succeeded),
             // Refused before or at broadcast: a filler took its nonce, and cost what it cost.
             TxStatus::Failed { .. } => (None, false),
             _ => continue,
@@ -47,7 +47,7 @@ pub(crate) async fn settle_finished(core: &Core) -> Result<usize, RelayerError> 
         let cost = core.sender.cost(tx_id).await?;
         let (gas_used, gas_price, cause) = match cost {
             Some(cost) => (
-                cost.gas_used as i64,
+                smartmesh_chain::sql_int("gas used", cost.gas_used)?,
                 cost.gas_price.to_string(),
                 if cost.filler {
                     SpendCause::Filler

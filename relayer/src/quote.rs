@@ -150,10 +150,10 @@ pub(crate) async fn quote(
     .bind(request.target.to_string())
     .bind(keccak256(&request.data).to_vec())
     .bind(agent.to_string())
-    .bind(gas as i64)
-    .bind(estimated_gas as i64)
+    .bind(smartmesh_chain::sql_int("gas", gas).map_err(ApiError::internal)?)
+    .bind(smartmesh_chain::sql_int("estimated gas", estimated_gas).map_err(ApiError::internal)?)
     .bind(fee.to_string())
-    .bind(expires_at as i64)
+    .bind(smartmesh_chain::sql_int("expiresAt", expires_at).map_err(ApiError::internal)?)
     .fetch_one(&mut *tx)
     .await
     .map_err(ApiError::storage)?;
@@ -212,7 +212,7 @@ async fn pick_key(core: &Core) -> Result<Address, ApiError> {
 pub(crate) async fn forget_expired(core: &Core) -> Result<u64, crate::RelayerError> {
     Ok(
         sqlx::query("DELETE FROM relay_quotes WHERE expires_at < $1")
-            .bind(now_secs() as i64)
+            .bind(smartmesh_chain::sql_int("now", now_secs())?)
             .execute(core.db.pool())
             .await?
             .rows_affected(),

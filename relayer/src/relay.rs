@@ -453,7 +453,7 @@ async fn in_flight(core: &Core, from: Address) -> Result<InFlight, ApiError> {
         .map(|tx| fees[&tx.id])
         .fold(U256::ZERO, U256::saturating_add);
     Ok(InFlight {
-        count: rows.len() as i64,
+        count: i64::try_from(rows.len()).unwrap_or(i64::MAX),
         unmined,
         reserved,
     })

@@ -802,7 +802,9 @@ impl DisputeEngine {
         if left.saturating_mul(2) > channel.settle_timeout {
             return false;
         }
-        let every = (left * 1000 / 4).max(1000) as i64;
+        let every = i64::try_from(left.saturating_mul(1000) / 4)
+            .unwrap_or(i64::MAX)
+            .max(1000);
         job.hurried_at
             .is_none_or(|at| unix_millis().saturating_sub(at) >= every)
     }
