@@ -31,21 +31,7 @@ async fn a_hashlock_is_locked_revealed_and_unlocked_through_the_cli() -> eyre::R
     let (secret, condition) = secret("offline");
     let (secret, condition) = (secret.to_string(), condition.to_string());
     let locked = file(&dev.home, "locked.smr");
-    let said = dev.sm(&[
-        "pay",
-        "--wallet",
-        "alice",
-        "--channel",
-        &channel,
-        "--amount",
-        "10",
-        "--lock-secret-hash",
-        &condition,
-        "--expires-in",
-        "30",
-        "--out",
-        &locked,
-    ])?;
+    let said = pay_locked(&dev, &channel, "10", &condition, "30", &locked)?;
     assert!(said.starts_with("locked 10 SMT on"), "{said}");
     let said = dev.sm(&["receive", "--wallet", "brandon", &locked])?;
     assert!(said.contains("10 SMT locked on"), "{said}");
@@ -145,23 +131,36 @@ async fn locked_ten(dev: &Dev, name: &str) -> eyre::Result<(B256, B256, u64)> {
     let (secret, condition) = secret(name);
     let locked = file(&dev.home, &format!("{name}.smr"));
     let expiry = wall_clock() + 300;
+    pay_locked(dev, &id, "10", &condition.to_string(), "300", &locked)?;
+    dev.sm(&["receive", "--wallet", "brandon", &locked])?;
+    Ok((channel, secret, expiry))
+}
+
+/// `smartmesh pay` by Alice of `amount` on `channel`, locked on `condition` for `expires_in`
+/// seconds, handed over in the file `out`.
+fn pay_locked(
+    dev: &Dev,
+    channel: &str,
+    amount: &str,
+    condition: &str,
+    expires_in: &str,
+    out: &str,
+) -> eyre::Result<String> {
     dev.sm(&[
         "pay",
         "--wallet",
         "alice",
         "--channel",
-        &id,
+        channel,
         "--amount",
-        "10",
+        amount,
         "--lock-secret-hash",
-        &condition.to_string(),
+        condition,
         "--expires-in",
-        "300",
+        expires_in,
         "--out",
-        &locked,
-    ])?;
-    dev.sm(&["receive", "--wallet", "brandon", &locked])?;
-    Ok((channel, secret, expiry))
+        out,
+    ])
 }
 
 fn wall_clock() -> u64 {
@@ -461,21 +460,7 @@ async fn a_lock_expired_is_refused_once_the_registry_shows_the_secret_in_time() 
     let (_, unmet) = secret("unmet");
     for (condition, amount) in [(hashlock_condition_id(&met), "10"), (unmet, "5")] {
         let locked = file(&dev.home, &format!("{condition}.smr"));
-        dev.sm(&[
-            "pay",
-            "--wallet",
-            "alice",
-            "--channel",
-            &id,
-            "--amount",
-            amount,
-            "--lock-secret-hash",
-            &condition.to_string(),
-            "--expires-in",
-            "15",
-            "--out",
-            &locked,
-        ])?;
+        pay_locked(&dev, &id, amount, &condition.to_string(), "15", &locked)?;
         dev.sm(&["receive", "--wallet", "brandon", &locked])?;
     }
     // Brandon meets the first lock in time, on chain; nobody meets the second.

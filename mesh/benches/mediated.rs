@@ -6,13 +6,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use alloy::primitives::{U256, keccak256};
-use common::{config, percentile};
-use smartmesh_mesh::{Channel, KEY_FILE, MemoryNet, MemoryTransport, Mesh, create_key};
+use common::{config, open_between, percentile};
+use smartmesh_mesh::{KEY_FILE, MemoryNet, MemoryTransport, Mesh, create_key};
 use smartmesh_protocol::{
-    channel::{ChannelMessage, Phase},
+    channel::ChannelMessage,
     mediated::{Hop, MediationSettings, Payment},
 };
 
@@ -42,7 +42,6 @@ async fn main() -> eyre::Result<()> {
     let root =
         std::env::temp_dir().join(format!("smartmesh-mediated-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let mut wallets = Vec::new();
     for name in ["alice", "brandon", "dana", "carol"] {
         let dir = root.join(name);
@@ -53,23 +52,7 @@ async fn main() -> eyre::Result<()> {
     }
     let deposit = U256::from(10).pow(U256::from(24));
     for n in 0..3 {
-        let id = keccak256([n as u8]);
-        for (me, partner) in [(n, n + 1), (n + 1, n)] {
-            wallets[me]
-                .track(&Channel {
-                    id,
-                    partner: wallets[partner].address(),
-                    state: Phase::Open,
-                    settle_timeout: 86_400,
-                    my_deposit: deposit,
-                    my_withdrawn: U256::ZERO,
-                    partner_deposit: deposit,
-                    partner_withdrawn: U256::ZERO,
-                    frozen: None,
-                    open_seen_at: now,
-                })
-                .await?;
-        }
+        open_between(&wallets[n], &wallets[n + 1], keccak256([n as u8]), deposit).await?;
     }
     let net = MemoryNet::new();
     let transports: Vec<MemoryTransport> =

@@ -21,9 +21,9 @@ use alloy::{
     primitives::{B256, U256, keccak256},
     signers::local::PrivateKeySigner,
 };
-use common::{config, percentile};
-use smartmesh_mesh::{Channel, KEY_FILE, Mesh, create_key};
-use smartmesh_protocol::{Lock, channel::Phase, hashlock_condition_id, recover, sign_digest};
+use common::{config, open_between, percentile};
+use smartmesh_mesh::{KEY_FILE, Mesh, create_key};
+use smartmesh_protocol::{Lock, hashlock_condition_id, recover, sign_digest};
 
 const PAYMENTS: usize = 1_000;
 const CHANNELS: usize = 100;
@@ -53,21 +53,7 @@ async fn pair(root: &Path, n: usize) -> eyre::Result<(Mesh, Mesh, B256)> {
     let brandon = wallet(root, &format!("brandon-{n}")).await?;
     let id = keccak256(n.to_be_bytes());
     let deposit = U256::from(10).pow(U256::from(24));
-    for (me, partner) in [(&alice, &brandon), (&brandon, &alice)] {
-        me.track(&Channel {
-            id,
-            partner: partner.address(),
-            state: Phase::Open,
-            settle_timeout: 86_400,
-            my_deposit: deposit,
-            my_withdrawn: U256::ZERO,
-            partner_deposit: deposit,
-            partner_withdrawn: U256::ZERO,
-            frozen: None,
-            open_seen_at: now(),
-        })
-        .await?;
-    }
+    open_between(&alice, &brandon, id, deposit).await?;
     Ok((alice, brandon, id))
 }
 

@@ -6,9 +6,9 @@ mod common;
 use std::path::PathBuf;
 
 use alloy::primitives::{B256, U256};
-use common::config;
-use smartmesh_mesh::{Channel, FileTransport, KEY_FILE, MemoryNet, Mesh, Transport, create_key};
-use smartmesh_protocol::channel::{ChannelMessage, Phase};
+use common::{config, open_between};
+use smartmesh_mesh::{FileTransport, KEY_FILE, MemoryNet, Mesh, Transport, create_key};
+use smartmesh_protocol::channel::ChannelMessage;
 
 const CHANNEL: B256 = B256::repeat_byte(0xcd);
 
@@ -40,24 +40,7 @@ async fn payments_wait_for_the_next_meeting_and_arrive_in_order() -> eyre::Resul
     }
     let brandon = wallets.pop().unwrap();
     let alice = wallets.pop().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    for (me, partner) in [(&alice, &brandon), (&brandon, &alice)] {
-        me.track(&Channel {
-            id: CHANNEL,
-            partner: partner.address(),
-            state: Phase::Open,
-            settle_timeout: 3_600,
-            my_deposit: U256::from(100),
-            my_withdrawn: U256::ZERO,
-            partner_deposit: U256::from(100),
-            partner_withdrawn: U256::ZERO,
-            frozen: None,
-            open_seen_at: now,
-        })
-        .await?;
-    }
+    open_between(&alice, &brandon, CHANNEL, U256::from(100)).await?;
     let net = MemoryNet::new();
     let (to_alice, to_brandon) = (
         net.endpoint(alice.address()),
@@ -108,24 +91,7 @@ async fn payments_go_as_files_in_the_text_form_and_only_whole_ones_are_taken() -
         wallets.push(Mesh::open(&dir, config()).await?);
     }
     let (alice, brandon) = (&wallets[0], &wallets[1]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    for (me, partner) in [(alice, brandon), (brandon, alice)] {
-        me.track(&Channel {
-            id: CHANNEL,
-            partner: partner.address(),
-            state: Phase::Open,
-            settle_timeout: 3_600,
-            my_deposit: U256::from(100),
-            my_withdrawn: U256::ZERO,
-            partner_deposit: U256::from(100),
-            partner_withdrawn: U256::ZERO,
-            frozen: None,
-            open_seen_at: now,
-        })
-        .await?;
-    }
+    open_between(alice, brandon, CHANNEL, U256::from(100)).await?;
     let to_brandon = FileTransport::new(
         alice.address(),
         &root.join("alice-files"),

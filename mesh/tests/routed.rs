@@ -7,10 +7,10 @@ mod common;
 use std::path::PathBuf;
 
 use alloy::primitives::{Address, U256, keccak256};
-use common::config;
-use smartmesh_mesh::{Channel, KEY_FILE, MemoryNet, MemoryTransport, Mesh, create_key};
+use common::{config, open_between};
+use smartmesh_mesh::{KEY_FILE, MemoryNet, MemoryTransport, Mesh, create_key};
 use smartmesh_protocol::{
-    channel::{ChannelMessage, Phase},
+    channel::ChannelMessage,
     mediated::{Hop, MediationSettings, Payment},
 };
 
@@ -31,9 +31,6 @@ impl Drop for Line {
 
 /// Four wallets on a line, a channel between neighbours (100 each way), every link up.
 async fn line(test: &str) -> eyre::Result<Line> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
     let (mut wallets, mut dirs) = (Vec::new(), Vec::new());
     for name in ["alice", "brandon", "dana", "carol"] {
         let dir = std::env::temp_dir().join(format!(
@@ -48,23 +45,13 @@ async fn line(test: &str) -> eyre::Result<Line> {
         dirs.push(dir);
     }
     for n in 0..3 {
-        let id = keccak256([n as u8]);
-        for (me, partner) in [(n, n + 1), (n + 1, n)] {
-            wallets[me]
-                .track(&Channel {
-                    id,
-                    partner: wallets[partner].address(),
-                    state: Phase::Open,
-                    settle_timeout: 3_600,
-                    my_deposit: U256::from(100),
-                    my_withdrawn: U256::ZERO,
-                    partner_deposit: U256::from(100),
-                    partner_withdrawn: U256::ZERO,
-                    frozen: None,
-                    open_seen_at: now,
-                })
-                .await?;
-        }
+        open_between(
+            &wallets[n],
+            &wallets[n + 1],
+            keccak256([n as u8]),
+            U256::from(100),
+        )
+        .await?;
     }
     let net = MemoryNet::new();
     let transports = wallets.iter().map(|w| net.endpoint(w.address())).collect();

@@ -6,7 +6,7 @@ use std::time::Duration;
 #[path = "../../tests/common/mod.rs"]
 mod offline;
 
-pub(crate) use offline::config;
+pub(crate) use offline::{config, open_between};
 
 /// The `p` quantile of `samples` (sorted in place).
 pub(crate) fn percentile(samples: &mut [Duration], p: f64) -> Duration {

@@ -1,4 +1,8 @@
-//! What the phone crate's tests share: a wallet configuration with no network at all.
+//! What the phone crate's tests share: a wallet configuration with no network at all, and
+//! channels tracked in two wallets.
+
+// Each test binary uses a different part of it.
+#![allow(dead_code)]
 
 use alloy::primitives::{Address, U256};
 use smartmesh_mesh::MeshConfig;
@@ -18,4 +22,33 @@ pub(crate) fn config() -> MeshConfig {
         watch_reward: U256::ZERO,
         finality: 0,
     }
+}
+
+/// Tracks channel `id` between `a` and `b` in both wallets as open, each side holding
+/// `deposit`, seen open now.
+pub(crate) async fn open_between(
+    a: &smartmesh_mesh::Mesh,
+    b: &smartmesh_mesh::Mesh,
+    id: alloy::primitives::B256,
+    deposit: U256,
+) -> Result<(), smartmesh_mesh::MeshError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    for (me, partner) in [(a, b), (b, a)] {
+        me.track(&smartmesh_mesh::Channel {
+            id,
+            partner: partner.address(),
+            state: smartmesh_protocol::channel::Phase::Open,
+            settle_timeout: 86_400,
+            my_deposit: deposit,
+            my_withdrawn: U256::ZERO,
+            partner_deposit: deposit,
+            partner_withdrawn: U256::ZERO,
+            frozen: None,
+            open_seen_at: now,
+        })
+        .await?;
+    }
+    Ok(())
 }
