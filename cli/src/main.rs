@@ -18,6 +18,7 @@ mod deploy;
 mod dev;
 mod keys;
 mod locks;
+mod node;
 mod relayer;
 mod settlement;
 mod wallet;
@@ -75,6 +76,13 @@ enum Command {
     Unlock(locks::LockArgs),
     /// Remove one of your pending locks unpaid after its expiry (reads the registry first).
     Expire(locks::LockArgs),
+    /// Run this wallet's node: pay, receive, mediate and forward over the peer-to-peer
+    /// transport, and sync to the watcher whenever it is reachable.
+    Node(node::Args),
+    /// The route and fees a payment to someone would take (asks the running node).
+    Route(node::RouteArgs),
+    /// The mediated transfers this wallet takes part in, and how they ended.
+    Transfers(node::TransfersArgs),
     /// Upload received payments to the watcher, which then guards them while you are offline.
     Sync {
         #[command(flatten)]
@@ -92,7 +100,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Services say what they do; wallet commands speak only when something is wrong.
     let level = match cli.command {
-        Command::Settlement(_) | Command::Relayer(_) => "info",
+        Command::Settlement(_) | Command::Relayer(_) | Command::Node(_) => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -113,6 +121,9 @@ async fn main() -> std::process::ExitCode {
         Command::Reveal(args) => locks::reveal(args).await,
         Command::Unlock(args) => locks::unlock(args).await,
         Command::Expire(args) => locks::expire(args).await,
+        Command::Node(args) => node::run(args).await,
+        Command::Route(args) => node::route(args).await,
+        Command::Transfers(args) => node::transfers(args).await,
         Command::Sync { wallet } => wallet::sync(wallet).await,
         Command::Balances { wallet } => wallet::balances(wallet).await,
     };

@@ -57,7 +57,12 @@ pub(crate) struct WalletArgs {
 }
 
 impl WalletArgs {
-    fn dir(&self) -> PathBuf {
+    /// The wallet's name as given.
+    pub(crate) fn name(&self) -> &str {
+        &self.wallet
+    }
+
+    pub(crate) fn dir(&self) -> PathBuf {
         if self.wallet.contains('/') {
             PathBuf::from(&self.wallet)
         } else {
@@ -67,6 +72,11 @@ impl WalletArgs {
 
     fn dev(&self) -> eyre::Result<Option<DevFile>> {
         DevFile::read(&self.home)
+    }
+
+    /// Whether the wallet runs against `smartmesh dev`'s chain (short timings).
+    pub(crate) fn on_dev_chain(&self) -> eyre::Result<bool> {
+        Ok(self.deployment.is_none() && self.dev()?.is_some())
     }
 
     fn config(&self) -> eyre::Result<MeshConfig> {
@@ -117,7 +127,7 @@ impl WalletArgs {
     }
 
     /// An address, or the address of a wallet dev.json knows by name.
-    fn address(&self, text: &str) -> eyre::Result<Address> {
+    pub(crate) fn address(&self, text: &str) -> eyre::Result<Address> {
         if let Ok(address) = text.parse() {
             return Ok(address);
         }
@@ -249,8 +259,16 @@ pub(crate) enum ChannelCommand {
 #[derive(Debug, clap::Args)]
 pub(crate) struct PayArgs {
     /// The channel (needed when the wallet has several).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "to")]
     channel: Option<B256>,
+    /// Whom to pay (an address, or a wallet of the dev stack by name): over the channel
+    /// with them, or, through this wallet's running `smartmesh node`, along the cheapest
+    /// route of channels when there is none.
+    #[arg(long, conflicts_with_all = ["resend", "lock_secret_hash"])]
+    to: Option<String>,
+    /// The most SMT of fees a routed payment may cost.
+    #[arg(long, requires = "to", default_value = "1")]
+    max_fee: String,
     /// SMT to pay.
     #[arg(
         long,
@@ -525,8 +543,52 @@ pub(crate) async fn channel_command(command: ChannelCommand, args: WalletArgs) -
 }
 
 pub(crate) async fn pay(args: PayArgs) -> eyre::Result<()> {
+    if let (Some(to), Some(text)) = (&args.to, &args.amount) {
+        let target = args.wallet.address(to)?;
+        let amount = positive_amount("--amount", text)?;
+        let request = crate::node::Request::Pay {
+            to: target,
+            amount,
+            max_fee: crate::wallet::amount("--max-fee", &args.max_fee)?,
+        };
+        match crate::node::ask(&args.wallet.dir(), &request).await? {
+            Some(crate::node::Response::Started {
+                condition_id,
+                route,
+            }) => {
+                say!(
+                    "paying {text} SMT to {to} {}{}",
+                    crate::node::describe(&route),
+                    condition_id.map_or(String::new(), |id| format!(
+                        ": transfer {id} (see `smartmesh transfers`)"
+                    ))
+                );
+                return Ok(());
+            }
+            Some(crate::node::Response::Error { message }) => bail!("{message}"),
+            Some(other) => bail!("the node answered {other:?} to a payment"),
+            // No node runs: only a direct payment, handed over by hand.
+            None => {}
+        }
+    }
     let mesh = args.wallet.open().await?;
-    let id = channel(&mesh, args.channel).await?;
+    let id = match &args.to {
+        Some(to) => {
+            let partner = args.wallet.address(to)?;
+            mesh.channels()
+                .await?
+                .into_iter()
+                .find(|c| c.partner == partner && c.state == Phase::Open)
+                .map(|c| c.id)
+                .ok_or_else(|| {
+                    eyre!(
+                        "no open channel with {to}: a payment routed through other phones goes through your node; start `smartmesh node --wallet {}` and pay again",
+                        args.wallet.name()
+                    )
+                })?
+        }
+        None => channel(&mesh, args.channel).await?,
+    };
     if let (Some(condition_id), Some(expires_in), Some(text)) =
         (args.lock_secret_hash, args.expires_in, &args.amount)
     {

@@ -5,9 +5,32 @@ use alloy::primitives::{Address, B256, U256};
 /// What went wrong on the phone.
 #[derive(Debug, thiserror::Error)]
 pub enum MeshError {
+    /// No route the graph knows leads to the target with the capacity needed.
+    #[error(
+        "no route to {target} for {amount} within {max_hops} hops: no known channels with fresh capacity hints lead there"
+    )]
+    NoRoute {
+        /// Whom the payment was for.
+        target: Address,
+        /// What it was to deliver.
+        amount: U256,
+        /// The longest route allowed.
+        max_hops: usize,
+    },
+    /// The route costs more than the payer allows.
+    #[error("the route costs {fee} in fees, above the {max_fee} allowed")]
+    FeeAboveMax {
+        /// The route's fees in all.
+        fee: U256,
+        /// What the payer allowed.
+        max_fee: U256,
+    },
+    /// A peer's message that is not one (kept out of the journal).
+    #[error("malformed {0} from a peer")]
+    Malformed(&'static str),
     /// A mediated step needs a channel with this peer, and the wallet has none open.
     #[error("no open channel with {0}")]
-    NoChannelWith(alloy::primitives::Address),
+    NoChannelWith(Address),
     /// A transport failed (not a peer out of reach: that message waits in the outbox).
     #[error(transparent)]
     Transport(#[from] crate::TransportError),

@@ -7,10 +7,13 @@
 
 mod channel;
 mod error;
+mod graph;
 mod handoff;
 mod journal;
+mod node;
 mod ops;
 mod outbox;
+mod p2p;
 mod routed;
 mod services;
 mod transport;
@@ -19,7 +22,11 @@ mod wallet_client;
 
 pub use channel::{Capacity, Channel};
 pub use error::MeshError;
+pub use graph::{decode_hint, encode_hint};
 pub use handoff::FileTransport;
+pub use libp2p::{Multiaddr, PeerId};
+pub use node::{MeshNode, NodeConfig, NodeEvent, Started, TransferOutcome, TransferSummary};
+pub use p2p::{P2pConfig, P2pEvent, P2pTransport, address_of, identity_of};
 pub use routed::Outgoing;
 pub use services::{Relayed, SyncReport};
 pub use transport::{MemoryNet, MemoryTransport, Transport, TransportError};

@@ -20,7 +20,7 @@ use crate::{Channel, Mesh, MeshError, Relayed, wallet_client::now};
 const VALIDITY: u64 = 600;
 
 impl Mesh {
-    fn chain(&self) -> Result<DynProvider, MeshError> {
+    pub(crate) fn chain(&self) -> Result<DynProvider, MeshError> {
         let url = self
             .config
             .rpc_url

@@ -128,6 +128,15 @@ impl Mesh {
         Ok(out)
     }
 
+    /// Every transfer this wallet takes part in, by condition.
+    pub async fn transfers(&self) -> Result<Vec<TransferState>, MeshError> {
+        let mut states = Vec::new();
+        for condition_id in self.transfer_ids().await? {
+            states.extend(self.load_transfer(condition_id).await?);
+        }
+        Ok(states)
+    }
+
     /// The transfer of `condition_id`, if this wallet takes part in it.
     pub async fn transfer(&self, condition_id: B256) -> Result<Option<TransferState>, MeshError> {
         self.load_transfer(condition_id).await
@@ -239,7 +248,7 @@ impl Mesh {
     }
 
     /// The open channel with `partner`.
-    async fn channel_with(&self, partner: Address) -> Result<B256, MeshError> {
+    pub(crate) async fn channel_with(&self, partner: Address) -> Result<B256, MeshError> {
         let known = self
             .partners
             .lock()
@@ -307,11 +316,11 @@ impl Mesh {
         Ok(())
     }
 
-    fn mediation(&self) -> MediationSettings {
+    pub(crate) fn mediation(&self) -> MediationSettings {
         self.mediation.lock().unwrap_or_else(|e| e.into_inner()).0
     }
 
-    fn min_fee(&self) -> alloy::primitives::U256 {
+    pub(crate) fn min_fee(&self) -> alloy::primitives::U256 {
         self.mediation.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 

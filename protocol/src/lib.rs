@@ -35,8 +35,8 @@ pub use messages::{
 };
 pub use rules::{PayerCapacity, check_successor};
 pub use signature::{
-    SecpSigner, Signature65, recover, recover_k256, recover_typed, sign_digest, sign_typed,
-    verify_typed,
+    SecpSigner, Signature65, recover, recover_k256, recover_key, recover_typed, sign_digest,
+    sign_typed, verify_typed,
 };
 pub use watcher::{MAX_READ_VALIDITY_SECS, WatcherAck, WatcherRead, watcher_domain};
 pub use wire::{KIND_BALANCE_PROOF, MAX_WIRE_LEN, SignedProof, TEXT_PREFIX, WIRE_VERSION};

@@ -110,6 +110,15 @@ impl std::fmt::Debug for SecpSigner {
 
 /// Recovers the signer of `digest` with libsecp256k1, under the contracts' rule.
 pub fn recover(digest: &B256, signature: &Signature65) -> Result<Address, ProtocolError> {
+    recover_key(digest, signature).map(|(address, _)| address)
+}
+
+/// Recovers the signer of `digest` and its compressed public key (what a payer seals a
+/// mediated payment's secret to), under the contracts' rule.
+pub fn recover_key(
+    digest: &B256,
+    signature: &Signature65,
+) -> Result<(Address, [u8; 33]), ProtocolError> {
     let bytes = signature.as_bytes();
     let v = bytes[64];
     let recovery_id = match v {
@@ -130,7 +139,7 @@ pub fn recover(digest: &B256, signature: &Signature65) -> Result<Address, Protoc
     if address == Address::ZERO {
         return Err(ProtocolError::Unrecoverable);
     }
-    Ok(address)
+    Ok((address, key.serialize()))
 }
 
 /// Recovers the signer of an EIP-712 message.

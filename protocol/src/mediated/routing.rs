@@ -12,7 +12,7 @@ use alloy::{
 };
 
 use super::metadata::Hop;
-use crate::{ProtocolError, Signature65, recover};
+use crate::{ProtocolError, Signature65, recover_key};
 
 alloy::sol! {
     /// What `node` can send toward `partner` in their channel, and the fee it asks to
@@ -58,6 +58,10 @@ pub struct ChannelGraph {
     channels: BTreeMap<B256, (Address, Address)>,
     /// (node, partner) -> (capacity, fee, expires at).
     hints: BTreeMap<(Address, Address), (U256, U256, u64)>,
+    /// Public keys recovered from hints: what a payer seals a secret to.
+    keys: BTreeMap<Address, [u8; 33]>,
+    /// Channels not known from the chain, hinted by one end so far: (node, partner, until).
+    vouched: BTreeMap<B256, (Address, Address, u64)>,
 }
 
 impl ChannelGraph {
@@ -71,6 +75,13 @@ impl ChannelGraph {
         self.channels.insert(channel_id, (a, b));
     }
 
+    /// Adds the channels `other` knows (its hints are not taken: they are checked one by one).
+    pub fn merge_channels(&mut self, other: &ChannelGraph) {
+        for (id, (a, b)) in &other.channels {
+            self.channels.insert(*id, (*a, *b));
+        }
+    }
+
     /// A channel gone (closed or settled).
     pub fn remove_channel(&mut self, channel_id: B256) {
         if let Some((a, b)) = self.channels.remove(&channel_id) {
@@ -79,8 +90,9 @@ impl ChannelGraph {
         }
     }
 
-    /// Takes a signed hint: signed by its node, for a known channel between node and partner,
-    /// not expired, good for at most [`MAX_HINT_TTL`]; a newer hint replaces an older one.
+    /// Takes a signed hint: signed by its node, not expired, good for at most
+    /// [`MAX_HINT_TTL`], for a channel between node and partner that is known, or that the
+    /// partner hinted too; a newer hint replaces an older one.
     pub fn add_hint(
         &mut self,
         hint: &CapacityHint,
@@ -88,18 +100,12 @@ impl ChannelGraph {
         domain: &Eip712Domain,
         now: u64,
     ) -> Result<(), ProtocolError> {
-        let signer = recover(&hint.eip712_signing_hash(domain), signature)?;
+        let (signer, key) = recover_key(&hint.eip712_signing_hash(domain), signature)?;
         if signer != hint.node {
             return Err(ProtocolError::WrongSigner {
                 expected: hint.node,
                 actual: signer,
             });
-        }
-        let known = self.channels.get(&hint.channelId).is_some_and(|(a, b)| {
-            (*a, *b) == (hint.node, hint.partner) || (*b, *a) == (hint.node, hint.partner)
-        });
-        if !known {
-            return Err(ProtocolError::UnknownHintChannel(hint.channelId));
         }
         if hint.expiresAt <= now || hint.expiresAt > now.saturating_add(MAX_HINT_TTL) {
             return Err(ProtocolError::HintExpiry {
@@ -107,16 +113,50 @@ impl ChannelGraph {
                 now,
             });
         }
-        let key = (hint.node, hint.partner);
+        let known = self.channels.get(&hint.channelId).is_some_and(|(a, b)| {
+            (*a, *b) == (hint.node, hint.partner) || (*b, *a) == (hint.node, hint.partner)
+        });
+        if !known {
+            // Offline, a channel the chain was not read for is taken once both its ends
+            // signed hints naming it: each vouches for the other. A made-up channel between
+            // two colluders only makes a route through them fail, and the payer's lock
+            // expire back to it, as any stalling mediator would.
+            let vouched =
+                self.vouched
+                    .get(&hint.channelId)
+                    .is_some_and(|(node, partner, expires)| {
+                        (*node, *partner) == (hint.partner, hint.node) && *expires > now
+                    });
+            if !vouched {
+                self.vouched
+                    .insert(hint.channelId, (hint.node, hint.partner, hint.expiresAt));
+                return Err(ProtocolError::UnknownHintChannel(hint.channelId));
+            }
+            self.vouched.remove(&hint.channelId);
+            self.channels
+                .insert(hint.channelId, (hint.node, hint.partner));
+        }
+        self.keys.insert(signer, key);
+        let pair = (hint.node, hint.partner);
         let newer = self
             .hints
-            .get(&key)
+            .get(&pair)
             .is_none_or(|(_, _, expires)| hint.expiresAt >= *expires);
         if newer {
             self.hints
-                .insert(key, (hint.capacity, hint.fee, hint.expiresAt));
+                .insert(pair, (hint.capacity, hint.fee, hint.expiresAt));
         }
         Ok(())
+    }
+
+    /// The public key of `node`, as recovered from a hint it signed.
+    pub fn key_of(&self, node: Address) -> Option<[u8; 33]> {
+        self.keys.get(&node).copied()
+    }
+
+    /// Whether the graph knows the channel.
+    pub fn has_channel(&self, channel_id: B256) -> bool {
+        self.channels.contains_key(&channel_id)
     }
 
     /// The cheapest route from `from` to `to` for `amount`, at most `max_hops` channels: the
@@ -315,6 +355,13 @@ mod tests {
             .route(addr(0), addr(1), U256::from(10), 3, NOW)
             .unwrap();
         assert!(direct.mediators.is_empty() && direct.total_fee.is_zero());
+        // The key a payer seals to is the one that signed the hint; none for a silent node.
+        let erin: [u8; 32] = keys[4].credential().to_bytes().into();
+        assert_eq!(
+            graph.key_of(addr(4)),
+            Some(crate::mediated::public_key(&erin).unwrap())
+        );
+        assert_eq!(graph.key_of(addr(0)), None);
     }
 
     #[test]
@@ -347,6 +394,27 @@ mod tests {
             graph.add_hint(&forged, &signed, &domain(), NOW),
             Err(ProtocolError::HintExpiry { .. })
         ));
+        // A channel the chain was not read for counts once both its ends hinted it.
+        let mut offline = CapacityHint {
+            node: b,
+            partner: c,
+            channelId: B256::repeat_byte(9),
+            capacity: U256::from(50),
+            fee: U256::from(1),
+            expiresAt: NOW + 60,
+        };
+        let by_brandon = sign_typed(&keys[1], &offline, &domain());
+        assert_eq!(
+            graph.add_hint(&offline, &by_brandon, &domain(), NOW),
+            Err(ProtocolError::UnknownHintChannel(B256::repeat_byte(9))),
+            "one end alone does not make a channel"
+        );
+        assert!(!graph.has_channel(B256::repeat_byte(9)));
+        (offline.node, offline.partner) = (c, b);
+        let by_carol = sign_typed(&keys[2], &offline, &domain());
+        graph.add_hint(&offline, &by_carol, &domain(), NOW).unwrap();
+        assert!(graph.has_channel(B256::repeat_byte(9)));
+        graph.remove_channel(B256::repeat_byte(9));
         graph.remove_channel(B256::repeat_byte(2));
         assert!(
             graph
