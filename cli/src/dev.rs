@@ -28,7 +28,7 @@ use crate::common::HttpArgs;
 use crate::{deploy, keys};
 
 /// The demo wallets `smartmesh dev` funds.
-pub(crate) const DEMO_WALLETS: [&str; 2] = ["alice", "brandon"];
+pub(crate) const DEMO_WALLETS: [&str; 3] = ["alice", "brandon", "carol"];
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {

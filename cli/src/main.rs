@@ -32,7 +32,7 @@ use tracing_subscriber::EnvFilter;
     version,
     about = "SmartMesh: phones pay each other in SMT with no internet, and settle on Ethereum later",
     after_help = "Start here: `smartmesh dev` runs a local chain, the contracts, the relayer and the \
-                  watcher, and funds the wallets alice and brandon; then try `smartmesh wallet show \
+                  watcher, and funds the wallets alice, brandon and carol; then try `smartmesh wallet show \
                   --wallet alice`."
 )]
 struct Cli {

@@ -194,7 +194,7 @@ pub(crate) enum WalletCommand {
 pub(crate) enum ChannelCommand {
     /// Open a channel to a partner through the relayer (no ETH needed), optionally depositing.
     Open {
-        /// The partner: an address, or a dev wallet's name (alice, brandon).
+        /// The partner: an address, or a dev wallet's name (alice, brandon, carol).
         #[arg(long)]
         partner: String,
         /// The hold period in seconds: how long a close can be disputed.

@@ -17,6 +17,9 @@ pub enum MeshError {
         /// The longest route allowed.
         max_hops: usize,
     },
+    /// A routed payment's secret is sealed to the target's key, learned from a hint it signed.
+    #[error("the key of {0} is not known yet: it comes with the capacity hints it gossips")]
+    UnknownKey(Address),
     /// The route costs more than the payer allows.
     #[error("the route costs {fee} in fees, above the {max_fee} allowed")]
     FeeAboveMax {

@@ -230,16 +230,32 @@ impl MeshNode {
         self.graph.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cheapest route to `target` for `amount` the node knows now.
-    pub fn route(&self, target: Address, amount: U256) -> Result<Route, MeshError> {
+    /// The cheapest route to `target` for `amount` the node knows now, with the target's key
+    /// when the route has mediators.
+    fn route_with_key(
+        &self,
+        target: Address,
+        amount: U256,
+    ) -> Result<(Route, Option<[u8; 33]>), MeshError> {
         let max_hops = self.mesh.mediation().max_hops;
-        self.graph()
+        let graph = self.graph();
+        let route = graph
             .route(self.mesh.address(), target, amount, max_hops, now())
             .ok_or(MeshError::NoRoute {
                 target,
                 amount,
                 max_hops,
-            })
+            })?;
+        if route.mediators.is_empty() {
+            return Ok((route, None));
+        }
+        let key = graph.key_of(target).ok_or(MeshError::UnknownKey(target))?;
+        Ok((route, Some(key)))
+    }
+
+    /// The cheapest route to `target` for `amount` the node can pay along now.
+    pub fn route(&self, target: Address, amount: U256) -> Result<Route, MeshError> {
+        self.route_with_key(target, amount).map(|(route, _)| route)
     }
 
     /// Pays `amount` to `target`: directly over a channel with it, else along the cheapest
@@ -251,7 +267,7 @@ impl MeshNode {
         amount: U256,
         max_fee: U256,
     ) -> Result<Started, MeshError> {
-        let route = self.route(target, amount)?;
+        let (route, target_key) = self.route_with_key(target, amount)?;
         if route.total_fee > max_fee {
             return Err(MeshError::FeeAboveMax {
                 fee: route.total_fee,
@@ -271,11 +287,8 @@ impl MeshNode {
                 route,
             });
         }
-        let target_key = self.graph().key_of(target).ok_or(MeshError::NoRoute {
-            target,
-            amount,
-            max_hops: route.mediators.len() + 1,
-        })?;
+        let target_key = target_key.ok_or(MeshError::UnknownKey(target))?;
+        // Whole in a lock's u128, fees included, or refused.
         lock_amount(amount, route.total_fee)?;
         let payment = Payment {
             mediators: route.mediators.clone(),
@@ -336,6 +349,14 @@ impl MeshNode {
         let message = ChannelMessage::decode(bytes)?;
         let kind = kind(&message);
         tracing::info!(target: "smartmesh::node", %from, kind, "received");
+        // A lock removed unpaid is taken only against a registry read showing its condition
+        // unmet in time: read it when the chain is reachable (offline the wallet refuses it).
+        if let ChannelMessage::LockExpired(expired) = &message
+            && self.mesh.config.rpc_url.is_some()
+            && let Err(error) = self.mesh.check_registry(expired.condition_id).await
+        {
+            tracing::debug!(target: "smartmesh::node", %error, "registry not read");
+        }
         let out = self.mesh.receive_routed(from, message).await?;
         self.report(NodeEvent::Received { from, kind });
         self.mesh.send_or_queue(&self.transport, out).await?;

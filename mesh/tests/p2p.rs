@@ -156,9 +156,10 @@ async fn pay_when_routed(
     loop {
         match payer.pay(target, amount, U256::from(10)).await {
             Ok(started) => return Ok(started),
-            Err(smartmesh_mesh::MeshError::NoRoute { .. })
-                if tokio::time::Instant::now() < deadline =>
-            {
+            Err(
+                smartmesh_mesh::MeshError::NoRoute { .. }
+                | smartmesh_mesh::MeshError::UnknownKey(_),
+            ) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(error) => return Err(error.into()),

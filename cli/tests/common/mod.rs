@@ -10,6 +10,7 @@ pub(crate) mod proxy;
 pub(crate) mod stack;
 #[path = "../../../chain/tests/common/mod.rs"]
 pub(crate) mod storage;
+pub(crate) mod village;
 #[path = "../../../settlement/tests/common/watcher.rs"]
 pub(crate) mod watcher;
 
