@@ -59,7 +59,8 @@ impl Mesh {
     }
 
     /// Reads the TokenNetwork's opens and settles since the last read into the journal's
-    /// graph. Returns how many channels it knows now.
+    /// graph, and tracks the channels opened to this wallet it did not know. Returns how many
+    /// channels the graph holds now.
     pub async fn refresh_graph(&self) -> Result<usize, MeshError> {
         let chain = self.chain()?;
         let network_error =
@@ -109,6 +110,24 @@ impl Mesh {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
+        }
+        // A channel someone opened to this wallet is tracked as soon as the chain shows it.
+        let me = self.address().to_string();
+        let mine: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT channel_id FROM graph_channels WHERE participant1 = ? OR participant2 = ?",
+        )
+        .bind(&me)
+        .bind(&me)
+        .fetch_all(self.journal.pool())
+        .await?;
+        let tracked: Vec<B256> = self.channels().await?.iter().map(|c| c.id).collect();
+        for id in mine {
+            let id =
+                B256::try_from(id.as_slice()).map_err(|_| MeshError::Stored("graph channel"))?;
+            if !tracked.contains(&id) {
+                let channel = self.refresh(id).await?;
+                tracing::info!(target: "smartmesh::mesh", %id, partner = %channel.partner, "tracking a channel opened to this wallet");
+            }
         }
         let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM graph_channels")
             .fetch_one(self.journal.pool())
