@@ -1,9 +1,11 @@
 //! SmartMesh for phones: the crate a phone app embeds. A wallet (a k256 key in a file only
 //! its owner reads), its channels, offline payments handed phone to phone as signed balance
 //! proofs under the client discipline of DESIGN.md section 4, a receipts journal in SQLite,
-//! sync to the settlement watcher, a transport interface with a persistent store-and-forward
-//! outbox for peers out of reach, and gasless channel operations through the relayer. No
-//! server code: it only calls the services and the chain when there is internet.
+//! sync to the settlement watcher, gasless channel operations through the relayer, payments
+//! mediated by other phones, a transport interface (in memory, files, peer-to-peer on
+//! rust-libp2p) with a persistent store-and-forward outbox for peers out of reach, and the node
+//! that runs a wallet on its own ([`MeshNode`]). No server code: it only calls the services and
+//! the chain when there is internet.
 
 mod channel;
 mod error;

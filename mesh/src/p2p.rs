@@ -12,7 +12,10 @@
 use std::{
     collections::{BTreeMap, HashMap},
     io,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -94,6 +97,8 @@ pub struct P2pTransport {
     inbox: tokio::sync::Mutex<mpsc::UnboundedReceiver<(Address, Vec<u8>)>>,
     events: tokio::sync::Mutex<mpsc::UnboundedReceiver<P2pEvent>>,
     task: tokio::task::JoinHandle<()>,
+    /// Messages handed over and acknowledged, and their bytes, for the figures.
+    sent: (AtomicUsize, AtomicUsize),
 }
 
 impl std::fmt::Debug for P2pTransport {
@@ -236,6 +241,7 @@ impl P2pTransport {
             inbox: tokio::sync::Mutex::new(inbox),
             events: tokio::sync::Mutex::new(events),
             task,
+            sent: (AtomicUsize::new(0), AtomicUsize::new(0)),
         })
     }
 
@@ -263,6 +269,14 @@ impl P2pTransport {
         self.events.lock().await.recv().await
     }
 
+    /// Messages this node handed over (acknowledged by their peer) and their bytes, so far.
+    pub fn traffic(&self) -> (usize, usize) {
+        (
+            self.sent.0.load(Ordering::Relaxed),
+            self.sent.1.load(Ordering::Relaxed),
+        )
+    }
+
     /// Whether the network task still runs (it stops only on a bug or when dropped).
     pub fn is_running(&self) -> bool {
         !self.task.is_finished()
@@ -283,6 +297,7 @@ impl Transport for P2pTransport {
             .copied()
             .ok_or(TransportError::Unreachable(peer))?;
         let (done, acknowledged) = oneshot::channel();
+        let len = bytes.len();
         self.commands
             .send(Command::Send {
                 peer: peer_id,
@@ -291,8 +306,13 @@ impl Transport for P2pTransport {
             })
             .map_err(|_| TransportError::Closed)?;
         match acknowledged.await {
+            Ok(Ok(())) => {
+                self.sent.0.fetch_add(1, Ordering::Relaxed);
+                self.sent.1.fetch_add(len, Ordering::Relaxed);
+                Ok(())
+            }
             Ok(Err(TransportError::Unreachable(_))) => Err(TransportError::Unreachable(peer)),
-            Ok(result) => result,
+            Ok(Err(error)) => Err(error),
             Err(_) => Err(TransportError::Closed),
         }
     }

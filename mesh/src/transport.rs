@@ -1,8 +1,8 @@
 //! How phones reach each other (DESIGN.md 4.3): one interface, [`Transport`], over which a
 //! wallet hands its channel messages to a peer named by its wallet address. This module has
 //! the in-memory implementation that tests and the simulator use ([`MemoryNet`]: links that
-//! come and go); the file/QR/text hand-off is the CLI's, and the peer-to-peer one comes with
-//! `smartmesh node`. Messages for a peer that is not reachable wait in the wallet's
+//! come and go); the file/QR/text hand-off is [`crate::FileTransport`], and the peer-to-peer
+//! one [`crate::P2pTransport`]. Messages for a peer that is not reachable wait in the wallet's
 //! persistent outbox ([`crate::Mesh::queue`]) and go out, in order, at the next meeting
 //! ([`crate::Mesh::flush`]).
 

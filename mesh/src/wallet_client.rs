@@ -172,13 +172,13 @@ pub struct Mesh {
     // reads nothing back. Only this wallet writes its journal (one `Mesh` per journal); every
     // write outside the channel machine forgets the entry.
     states: Mutex<HashMap<B256, ChannelState>>,
-    /// The timing of mediated payments and the least fee this wallet mediates for.
     /// Each partner's channel and each mediated transfer, as the journal holds them (only this
     /// wallet writes them).
     pub(crate) partners: Mutex<HashMap<Address, B256>>,
     /// The peers with messages in the outbox, once read.
     pub(crate) queued: Mutex<Option<std::collections::HashSet<Address>>>,
     pub(crate) transfers: Mutex<HashMap<B256, smartmesh_protocol::mediated::TransferState>>,
+    /// The timing of mediated payments and the least fee this wallet mediates for.
     pub(crate) mediation: Mutex<(
         smartmesh_protocol::mediated::MediationSettings,
         alloy::primitives::U256,
