@@ -20,21 +20,21 @@ fn address_of(output: &str) -> eyre::Result<Address> {
 #[tokio::test]
 async fn a_channel_a_partner_opened_is_tracked_then_paid_into() -> eyre::Result<()> {
     let dev = Dev::start("track")?;
-    let carol = address_of(&dev.sm(&["wallet", "new", "--wallet", "carol"])?)?;
+    let dana = address_of(&dev.sm(&["wallet", "new", "--wallet", "dana"])?)?;
     let channel = opened(&dev.sm(&[
         "channel",
         "open",
         "--wallet",
         "alice",
         "--partner",
-        &carol.to_string(),
+        &dana.to_string(),
         "--settle-timeout",
         "60",
         "--deposit",
         "10",
     ])?)?;
     let id = channel.to_string();
-    let payment = file(&dev.home, "to-carol.smr");
+    let payment = file(&dev.home, "to-dana.smr");
     dev.sm(&[
         "pay",
         "--wallet",
@@ -47,15 +47,15 @@ async fn a_channel_a_partner_opened_is_tracked_then_paid_into() -> eyre::Result<
         &payment,
     ])?;
 
-    let error = dev.sm_fails(&["receive", "--wallet", "carol", &payment])?;
+    let error = dev.sm_fails(&["receive", "--wallet", "dana", &payment])?;
     assert!(error.contains("unknown to this wallet"), "{error}");
     assert!(
         error.contains("smartmesh channel track --channel"),
         "the advice names a real command: {error}"
     );
-    let tracked = dev.sm(&["channel", "track", "--wallet", "carol", "--channel", &id])?;
+    let tracked = dev.sm(&["channel", "track", "--wallet", "dana", "--channel", &id])?;
     assert!(tracked.contains("can receive 10 SMT"), "{tracked}");
-    let received = dev.sm(&["receive", "--wallet", "carol", &payment])?;
+    let received = dev.sm(&["receive", "--wallet", "dana", &payment])?;
     assert!(received.starts_with("received: 2 SMT"), "{received}");
     Ok(())
 }

@@ -17,6 +17,23 @@ pub enum ProtocolError {
     /// No public key recovers from the signature (for example `r` is not on the curve).
     #[error("signature does not recover to any key")]
     Unrecoverable,
+    /// A data session's terms are unusable: no packets per checkpoint, prices not one per
+    /// relay, too many relays, or pay that overflows.
+    #[error("the session's terms are unusable (k >= 1, one price per relay, at most 3 relays)")]
+    BadSessionTerms,
+    /// A delivery acknowledgment of another session.
+    #[error("the acknowledgment is for session {0}, not this one")]
+    AckForAnotherSession(B256),
+    /// A delivery acknowledgment of packets other than those passed on, or not of a whole
+    /// checkpoint.
+    #[error("the acknowledgment of checkpoint {0} is not of the packets passed on")]
+    AckMismatch(u64),
+    /// A delivery acknowledgment no newer than one already taken.
+    #[error("checkpoint {0} was already acknowledged")]
+    AckReplayed(u64),
+    /// A payment for a checkpoint the recipient has not acknowledged.
+    #[error("paid for checkpoint {0} before its acknowledgment")]
+    PaidBeforeAck(u64),
     /// The signature is valid but was made by someone else.
     #[error("signed by {actual}, expected {expected}")]
     WrongSigner {

@@ -12,6 +12,7 @@ mod error;
 mod locks;
 pub mod mediated;
 mod messages;
+pub mod relay;
 mod rules;
 mod signature;
 mod watcher;

@@ -1,0 +1,705 @@
+//! Paying relays for data (DESIGN.md 4.2): a sender streams packets to a recipient along a
+//! route of relays; the recipient signs a cumulative delivery acknowledgment every `k`
+//! packets; each checkpoint acknowledged is paid hop by hop along the route (the sender pays
+//! the first relay for everyone after it, each relay the next for those after it), with
+//! ordinary channel proofs. A relay forwards at most one window past what it was paid for, so a
+//! recipient that never acknowledges costs it at most one window of work; a relay that drops
+//! packets stops the acknowledgments, and earns nothing after them. A sender that may vanish
+//! pre-locks each window as it sends it to the first relay, as a signature lock on the
+//! recipient's acknowledgment of it: once the recipient signs, the relay can claim it on chain
+//! (and the sender, still there, unlocks it instead of paying).
+//!
+//! The acknowledgment is the ConditionRegistry's own `Ack(messageHash)` signed by the
+//! recipient, `messageHash` naming the checkpoint, so one signature both proves delivery
+//! off chain and meets a signature lock on chain (`registerAck`).
+
+use alloy::{
+    primitives::{Address, B256, keccak256},
+    sol_types::{Eip712Domain, SolValue},
+};
+
+use crate::{Ack, ProtocolError, Signature65, ack_condition_id, recover_typed};
+
+/// The most relays a data route has.
+pub const MAX_RELAYS: usize = 3;
+
+/// What sender and relays agreed for a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTerms {
+    /// The session's name: fresh randomness of the sender's, so acknowledgments of one session
+    /// never count for another.
+    pub session: B256,
+    /// Who sends and pays.
+    pub sender: Address,
+    /// Who receives and acknowledges.
+    pub recipient: Address,
+    /// The relays in order from the sender.
+    pub relays: Vec<Address>,
+    /// Each relay's price per delivered packet, in wei.
+    pub prices: Vec<u128>,
+    /// Packets per checkpoint.
+    pub k: u64,
+}
+
+impl SessionTerms {
+    /// Checks the terms are usable.
+    pub fn check(&self) -> Result<(), ProtocolError> {
+        if self.k == 0 || self.relays.len() != self.prices.len() || self.relays.len() > MAX_RELAYS {
+            return Err(ProtocolError::BadSessionTerms);
+        }
+        for hop in 0..self.relays.len() {
+            self.owed_per_checkpoint(hop)?;
+        }
+        Ok(())
+    }
+
+    /// What the node before relay `hop` pays it per checkpoint: the prices of that relay and
+    /// every later one, times `k`.
+    pub fn owed_per_checkpoint(&self, hop: usize) -> Result<u128, ProtocolError> {
+        self.prices[hop.min(self.prices.len())..]
+            .iter()
+            .try_fold(0u128, |sum, price| sum.checked_add(*price))
+            .and_then(|sum| sum.checked_mul(u128::from(self.k)))
+            .ok_or(ProtocolError::Overflow)
+    }
+
+    /// The window (checkpoint index) packet `index` belongs to.
+    pub fn window(&self, index: u64) -> u64 {
+        index / self.k
+    }
+
+    /// The highest window a node may forward, having been paid through `paid`: one past it.
+    pub fn credit_limit(&self, paid: Option<u64>) -> u64 {
+        paid.map_or(0, |paid| paid.saturating_add(1))
+    }
+}
+
+/// The running digest of the packets delivered: each packet chained onto the previous.
+pub fn chain_packet(previous: B256, packet: &[u8]) -> B256 {
+    keccak256((previous, keccak256(packet)).abi_encode())
+}
+
+/// A checkpoint: the first `packets` packets of `session`, whose running digest is `digest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The session.
+    pub session: B256,
+    /// Which checkpoint (0 for the first `k` packets).
+    pub index: u64,
+    /// Packets delivered in all.
+    pub packets: u64,
+    /// Their running digest.
+    pub digest: B256,
+}
+
+impl Checkpoint {
+    /// The `messageHash` the recipient acknowledges.
+    pub fn message_hash(&self) -> B256 {
+        keccak256((self.session, self.index, self.packets, self.digest).abi_encode())
+    }
+
+    /// The signature lock a window is pre-locked on: the recipient's acknowledgment of it.
+    pub fn condition_id(&self, recipient: Address) -> B256 {
+        ack_condition_id(recipient, self.message_hash())
+    }
+}
+
+/// The recipient's signed acknowledgment of a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryAck {
+    /// What it acknowledges.
+    pub checkpoint: Checkpoint,
+    /// The recipient's EIP-712 signature of `Ack(checkpoint.message_hash())` under the
+    /// ConditionRegistry's domain.
+    pub signature: Signature65,
+}
+
+impl DeliveryAck {
+    /// Checks the acknowledgment is the recipient's, for this session, and whole (`k` packets
+    /// a checkpoint).
+    pub fn check(&self, terms: &SessionTerms, domain: &Eip712Domain) -> Result<(), ProtocolError> {
+        let checkpoint = &self.checkpoint;
+        if checkpoint.session != terms.session {
+            return Err(ProtocolError::AckForAnotherSession(checkpoint.session));
+        }
+        let whole = checkpoint
+            .index
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(terms.k));
+        if whole != Some(checkpoint.packets) {
+            return Err(ProtocolError::AckMismatch(checkpoint.index));
+        }
+        let ack = Ack {
+            messageHash: checkpoint.message_hash(),
+        };
+        let signer = recover_typed(&ack, domain, &self.signature)?;
+        if signer != terms.recipient {
+            return Err(ProtocolError::WrongSigner {
+                expected: terms.recipient,
+                actual: signer,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a node of the route saw of the stream, shared by relays and the sender: the digests
+/// at each checkpoint boundary, and how far it was acknowledged and paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    /// The terms.
+    pub terms: SessionTerms,
+    /// Packets passed on so far.
+    pub forwarded: u64,
+    /// Their running digest.
+    pub digest: B256,
+    /// The running digest at the end of each whole window, in order.
+    pub boundaries: Vec<B256>,
+    /// The highest checkpoint acknowledged.
+    pub acked: Option<u64>,
+    /// The highest checkpoint this node was paid for (the sender: it paid for).
+    pub paid: Option<u64>,
+}
+
+impl Stream {
+    /// A stream under `terms`, nothing passed on yet.
+    pub fn new(terms: SessionTerms) -> Result<Self, ProtocolError> {
+        terms.check()?;
+        Ok(Self {
+            terms,
+            forwarded: 0,
+            digest: B256::ZERO,
+            boundaries: Vec::new(),
+            acked: None,
+            paid: None,
+        })
+    }
+
+    /// Whether the next packet may go on: in order, and within one window of credit.
+    pub fn may_forward(&self, index: u64) -> Result<(), Refusal> {
+        if index != self.forwarded {
+            return Err(Refusal::OutOfOrder);
+        }
+        if self.terms.window(index) > self.terms.credit_limit(self.paid) {
+            return Err(Refusal::NoCredit);
+        }
+        Ok(())
+    }
+
+    fn pass(&mut self, packet: &[u8]) {
+        self.digest = chain_packet(self.digest, packet);
+        self.forwarded += 1;
+        if self.forwarded.is_multiple_of(self.terms.k) {
+            self.boundaries.push(self.digest);
+        }
+    }
+
+    /// Takes an acknowledgment: the recipient's, newer than the last, and of exactly the
+    /// packets this node passed on.
+    fn take_ack(&mut self, ack: &DeliveryAck, domain: &Eip712Domain) -> Result<(), ProtocolError> {
+        ack.check(&self.terms, domain)?;
+        let index = ack.checkpoint.index;
+        if self.acked.is_some_and(|acked| index <= acked) {
+            return Err(ProtocolError::AckReplayed(index));
+        }
+        let passed = usize::try_from(index)
+            .ok()
+            .and_then(|index| self.boundaries.get(index));
+        if passed != Some(&ack.checkpoint.digest) {
+            return Err(ProtocolError::AckMismatch(index));
+        }
+        self.acked = Some(index);
+        Ok(())
+    }
+}
+
+/// Why a packet was not passed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not the next packet of the stream.
+    OutOfOrder,
+    /// A whole window is already forwarded unpaid.
+    NoCredit,
+}
+
+/// What happens to a relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayEvent {
+    /// The previous node hands it packet `index`.
+    Packet {
+        /// The packet's place in the stream.
+        index: u64,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
+    /// The next node hands back an acknowledgment.
+    Ack(DeliveryAck),
+    /// The previous node's proof now pays for every checkpoint through this one.
+    Paid {
+        /// The checkpoint.
+        checkpoint: u64,
+    },
+}
+
+/// What a relay does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayEffect {
+    /// Pass the packet to the next node.
+    Forward {
+        /// Its place in the stream.
+        index: u64,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
+    /// Not passed on.
+    Refuse {
+        /// The packet's place.
+        index: u64,
+        /// Why.
+        reason: Refusal,
+    },
+    /// Hand the acknowledgment back to the previous node.
+    PassAck(DeliveryAck),
+    /// Pay the next relay for the checkpoints now paid for, out of what this relay was paid.
+    PayNext {
+        /// The next relay.
+        to: Address,
+        /// Through which checkpoint.
+        checkpoint: u64,
+        /// How much more.
+        amount: u128,
+    },
+}
+
+/// A relay's part in a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayState {
+    /// Its place on the route (0: next to the sender).
+    pub position: usize,
+    /// The stream as it passed on.
+    pub stream: Stream,
+    /// What it earned so far (its own price for every paid packet).
+    pub earned: u128,
+}
+
+impl RelayState {
+    /// The relay at `position` of `terms`.
+    pub fn new(terms: SessionTerms, position: usize) -> Result<Self, ProtocolError> {
+        if position >= terms.relays.len() {
+            return Err(ProtocolError::BadSessionTerms);
+        }
+        Ok(Self {
+            position,
+            stream: Stream::new(terms)?,
+            earned: 0,
+        })
+    }
+
+    /// Applies an event. A bad acknowledgment or payment is refused and changes nothing.
+    pub fn apply(
+        mut self,
+        event: RelayEvent,
+        domain: &Eip712Domain,
+    ) -> Result<(Self, Vec<RelayEffect>), ProtocolError> {
+        let effects = match event {
+            RelayEvent::Packet { index, bytes } => match self.stream.may_forward(index) {
+                Ok(()) => {
+                    self.stream.pass(&bytes);
+                    vec![RelayEffect::Forward { index, bytes }]
+                }
+                Err(reason) => vec![RelayEffect::Refuse { index, reason }],
+            },
+            RelayEvent::Ack(ack) => {
+                self.stream.take_ack(&ack, domain)?;
+                vec![RelayEffect::PassAck(ack)]
+            }
+            RelayEvent::Paid { checkpoint } => {
+                if self.stream.acked.is_none_or(|acked| checkpoint > acked) {
+                    return Err(ProtocolError::PaidBeforeAck(checkpoint));
+                }
+                if self.stream.paid.is_some_and(|paid| checkpoint <= paid) {
+                    return Ok((self, Vec::new()));
+                }
+                let newly = checkpoint - self.stream.paid.map_or(0, |paid| paid + 1) + 1;
+                self.stream.paid = Some(checkpoint);
+                let terms = &self.stream.terms;
+                let own = terms.prices[self.position]
+                    .checked_mul(u128::from(terms.k))
+                    .and_then(|per| per.checked_mul(u128::from(newly)))
+                    .ok_or(ProtocolError::Overflow)?;
+                self.earned = self
+                    .earned
+                    .checked_add(own)
+                    .ok_or(ProtocolError::Overflow)?;
+                match terms.relays.get(self.position + 1) {
+                    Some(next) => vec![RelayEffect::PayNext {
+                        to: *next,
+                        checkpoint,
+                        amount: terms
+                            .owed_per_checkpoint(self.position + 1)?
+                            .checked_mul(u128::from(newly))
+                            .ok_or(ProtocolError::Overflow)?,
+                    }],
+                    None => Vec::new(),
+                }
+            }
+        };
+        Ok((self, effects))
+    }
+}
+
+/// What a sender does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SenderEffect {
+    /// Pay the first relay for the checkpoints now acknowledged that were not pre-locked.
+    Pay {
+        /// The first relay.
+        to: Address,
+        /// Through which checkpoint.
+        checkpoint: u64,
+        /// How much more.
+        amount: u128,
+    },
+    /// Lock a window's pay for the whole route to the first relay, on the recipient's
+    /// acknowledgment of it: a sender that may vanish before the acknowledgment comes back
+    /// leaves the relays a claim on chain (`registerAck`).
+    PreLock {
+        /// The first relay.
+        to: Address,
+        /// Which checkpoint.
+        checkpoint: u64,
+        /// The condition: the recipient's acknowledgment of that checkpoint.
+        condition_id: B256,
+        /// One window's pay for the whole route.
+        amount: u128,
+    },
+    /// Unlock a pre-locked window now acknowledged: its lock becomes the payment.
+    Unlock {
+        /// The first relay.
+        to: Address,
+        /// Which checkpoint.
+        checkpoint: u64,
+        /// The lock's condition.
+        condition_id: B256,
+    },
+}
+
+/// A sender's part in a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderState {
+    /// The stream as it sent it.
+    pub stream: Stream,
+    /// Whether to pre-lock each window as it is sent.
+    pub pre_lock: bool,
+}
+
+impl SenderState {
+    /// A sender under `terms`.
+    pub fn new(terms: SessionTerms, pre_lock: bool) -> Result<Self, ProtocolError> {
+        if terms.relays.is_empty() {
+            return Err(ProtocolError::BadSessionTerms);
+        }
+        Ok(Self {
+            stream: Stream::new(terms)?,
+            pre_lock,
+        })
+    }
+
+    /// Sends `packet` as the next one, if the route's credit allows it: its index, and the
+    /// pre-lock of its window when it completes one.
+    pub fn send(&mut self, packet: &[u8]) -> Result<(u64, Option<SenderEffect>), Refusal> {
+        let index = self.stream.forwarded;
+        self.stream.may_forward(index)?;
+        self.stream.pass(packet);
+        let window = self.stream.terms.window(index);
+        let completed = self.stream.forwarded.is_multiple_of(self.stream.terms.k);
+        let lock =
+            match (self.pre_lock && completed, self.checkpoint(window)) {
+                (true, Some(checkpoint)) => {
+                    self.stream.terms.owed_per_checkpoint(0).ok().map(|amount| {
+                        SenderEffect::PreLock {
+                            to: self.stream.terms.relays[0],
+                            checkpoint: window,
+                            condition_id: checkpoint.condition_id(self.stream.terms.recipient),
+                            amount,
+                        }
+                    })
+                }
+                _ => None,
+            };
+        Ok((index, lock))
+    }
+
+    /// The checkpoint the recipient acknowledges after window `index`, once it is sent.
+    pub fn checkpoint(&self, index: u64) -> Option<Checkpoint> {
+        let digest = *self.stream.boundaries.get(usize::try_from(index).ok()?)?;
+        Some(Checkpoint {
+            session: self.stream.terms.session,
+            index,
+            packets: (index + 1).checked_mul(self.stream.terms.k)?,
+            digest,
+        })
+    }
+
+    /// Takes the acknowledgment back from the first relay and pays for every checkpoint it
+    /// newly covers: unlocking the pre-locked ones, one payment for the rest.
+    pub fn take_ack(
+        &mut self,
+        ack: &DeliveryAck,
+        domain: &Eip712Domain,
+    ) -> Result<Vec<SenderEffect>, ProtocolError> {
+        self.stream.take_ack(ack, domain)?;
+        let index = ack.checkpoint.index;
+        let from = self.stream.paid.map_or(0, |paid| paid + 1);
+        self.stream.paid = Some(index);
+        let terms = &self.stream.terms;
+        let to = terms.relays[0];
+        let per = terms.owed_per_checkpoint(0)?;
+        let mut effects = Vec::new();
+        let mut unlocked = 0u64;
+        for checkpoint in from..=index {
+            if self.pre_lock
+                && let Some(locked) = self.checkpoint(checkpoint)
+            {
+                effects.push(SenderEffect::Unlock {
+                    to,
+                    checkpoint,
+                    condition_id: locked.condition_id(terms.recipient),
+                });
+                unlocked += 1;
+            }
+        }
+        let unpaid = index - from + 1 - unlocked;
+        if unpaid > 0 {
+            effects.push(SenderEffect::Pay {
+                to,
+                checkpoint: index,
+                amount: per
+                    .checked_mul(u128::from(unpaid))
+                    .ok_or(ProtocolError::Overflow)?,
+            });
+        }
+        Ok(effects)
+    }
+}
+
+/// A recipient's part: it takes packets in order and acknowledges every `k`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientState {
+    /// The terms.
+    pub terms: SessionTerms,
+    /// Packets received in order.
+    pub received: u64,
+    /// Their running digest.
+    pub digest: B256,
+}
+
+impl RecipientState {
+    /// A recipient under `terms`.
+    pub fn new(terms: SessionTerms) -> Result<Self, ProtocolError> {
+        terms.check()?;
+        Ok(Self {
+            terms,
+            received: 0,
+            digest: B256::ZERO,
+        })
+    }
+
+    /// Takes packet `index`; returns the checkpoint to acknowledge when it completes one.
+    pub fn receive(&mut self, index: u64, packet: &[u8]) -> Result<Option<Checkpoint>, Refusal> {
+        if index != self.received {
+            return Err(Refusal::OutOfOrder);
+        }
+        self.digest = chain_packet(self.digest, packet);
+        self.received += 1;
+        Ok(self
+            .received
+            .is_multiple_of(self.terms.k)
+            .then(|| Checkpoint {
+                session: self.terms.session,
+                index: self.received / self.terms.k - 1,
+                packets: self.received,
+                digest: self.digest,
+            }))
+    }
+}
+
+/// Wire kind of a session's opening (after the channel messages' kinds 1 to 5).
+pub const KIND_SESSION_OPEN: u8 = 6;
+/// Wire kind of a data packet.
+pub const KIND_DATA_PACKET: u8 = 7;
+/// Wire kind of a delivery acknowledgment.
+pub const KIND_DELIVERY_ACK: u8 = 8;
+/// The most bytes of data one packet carries.
+pub const MAX_PACKET: usize = 1024;
+
+/// What travels along a data route, beside the channel messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataFrame {
+    /// The sender opens a session: its terms travel along the route, each relay taking its
+    /// price or refusing it.
+    Open(SessionTerms),
+    /// A packet of the stream.
+    Packet {
+        /// The session.
+        session: B256,
+        /// The packet's place.
+        index: u64,
+        /// Its bytes (at most [`MAX_PACKET`]).
+        bytes: Vec<u8>,
+    },
+    /// The recipient's acknowledgment, travelling back.
+    Ack(DeliveryAck),
+}
+
+/// Whether `bytes` hold a data frame rather than a channel message.
+pub fn is_data_frame(bytes: &[u8]) -> bool {
+    matches!(bytes, [crate::WIRE_VERSION, kind, ..] if (KIND_SESSION_OPEN..=KIND_DELIVERY_ACK).contains(kind))
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], ProtocolError> {
+        let part = self
+            .bytes
+            .get(self.at..self.at + n)
+            .ok_or(ProtocolError::Truncated { field })?;
+        self.at += n;
+        Ok(part)
+    }
+
+    fn b256(&mut self, field: &'static str) -> Result<B256, ProtocolError> {
+        Ok(B256::from_slice(self.take(32, field)?))
+    }
+
+    fn address(&mut self, field: &'static str) -> Result<Address, ProtocolError> {
+        Ok(Address::from_slice(self.take(20, field)?))
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, ProtocolError> {
+        let bytes: [u8; 8] = self.take(8, field)?.try_into().expect("eight bytes");
+        Ok(u64::from_be_bytes(bytes))
+    }
+
+    fn end(&self) -> Result<(), ProtocolError> {
+        match self.bytes.len() - self.at {
+            0 => Ok(()),
+            trailing => Err(ProtocolError::TrailingBytes(trailing)),
+        }
+    }
+}
+
+impl DataFrame {
+    /// The frame's wire form: the version, the kind, then the fields in order.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![crate::WIRE_VERSION];
+        match self {
+            Self::Open(terms) => {
+                out.push(KIND_SESSION_OPEN);
+                out.extend_from_slice(terms.session.as_slice());
+                out.extend_from_slice(terms.sender.as_slice());
+                out.extend_from_slice(terms.recipient.as_slice());
+                out.extend_from_slice(&terms.k.to_be_bytes());
+                out.push(terms.relays.len().min(usize::from(u8::MAX)) as u8);
+                for (relay, price) in terms.relays.iter().zip(&terms.prices) {
+                    out.extend_from_slice(relay.as_slice());
+                    out.extend_from_slice(&price.to_be_bytes());
+                }
+            }
+            Self::Packet {
+                session,
+                index,
+                bytes,
+            } => {
+                out.push(KIND_DATA_PACKET);
+                out.extend_from_slice(session.as_slice());
+                out.extend_from_slice(&index.to_be_bytes());
+                out.extend_from_slice(bytes);
+            }
+            Self::Ack(ack) => {
+                out.push(KIND_DELIVERY_ACK);
+                let checkpoint = &ack.checkpoint;
+                out.extend_from_slice(checkpoint.session.as_slice());
+                out.extend_from_slice(&checkpoint.index.to_be_bytes());
+                out.extend_from_slice(&checkpoint.packets.to_be_bytes());
+                out.extend_from_slice(checkpoint.digest.as_slice());
+                out.extend_from_slice(ack.signature.as_bytes());
+            }
+        }
+        out
+    }
+
+    /// Reads a frame; refuses anything malformed, oversized or with bytes left over.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
+        let mut reader = Reader { bytes, at: 0 };
+        let head = reader.take(2, "header")?;
+        if head[0] != crate::WIRE_VERSION {
+            return Err(ProtocolError::UnknownVersion(head[0]));
+        }
+        let frame = match head[1] {
+            KIND_SESSION_OPEN => {
+                let session = reader.b256("session")?;
+                let sender = reader.address("sender")?;
+                let recipient = reader.address("recipient")?;
+                let k = reader.u64("k")?;
+                let relays = usize::from(reader.take(1, "relays")?[0]);
+                if relays > MAX_RELAYS {
+                    return Err(ProtocolError::BadSessionTerms);
+                }
+                let (mut route, mut prices) = (Vec::new(), Vec::new());
+                for _ in 0..relays {
+                    route.push(reader.address("relay")?);
+                    let price: [u8; 16] = reader.take(16, "price")?.try_into().expect("16 bytes");
+                    prices.push(u128::from_be_bytes(price));
+                }
+                let terms = SessionTerms {
+                    session,
+                    sender,
+                    recipient,
+                    relays: route,
+                    prices,
+                    k,
+                };
+                terms.check()?;
+                Self::Open(terms)
+            }
+            KIND_DATA_PACKET => {
+                let session = reader.b256("session")?;
+                let index = reader.u64("index")?;
+                let data = &bytes[reader.at..];
+                if data.len() > MAX_PACKET {
+                    return Err(ProtocolError::Oversized {
+                        len: bytes.len(),
+                        max: 2 + 32 + 8 + MAX_PACKET,
+                    });
+                }
+                reader.at = bytes.len();
+                Self::Packet {
+                    session,
+                    index,
+                    bytes: data.to_vec(),
+                }
+            }
+            KIND_DELIVERY_ACK => {
+                let checkpoint = Checkpoint {
+                    session: reader.b256("session")?,
+                    index: reader.u64("checkpoint")?,
+                    packets: reader.u64("packets")?,
+                    digest: reader.b256("digest")?,
+                };
+                let signature = Signature65::from_slice(reader.take(65, "signature")?)?;
+                Self::Ack(DeliveryAck {
+                    checkpoint,
+                    signature,
+                })
+            }
+            kind => return Err(ProtocolError::UnknownKind(kind)),
+        };
+        reader.end()?;
+        Ok(frame)
+    }
+}
