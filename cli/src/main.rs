@@ -83,6 +83,10 @@ enum Command {
     Route(node::RouteArgs),
     /// The mediated transfers this wallet takes part in, and how they ended.
     Transfers(node::TransfersArgs),
+    /// Send a file through the running node, paying the phones that relay it.
+    Send(node::SendArgs),
+    /// The running node's data sessions, and what it earned relaying.
+    Sessions(node::SessionsArgs),
     /// Upload received payments to the watcher, which then guards them while you are offline.
     Sync {
         #[command(flatten)]
@@ -124,6 +128,8 @@ async fn main() -> std::process::ExitCode {
         Command::Node(args) => node::run(args).await,
         Command::Route(args) => node::route(args).await,
         Command::Transfers(args) => node::transfers(args).await,
+        Command::Send(args) => node::send(args).await,
+        Command::Sessions(args) => node::sessions(args).await,
         Command::Sync { wallet } => wallet::sync(wallet).await,
         Command::Balances { wallet } => wallet::balances(wallet).await,
     };

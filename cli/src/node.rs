@@ -41,6 +41,9 @@ pub(crate) struct Args {
     /// The least fee, in SMT, this node asks to forward a payment.
     #[arg(long, default_value = "0.01")]
     fee: String,
+    /// The least SMT a packet this node relays data for (what it asks per delivered packet).
+    #[arg(long, default_value = "0.0001")]
+    data_price: String,
     /// Seconds between capacity hints gossiped to the neighbours.
     #[arg(long, default_value_t = 30)]
     hint_interval: u64,
@@ -75,6 +78,15 @@ pub(crate) enum Request {
     },
     /// The node's peers and transfers.
     Status,
+    /// Send a file's bytes along the cheapest route, paying the relays.
+    Send {
+        to: Address,
+        data: Vec<u8>,
+        price: U256,
+        k: u64,
+    },
+    /// The data sessions and what this node earned relaying.
+    Sessions,
 }
 
 /// A route as the node reports it.
@@ -111,9 +123,26 @@ pub(crate) enum Response {
         peers: Vec<Address>,
         transfers: Vec<TransferSummary>,
     },
+    SessionStarted {
+        session: B256,
+        relays: Vec<Address>,
+    },
+    Sessions {
+        sessions: Vec<SessionView>,
+    },
     Error {
         message: String,
     },
+}
+
+/// A data session as the node reports it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SessionView {
+    pub(crate) session: B256,
+    pub(crate) role: String,
+    pub(crate) packets: u64,
+    pub(crate) acked: Option<u64>,
+    pub(crate) earned: U256,
 }
 
 /// Sends `request` to the node running for the wallet in `dir`; `None` when none runs.
@@ -152,6 +181,11 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     let dev_chain = args.wallet.on_dev_chain()?;
     let settings = settings(&args, dev_chain, mesh.config().finality);
     mesh.set_mediation(settings, amount("--fee", &args.fee)?);
+    let price = amount("--data-price", &args.data_price)?;
+    mesh.set_data_price(
+        u128::try_from(price)
+            .map_err(|_| eyre!("--data-price {}: at most 2^128 - 1 wei", args.data_price))?,
+    );
     let dir = args.wallet.dir();
     let socket = dir.join(SOCKET);
     if UnixStream::connect(&socket).await.is_ok() {
@@ -173,6 +207,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         hint_interval: Duration::from_secs(args.hint_interval.max(1)),
         sync_interval: Duration::from_secs(args.sync_interval.max(1)),
         tick: Duration::from_secs(1),
+        received_dir: Some(dir.join("received")),
     };
     let node = Arc::new(MeshNode::start(Arc::new(mesh), config).await?);
     tracing::info!(
@@ -243,6 +278,34 @@ async fn answer(node: &MeshNode, request: Request) -> Response {
                 }
             }
             Err(error) => failed(error),
+        },
+        Request::Send { to, data, price, k } => {
+            let Ok(price) = u128::try_from(price) else {
+                return Response::Error {
+                    message: format!("--price {price} wei is above a lock's 2^128 - 1"),
+                };
+            };
+            match node.send_data(to, &data, price, k).await {
+                Ok((session, relays)) => {
+                    tracing::info!(target: "smartmesh::node", %to, %session, bytes = data.len(), "sending data");
+                    Response::SessionStarted { session, relays }
+                }
+                Err(error) => failed(error),
+            }
+        }
+        Request::Sessions => Response::Sessions {
+            sessions: node
+                .mesh()
+                .session_summaries()
+                .into_iter()
+                .map(|summary| SessionView {
+                    session: summary.session,
+                    role: summary.role.to_owned(),
+                    packets: summary.packets,
+                    acked: summary.acked,
+                    earned: U256::from(summary.earned),
+                })
+                .collect(),
         },
         Request::Status => match node.mesh().transfers().await {
             Ok(transfers) => Response::Status {
@@ -342,4 +405,95 @@ pub(crate) async fn transfers(args: TransfersArgs) -> eyre::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `smartmesh send`: send a file to someone through the running node, paying the relays.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SendArgs {
+    /// Whom to send to (an address, or a wallet of the dev stack by name).
+    #[arg(long)]
+    to: String,
+    /// The file.
+    file: std::path::PathBuf,
+    /// SMT offered each relay per delivered packet (of at most 1,024 bytes).
+    #[arg(long, default_value = "0.0001")]
+    price: String,
+    /// Packets per acknowledgment (each relay extends at most this many packets of credit).
+    #[arg(long, default_value_t = 8)]
+    k: u64,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+pub(crate) async fn send(args: SendArgs) -> eyre::Result<()> {
+    let data =
+        std::fs::read(&args.file).map_err(|e| eyre!("cannot read {}: {e}", args.file.display()))?;
+    if args.k == 0 {
+        bail!("--k 0: a checkpoint is at least one packet");
+    }
+    let request = Request::Send {
+        to: args.wallet.address(&args.to)?,
+        data,
+        price: amount("--price", &args.price)?,
+        k: args.k,
+    };
+    match ask(&args.wallet.dir(), &request).await? {
+        Some(Response::SessionStarted { session, relays }) => {
+            say!(
+                "sending {} to {} through {}: session {session} (see `smartmesh sessions`)",
+                args.file.display(),
+                args.to,
+                relays
+                    .iter()
+                    .map(Address::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", then ")
+            );
+            Ok(())
+        }
+        Some(Response::Error { message }) => bail!("{message}"),
+        Some(other) => bail!("the node answered {other:?} to a send"),
+        None => bail!(
+            "no node runs for this wallet: data goes through `smartmesh node --wallet {}`",
+            args.wallet.name()
+        ),
+    }
+}
+
+/// `smartmesh sessions`: the running node's data sessions and what it earned relaying.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SessionsArgs {
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+pub(crate) async fn sessions(args: SessionsArgs) -> eyre::Result<()> {
+    match ask(&args.wallet.dir(), &Request::Sessions).await? {
+        Some(Response::Sessions { sessions }) => {
+            if sessions.is_empty() {
+                say!("no data sessions");
+            }
+            let mut earned = U256::ZERO;
+            for view in &sessions {
+                earned += view.earned;
+                say!(
+                    "{} {:<9} {} packets, acknowledged through {}, earned {} SMT",
+                    view.session,
+                    view.role,
+                    view.packets,
+                    view.acked
+                        .map_or("none".to_owned(), |n| format!("checkpoint {n}")),
+                    smt(view.earned)
+                );
+            }
+            say!("earned relaying: {} SMT", smt(earned));
+            Ok(())
+        }
+        Some(Response::Error { message }) => bail!("{message}"),
+        Some(other) => bail!("the node answered {other:?} to sessions"),
+        None => bail!(
+            "no node runs for this wallet: start `smartmesh node --wallet {}`",
+            args.wallet.name()
+        ),
+    }
 }

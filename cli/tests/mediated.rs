@@ -1,6 +1,7 @@
 //! Alice pays Carol through Brandon with three `smartmesh node` processes on `smartmesh dev`'s
 //! chain, each in its own network namespace (channels Alice-Brandon and Brandon-Carol only),
-//! found by mDNS on their links, with the chain and services out of reach while they pay.
+//! found by mDNS on their links, with the chain and services out of reach while they pay; and
+//! sends her a file through Brandon, who is paid per delivered packet.
 //! Then the hard cases: Carol vanishes before revealing (every lock expires back, and she is
 //! told at the next meeting); Brandon's link to Alice goes down right after he paid Carol (his
 //! watcher registers the secret he synced), and Alice closes dropping the pending lock (the
@@ -343,6 +344,41 @@ async fn scenario(dev: &Dev, hosts: &Hosts, nodes: &mut [Node], ab: B256) -> eyr
         brandon.contains("mediator  received 5.01 paid 5 SMT: Paid"),
         "Brandon kept his fee: {brandon}"
     );
+
+    // Still offline, Alice sends Carol a file through Brandon, paying him per delivered
+    // packet: 5 packets of at most 1,024 bytes, acknowledged by Carol every 2.
+    let file = dev.home.join("photo.bin");
+    let content: Vec<u8> = (0..4_500u32).map(|n| (n * 7 % 251) as u8).collect();
+    std::fs::write(&file, &content)?;
+    let said = dev.sm(&[
+        "send",
+        "--wallet",
+        "alice",
+        "--to",
+        "carol",
+        "--price",
+        "0.001",
+        "--k",
+        "2",
+        &file.display().to_string(),
+    ])?;
+    let session = said
+        .split("session ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .ok_or_else(|| eyre::eyre!("no session in {said:?}"))?
+        .to_owned();
+    let received = dev.home.join("wallets/carol/received").join(&session);
+    until(30, "Carol to have the whole file", || {
+        Ok(std::fs::read(&received).is_ok_and(|got| got == content))
+    })
+    .await?;
+    until(30, "Brandon to be paid for every packet", || {
+        Ok(dev
+            .sm(&["sessions", "--wallet", "brandon"])?
+            .contains("earned relaying: 0.005 SMT"))
+    })
+    .await?;
     hosts.set_online(true)?;
 
     // Carol vanishes before revealing: both locks expire back to their payers, and Carol's

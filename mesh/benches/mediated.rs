@@ -174,6 +174,7 @@ async fn peer_to_peer() -> eyre::Result<()> {
             hint_interval: Duration::from_millis(500),
             sync_interval: Duration::from_secs(3600),
             tick: Duration::from_secs(1),
+            received_dir: None,
         };
         let node = Arc::new(MeshNode::start(Arc::new(wallet), config).await?);
         let mut events = node.subscribe();

@@ -18,6 +18,7 @@ mod outbox;
 mod p2p;
 mod routed;
 mod services;
+mod sessions;
 mod transport;
 mod wallet;
 mod wallet_client;
@@ -31,6 +32,7 @@ pub use node::{MeshNode, NodeConfig, NodeEvent, Started, TransferOutcome, Transf
 pub use p2p::{P2pConfig, P2pEvent, P2pTransport, address_of, identity_of};
 pub use routed::Outgoing;
 pub use services::{Relayed, SyncReport};
+pub use sessions::{SessionOut, SessionSummary};
 pub use transport::{MemoryNet, MemoryTransport, Transport, TransportError};
 pub use wallet::{create_key, import_key, load_key};
 pub use wallet_client::{JOURNAL_FILE, KEY_FILE, Mesh, MeshConfig, Received};

@@ -17,11 +17,12 @@ use serde::{Deserialize, Serialize};
 use smartmesh_protocol::{
     channel::ChannelMessage,
     mediated::{ChannelGraph, LockOutcome, Payment, Role, Route, TransferState, hint_domain},
+    relay::{DataFrame, MAX_PACKET, SessionTerms},
 };
 use tokio::sync::broadcast;
 
 use crate::{
-    Mesh, MeshError, P2pConfig, P2pEvent, P2pTransport, SyncReport,
+    Mesh, MeshError, P2pConfig, P2pEvent, P2pTransport, SessionOut, SyncReport,
     graph::{decode_hint, lock_amount},
     transport::Transport,
     wallet_client::now,
@@ -38,6 +39,8 @@ pub struct NodeConfig {
     pub sync_interval: Duration,
     /// How often time acts on its transfers.
     pub tick: Duration,
+    /// Where data sessions addressed to this node are written, one file per session.
+    pub received_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -47,6 +50,7 @@ impl Default for NodeConfig {
             hint_interval: Duration::from_secs(30),
             sync_interval: Duration::from_secs(60),
             tick: Duration::from_secs(1),
+            received_dir: None,
         }
     }
 }
@@ -346,6 +350,28 @@ impl MeshNode {
     }
 
     async fn handle(&self, from: Address, bytes: &[u8]) -> Result<(), MeshError> {
+        if smartmesh_protocol::relay::is_data_frame(bytes) {
+            let frame = DataFrame::decode(bytes)?;
+            let session = match &frame {
+                DataFrame::Open(terms) => terms.session,
+                DataFrame::Packet { session, .. } | DataFrame::Paid { session, .. } => *session,
+                DataFrame::Ack(ack) => ack.checkpoint.session,
+            };
+            let paid = matches!(frame, DataFrame::Paid { .. });
+            let acked = self.mesh.handle_frame(from, frame).await?;
+            self.hand_over(acked).await?;
+            if paid
+                && let Some(summary) = self
+                    .mesh
+                    .session_summaries()
+                    .into_iter()
+                    .find(|summary| summary.session == session)
+            {
+                tracing::info!(target: "smartmesh::node", %session, earned = summary.earned, packets = summary.packets, "paid for relaying");
+            }
+            self.write_received(session)?;
+            return Ok(());
+        }
         let message = ChannelMessage::decode(bytes)?;
         let kind = kind(&message);
         tracing::info!(target: "smartmesh::node", %from, kind, "received");
@@ -361,6 +387,73 @@ impl MeshNode {
         self.report(NodeEvent::Received { from, kind });
         self.mesh.send_or_queue(&self.transport, out).await?;
         self.report_ended().await
+    }
+
+    /// Hands over what a data session produced: its payments through the outbox, its frames
+    /// if the link is up (a lost frame stalls the session; its payments are never lost).
+    async fn hand_over(&self, out: SessionOut) -> Result<(), MeshError> {
+        self.mesh
+            .send_or_queue(&self.transport, out.channel)
+            .await?;
+        for (to, frame) in out.frames {
+            if let Err(error) = self.transport.send(to, frame.encode()).await {
+                tracing::info!(target: "smartmesh::node", %to, %error, "data frame not handed over");
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what a session delivered to this node so far to `received/<session>` in the
+    /// wallet's directory, when it is the recipient and a directory is set.
+    fn write_received(&self, session: B256) -> Result<(), MeshError> {
+        let (Some(dir), Some(data)) = (&self.config.received_dir, self.mesh.session_data(session))
+        else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(dir.join(session.to_string()), data))
+            .map_err(|e| MeshError::Wallet(format!("cannot write received data: {e}")))
+    }
+
+    /// Sends `data` to `target` along the cheapest route, offering each relay `price` wei a
+    /// packet, acknowledged every `k` packets of at most [`MAX_PACKET`] bytes. Returns the
+    /// session and its relays.
+    pub async fn send_data(
+        &self,
+        target: Address,
+        data: &[u8],
+        price: u128,
+        k: u64,
+    ) -> Result<(B256, Vec<Address>), MeshError> {
+        let route = {
+            let max_hops = self.mesh.mediation().max_hops;
+            self.graph()
+                .route(self.mesh.address(), target, U256::ZERO, max_hops, now())
+                .ok_or(MeshError::NoRoute {
+                    target,
+                    amount: U256::ZERO,
+                    max_hops,
+                })?
+        };
+        if route.mediators.is_empty() {
+            return Err(MeshError::Malformed(
+                "data for a neighbour: there is no relay to pay, hand it over directly",
+            ));
+        }
+        let relays: Vec<Address> = route.mediators.iter().map(|hop| hop.node).collect();
+        let packets: Vec<Vec<u8>> = data.chunks(MAX_PACKET).map(<[u8]>::to_vec).collect();
+        let terms = SessionTerms {
+            session: B256::random(),
+            sender: self.mesh.address(),
+            recipient: target,
+            prices: vec![price; relays.len()],
+            relays: relays.clone(),
+            k,
+            packets: u64::try_from(packets.len()).unwrap_or(u64::MAX),
+        };
+        let out = self.mesh.open_session(terms.clone(), packets).await?;
+        self.hand_over(out).await?;
+        Ok((terms.session, relays))
     }
 
     async fn on_event(&self, event: P2pEvent) -> Result<(), MeshError> {

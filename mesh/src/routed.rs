@@ -324,6 +324,15 @@ impl Mesh {
         self.mediation.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 
+    /// Sets the least price per packet, in wei, this wallet relays data for.
+    pub fn set_data_price(&self, price: u128) {
+        *self.data_price.lock().unwrap_or_else(|e| e.into_inner()) = price;
+    }
+
+    pub(crate) fn data_price(&self) -> u128 {
+        *self.data_price.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Sets the timing of mediated payments (the deployment's) and the least fee this wallet
     /// mediates for.
     pub fn set_mediation(&self, settings: MediationSettings, min_fee: alloy::primitives::U256) {

@@ -178,6 +178,11 @@ pub struct Mesh {
     /// The peers with messages in the outbox, once read.
     pub(crate) queued: Mutex<Option<std::collections::HashSet<Address>>>,
     pub(crate) transfers: Mutex<HashMap<B256, smartmesh_protocol::mediated::TransferState>>,
+    /// The data sessions this wallet takes part in (kept in memory: a restarted node starts
+    /// them again; every payment of theirs is in the journal).
+    pub(crate) sessions: Mutex<HashMap<B256, crate::sessions::Session>>,
+    /// The least price per packet, in wei, this wallet relays data for.
+    pub(crate) data_price: Mutex<u128>,
     /// The timing of mediated payments and the least fee this wallet mediates for.
     pub(crate) mediation: Mutex<(
         smartmesh_protocol::mediated::MediationSettings,
@@ -219,6 +224,8 @@ impl Mesh {
             partners: Mutex::default(),
             queued: Mutex::default(),
             transfers: Mutex::default(),
+            sessions: Mutex::default(),
+            data_price: Mutex::new(0),
             mediation: Mutex::new((
                 smartmesh_protocol::mediated::MediationSettings::PUBLIC,
                 alloy::primitives::U256::ZERO,

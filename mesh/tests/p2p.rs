@@ -46,6 +46,7 @@ impl Running {
             hint_interval: Duration::from_millis(300),
             sync_interval: Duration::from_secs(3600),
             tick: Duration::from_millis(200),
+            received_dir: None,
         };
         let node = Arc::new(MeshNode::start(mesh, config).await?);
         let events = node.subscribe();

@@ -4,66 +4,26 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use alloy::primitives::{Address, U256, keccak256};
-use common::{config, open_between};
-use smartmesh_mesh::{KEY_FILE, MemoryNet, MemoryTransport, Mesh, create_key};
+use common::{Line, line_of};
+
 use smartmesh_protocol::{
     channel::ChannelMessage,
     mediated::{Hop, MediationSettings, Payment},
 };
 
-struct Line {
-    wallets: Vec<Mesh>,
-    transports: Vec<MemoryTransport>,
-    net: MemoryNet,
-    dirs: Vec<PathBuf>,
-}
-
-impl Drop for Line {
-    fn drop(&mut self) {
-        for dir in &self.dirs {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
 /// Four wallets on a line, a channel between neighbours (100 each way), every link up.
 async fn line(test: &str) -> eyre::Result<Line> {
-    let (mut wallets, mut dirs) = (Vec::new(), Vec::new());
-    for name in ["alice", "brandon", "dana", "carol"] {
-        let dir = std::env::temp_dir().join(format!(
-            "smartmesh-routed-{test}-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        create_key(&dir.join(KEY_FILE))?;
-        let wallet = Mesh::open(&dir, config()).await?;
+    let line = line_of(
+        &format!("routed-{test}"),
+        &["alice", "brandon", "dana", "carol"],
+        U256::from(100),
+    )
+    .await?;
+    for wallet in &line.wallets {
         wallet.set_mediation(MediationSettings::SHORT, U256::from(1));
-        wallets.push(wallet);
-        dirs.push(dir);
     }
-    for n in 0..3 {
-        open_between(
-            &wallets[n],
-            &wallets[n + 1],
-            keccak256([n as u8]),
-            U256::from(100),
-        )
-        .await?;
-    }
-    let net = MemoryNet::new();
-    let transports = wallets.iter().map(|w| net.endpoint(w.address())).collect();
-    for n in 0..3 {
-        net.link(wallets[n].address(), wallets[n + 1].address(), true);
-    }
-    Ok(Line {
-        wallets,
-        transports,
-        net,
-        dirs,
-    })
+    Ok(line)
 }
 
 impl Line {

@@ -39,28 +39,74 @@ pub struct SessionTerms {
     pub prices: Vec<u128>,
     /// Packets per checkpoint.
     pub k: u64,
+    /// Packets in the whole stream: the last checkpoint covers what is left after the last
+    /// whole window, so every delivered packet is paid.
+    pub packets: u64,
 }
 
 impl SessionTerms {
     /// Checks the terms are usable.
     pub fn check(&self) -> Result<(), ProtocolError> {
-        if self.k == 0 || self.relays.len() != self.prices.len() || self.relays.len() > MAX_RELAYS {
+        if self.k == 0
+            || self.packets == 0
+            || self.relays.len() != self.prices.len()
+            || self.relays.len() > MAX_RELAYS
+        {
             return Err(ProtocolError::BadSessionTerms);
         }
-        for hop in 0..self.relays.len() {
-            self.owed_per_checkpoint(hop)?;
-        }
+        // Whole streams' pay must fit: then no partial sum overflows.
+        self.pay_for(0, self.packets)?;
         Ok(())
     }
 
-    /// What the node before relay `hop` pays it per checkpoint: the prices of that relay and
-    /// every later one, times `k`.
-    pub fn owed_per_checkpoint(&self, hop: usize) -> Result<u128, ProtocolError> {
+    /// The node before relay `position` on the route: the previous relay, or the sender.
+    pub fn upstream_of(&self, position: usize) -> Address {
+        match position.checked_sub(1) {
+            Some(previous) => self.relays[previous],
+            None => self.sender,
+        }
+    }
+
+    /// The node after relay `position` on the route: the next relay, or the recipient.
+    pub fn downstream_of(&self, position: usize) -> Address {
+        self.relays
+            .get(position + 1)
+            .copied()
+            .unwrap_or(self.recipient)
+    }
+
+    /// What the node before relay `hop` pays it per delivered packet: the prices of that
+    /// relay and every later one.
+    pub fn route_price(&self, hop: usize) -> Result<u128, ProtocolError> {
         self.prices[hop.min(self.prices.len())..]
             .iter()
             .try_fold(0u128, |sum, price| sum.checked_add(*price))
-            .and_then(|sum| sum.checked_mul(u128::from(self.k)))
             .ok_or(ProtocolError::Overflow)
+    }
+
+    /// What the node before relay `hop` pays it for `packets` delivered packets.
+    pub fn pay_for(&self, hop: usize, packets: u64) -> Result<u128, ProtocolError> {
+        self.route_price(hop)?
+            .checked_mul(u128::from(packets))
+            .ok_or(ProtocolError::Overflow)
+    }
+
+    /// Packets delivered in all once every checkpoint through `paid` is (none: 0).
+    pub fn packets_paid(&self, paid: Option<u64>) -> u64 {
+        paid.and_then(|index| self.packets_through(index))
+            .unwrap_or(0)
+    }
+
+    /// Packets delivered in all once checkpoint `index` is: whole windows, the last one short.
+    pub fn packets_through(&self, index: u64) -> Option<u64> {
+        let whole = index.checked_add(1)?.checked_mul(self.k)?;
+        let last = self.window(self.packets - 1);
+        (index <= last).then(|| whole.min(self.packets))
+    }
+
+    /// Whether a checkpoint ends after `passed` packets.
+    pub fn ends_checkpoint(&self, passed: u64) -> bool {
+        passed > 0 && (passed.is_multiple_of(self.k) || passed == self.packets)
     }
 
     /// The window (checkpoint index) packet `index` belongs to.
@@ -122,11 +168,7 @@ impl DeliveryAck {
         if checkpoint.session != terms.session {
             return Err(ProtocolError::AckForAnotherSession(checkpoint.session));
         }
-        let whole = checkpoint
-            .index
-            .checked_add(1)
-            .and_then(|n| n.checked_mul(terms.k));
-        if whole != Some(checkpoint.packets) {
+        if terms.packets_through(checkpoint.index) != Some(checkpoint.packets) {
             return Err(ProtocolError::AckMismatch(checkpoint.index));
         }
         let ack = Ack {
@@ -177,7 +219,7 @@ impl Stream {
 
     /// Whether the next packet may go on: in order, and within one window of credit.
     pub fn may_forward(&self, index: u64) -> Result<(), Refusal> {
-        if index != self.forwarded {
+        if index != self.forwarded || index >= self.terms.packets {
             return Err(Refusal::OutOfOrder);
         }
         if self.terms.window(index) > self.terms.credit_limit(self.paid) {
@@ -189,7 +231,7 @@ impl Stream {
     fn pass(&mut self, packet: &[u8]) {
         self.digest = chain_packet(self.digest, packet);
         self.forwarded += 1;
-        if self.forwarded.is_multiple_of(self.terms.k) {
+        if self.terms.ends_checkpoint(self.forwarded) {
             self.boundaries.push(self.digest);
         }
     }
@@ -320,12 +362,13 @@ impl RelayState {
                 if self.stream.paid.is_some_and(|paid| checkpoint <= paid) {
                     return Ok((self, Vec::new()));
                 }
-                let newly = checkpoint - self.stream.paid.map_or(0, |paid| paid + 1) + 1;
+                let terms = &self.stream.terms;
+                let newly =
+                    terms.packets_paid(Some(checkpoint)) - terms.packets_paid(self.stream.paid);
                 self.stream.paid = Some(checkpoint);
                 let terms = &self.stream.terms;
                 let own = terms.prices[self.position]
-                    .checked_mul(u128::from(terms.k))
-                    .and_then(|per| per.checked_mul(u128::from(newly)))
+                    .checked_mul(u128::from(newly))
                     .ok_or(ProtocolError::Overflow)?;
                 self.earned = self
                     .earned
@@ -335,10 +378,7 @@ impl RelayState {
                     Some(next) => vec![RelayEffect::PayNext {
                         to: *next,
                         checkpoint,
-                        amount: terms
-                            .owed_per_checkpoint(self.position + 1)?
-                            .checked_mul(u128::from(newly))
-                            .ok_or(ProtocolError::Overflow)?,
+                        amount: terms.pay_for(self.position + 1, newly)?,
                     }],
                     None => Vec::new(),
                 }
@@ -412,21 +452,24 @@ impl SenderState {
         self.stream.may_forward(index)?;
         self.stream.pass(packet);
         let window = self.stream.terms.window(index);
-        let completed = self.stream.forwarded.is_multiple_of(self.stream.terms.k);
-        let lock =
-            match (self.pre_lock && completed, self.checkpoint(window)) {
-                (true, Some(checkpoint)) => {
-                    self.stream.terms.owed_per_checkpoint(0).ok().map(|amount| {
-                        SenderEffect::PreLock {
-                            to: self.stream.terms.relays[0],
-                            checkpoint: window,
-                            condition_id: checkpoint.condition_id(self.stream.terms.recipient),
-                            amount,
-                        }
+        let completed = self.stream.terms.ends_checkpoint(self.stream.forwarded);
+        let lock = match (self.pre_lock && completed, self.checkpoint(window)) {
+            (true, Some(checkpoint)) => {
+                let terms = &self.stream.terms;
+                let packets =
+                    terms.packets_paid(Some(window)) - terms.packets_paid(window.checked_sub(1));
+                terms
+                    .pay_for(0, packets)
+                    .ok()
+                    .map(|amount| SenderEffect::PreLock {
+                        to: self.stream.terms.relays[0],
+                        checkpoint: window,
+                        condition_id: checkpoint.condition_id(self.stream.terms.recipient),
+                        amount,
                     })
-                }
-                _ => None,
-            };
+            }
+            _ => None,
+        };
         Ok((index, lock))
     }
 
@@ -436,7 +479,7 @@ impl SenderState {
         Some(Checkpoint {
             session: self.stream.terms.session,
             index,
-            packets: (index + 1).checked_mul(self.stream.terms.k)?,
+            packets: self.stream.terms.packets_through(index)?,
             digest,
         })
     }
@@ -450,36 +493,30 @@ impl SenderState {
     ) -> Result<Vec<SenderEffect>, ProtocolError> {
         self.stream.take_ack(ack, domain)?;
         let index = ack.checkpoint.index;
-        let from = self.stream.paid.map_or(0, |paid| paid + 1);
+        let previously = self.stream.paid;
         self.stream.paid = Some(index);
         let terms = &self.stream.terms;
         let to = terms.relays[0];
-        let per = terms.owed_per_checkpoint(0)?;
-        let mut effects = Vec::new();
-        let mut unlocked = 0u64;
-        for checkpoint in from..=index {
-            if self.pre_lock
-                && let Some(locked) = self.checkpoint(checkpoint)
-            {
-                effects.push(SenderEffect::Unlock {
-                    to,
-                    checkpoint,
-                    condition_id: locked.condition_id(terms.recipient),
-                });
-                unlocked += 1;
-            }
-        }
-        let unpaid = index - from + 1 - unlocked;
-        if unpaid > 0 {
-            effects.push(SenderEffect::Pay {
+        if !self.pre_lock {
+            let packets = terms.packets_paid(Some(index)) - terms.packets_paid(previously);
+            return Ok(vec![SenderEffect::Pay {
                 to,
                 checkpoint: index,
-                amount: per
-                    .checked_mul(u128::from(unpaid))
-                    .ok_or(ProtocolError::Overflow)?,
-            });
+                amount: terms.pay_for(0, packets)?,
+            }]);
         }
-        Ok(effects)
+        // Every window was pre-locked as it was sent: its unlock is its payment.
+        let from = previously.map_or(0, |paid| paid + 1);
+        Ok((from..=index)
+            .filter_map(|checkpoint| {
+                self.checkpoint(checkpoint)
+                    .map(|locked| SenderEffect::Unlock {
+                        to,
+                        checkpoint,
+                        condition_id: locked.condition_id(terms.recipient),
+                    })
+            })
+            .collect())
     }
 }
 
@@ -507,17 +544,17 @@ impl RecipientState {
 
     /// Takes packet `index`; returns the checkpoint to acknowledge when it completes one.
     pub fn receive(&mut self, index: u64, packet: &[u8]) -> Result<Option<Checkpoint>, Refusal> {
-        if index != self.received {
+        if index != self.received || index >= self.terms.packets {
             return Err(Refusal::OutOfOrder);
         }
         self.digest = chain_packet(self.digest, packet);
         self.received += 1;
         Ok(self
-            .received
-            .is_multiple_of(self.terms.k)
+            .terms
+            .ends_checkpoint(self.received)
             .then(|| Checkpoint {
                 session: self.terms.session,
-                index: self.received / self.terms.k - 1,
+                index: self.terms.window(self.received - 1),
                 packets: self.received,
                 digest: self.digest,
             }))
@@ -530,6 +567,8 @@ pub const KIND_SESSION_OPEN: u8 = 6;
 pub const KIND_DATA_PACKET: u8 = 7;
 /// Wire kind of a delivery acknowledgment.
 pub const KIND_DELIVERY_ACK: u8 = 8;
+/// Wire kind of a payment notice.
+pub const KIND_SESSION_PAID: u8 = 9;
 /// The most bytes of data one packet carries.
 pub const MAX_PACKET: usize = 1024;
 
@@ -550,11 +589,19 @@ pub enum DataFrame {
     },
     /// The recipient's acknowledgment, travelling back.
     Ack(DeliveryAck),
+    /// The previous node's notice that its latest channel payment pays for the session's
+    /// checkpoints through `checkpoint` (checked against the channel before it counts).
+    Paid {
+        /// The session.
+        session: B256,
+        /// Through which checkpoint.
+        checkpoint: u64,
+    },
 }
 
 /// Whether `bytes` hold a data frame rather than a channel message.
 pub fn is_data_frame(bytes: &[u8]) -> bool {
-    matches!(bytes, [crate::WIRE_VERSION, kind, ..] if (KIND_SESSION_OPEN..=KIND_DELIVERY_ACK).contains(kind))
+    matches!(bytes, [crate::WIRE_VERSION, kind, ..] if (KIND_SESSION_OPEN..=KIND_SESSION_PAID).contains(kind))
 }
 
 struct Reader<'a> {
@@ -604,6 +651,7 @@ impl DataFrame {
                 out.extend_from_slice(terms.sender.as_slice());
                 out.extend_from_slice(terms.recipient.as_slice());
                 out.extend_from_slice(&terms.k.to_be_bytes());
+                out.extend_from_slice(&terms.packets.to_be_bytes());
                 out.push(terms.relays.len().min(usize::from(u8::MAX)) as u8);
                 for (relay, price) in terms.relays.iter().zip(&terms.prices) {
                     out.extend_from_slice(relay.as_slice());
@@ -629,6 +677,14 @@ impl DataFrame {
                 out.extend_from_slice(checkpoint.digest.as_slice());
                 out.extend_from_slice(ack.signature.as_bytes());
             }
+            Self::Paid {
+                session,
+                checkpoint,
+            } => {
+                out.push(KIND_SESSION_PAID);
+                out.extend_from_slice(session.as_slice());
+                out.extend_from_slice(&checkpoint.to_be_bytes());
+            }
         }
         out
     }
@@ -646,6 +702,7 @@ impl DataFrame {
                 let sender = reader.address("sender")?;
                 let recipient = reader.address("recipient")?;
                 let k = reader.u64("k")?;
+                let packets = reader.u64("packets")?;
                 let relays = usize::from(reader.take(1, "relays")?[0]);
                 if relays > MAX_RELAYS {
                     return Err(ProtocolError::BadSessionTerms);
@@ -663,6 +720,7 @@ impl DataFrame {
                     relays: route,
                     prices,
                     k,
+                    packets,
                 };
                 terms.check()?;
                 Self::Open(terms)
@@ -697,6 +755,10 @@ impl DataFrame {
                     signature,
                 })
             }
+            KIND_SESSION_PAID => Self::Paid {
+                session: reader.b256("session")?,
+                checkpoint: reader.u64("checkpoint")?,
+            },
             kind => return Err(ProtocolError::UnknownKind(kind)),
         };
         reader.end()?;

@@ -39,6 +39,7 @@ fn terms(session: u8) -> SessionTerms {
         relays: vec![key(2).address(), key(3).address()],
         prices: PRICES.to_vec(),
         k: K,
+        packets: 1_000,
     }
 }
 
@@ -79,9 +80,12 @@ struct Run {
     unlocked: Vec<B256>,
 }
 
-/// Streams up to `packets` packets, one at a time, until nothing moves.
+/// Streams up to `packets` packets of a longer stream, one at a time, until nothing moves.
 fn run(packets: u64, faults: Faults, pre_lock: bool) -> Run {
-    let terms = terms(7);
+    run_of(terms(7), packets, faults, pre_lock)
+}
+
+fn run_of(terms: SessionTerms, packets: u64, faults: Faults, pre_lock: bool) -> Run {
     let mut run = Run {
         sender: SenderState::new(terms.clone(), pre_lock).unwrap(),
         relays: (0..2)
@@ -163,10 +167,7 @@ fn run(packets: u64, faults: Faults, pre_lock: bool) -> Run {
                     ..
                 } => {
                     run.unlocked.push(condition_id);
-                    (
-                        checkpoint,
-                        run.sender.stream.terms.owed_per_checkpoint(0).unwrap(),
-                    )
+                    (checkpoint, run.sender.stream.terms.pay_for(0, K).unwrap())
                 }
                 SenderEffect::PreLock { .. } => unreachable!("pre-locks come with sends"),
             };
@@ -216,6 +217,23 @@ fn an_honest_session_pays_every_relay_its_price_for_every_packet() {
         run.relays[0].earned,
         "a relay keeps exactly its price"
     );
+}
+
+#[test]
+fn a_stream_ending_inside_a_window_is_paid_for_its_last_packets_too() {
+    let terms = SessionTerms {
+        packets: 10,
+        ..terms(7)
+    };
+    let run = run_of(terms, 12, Faults::default(), false);
+    assert_eq!(run.delivered, 10, "nothing past the stream's end is sent");
+    assert_eq!(
+        run.relays[0].stream.acked,
+        Some(2),
+        "checkpoints of 4, 4 and 2 packets"
+    );
+    assert_eq!(run.relays[0].earned, 3 * 10);
+    assert_eq!(run.relays[1].earned, 2 * 10);
 }
 
 #[test]
@@ -405,6 +423,10 @@ fn data_frames_round_trip_and_malformed_ones_are_refused() {
             bytes: vec![1; MAX_PACKET],
         },
         DataFrame::Ack(sign(checkpoint, &key(4))),
+        DataFrame::Paid {
+            session: B256::repeat_byte(7),
+            checkpoint: 3,
+        },
     ];
     for frame in &frames {
         let bytes = frame.encode();

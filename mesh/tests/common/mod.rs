@@ -1,5 +1,5 @@
-//! What the phone crate's tests share: a wallet configuration with no network at all, and
-//! channels tracked in two wallets.
+//! What the phone crate's tests share: a wallet configuration with no network at all,
+//! channels tracked in two wallets, and wallets on a line over the in-memory transport.
 
 // Each test binary uses a different part of it.
 #![allow(dead_code)]
@@ -51,4 +51,50 @@ pub(crate) async fn open_between(
         .await?;
     }
     Ok(())
+}
+
+/// Wallets in fresh directories, a channel between each two neighbours, and an in-memory
+/// mesh with those links up; the directories go when it is dropped.
+pub(crate) struct Line {
+    pub(crate) wallets: Vec<smartmesh_mesh::Mesh>,
+    pub(crate) transports: Vec<smartmesh_mesh::MemoryTransport>,
+    pub(crate) net: smartmesh_mesh::MemoryNet,
+    dirs: Vec<std::path::PathBuf>,
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The wallets `names` of test `test` on a line, `deposit` each way in each channel (channel
+/// `n` between wallets `n` and `n + 1` is `keccak256([n])`).
+pub(crate) async fn line_of(test: &str, names: &[&str], deposit: U256) -> eyre::Result<Line> {
+    let (mut wallets, mut dirs) = (Vec::new(), Vec::new());
+    for name in names {
+        let dir =
+            std::env::temp_dir().join(format!("smartmesh-{test}-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        smartmesh_mesh::create_key(&dir.join(smartmesh_mesh::KEY_FILE))?;
+        wallets.push(smartmesh_mesh::Mesh::open(&dir, config()).await?);
+        dirs.push(dir);
+    }
+    for n in 0..wallets.len().saturating_sub(1) {
+        let id = alloy::primitives::keccak256([n as u8]);
+        open_between(&wallets[n], &wallets[n + 1], id, deposit).await?;
+    }
+    let net = smartmesh_mesh::MemoryNet::new();
+    let transports = wallets.iter().map(|w| net.endpoint(w.address())).collect();
+    for pair in wallets.windows(2) {
+        net.link(pair[0].address(), pair[1].address(), true);
+    }
+    Ok(Line {
+        wallets,
+        transports,
+        net,
+        dirs,
+    })
 }

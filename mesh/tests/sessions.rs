@@ -1,0 +1,205 @@
+//! Data sessions between wallets over the in-memory transport: Alice streams packets to Carol
+//! through Brandon and Dana; Carol acknowledges every 4; each checkpoint is paid hop by hop
+//! with real channel payments, which each relay checks against its channel before it counts.
+
+mod common;
+
+use alloy::primitives::{Address, B256, U256, keccak256};
+use common::{Line, line_of};
+use smartmesh_mesh::SessionOut;
+use smartmesh_protocol::{
+    channel::ChannelMessage,
+    relay::{DataFrame, SessionTerms, is_data_frame},
+};
+
+async fn line(test: &str) -> eyre::Result<Line> {
+    let line = line_of(
+        &format!("sessions-{test}"),
+        &["alice", "brandon", "dana", "carol"],
+        U256::from(10_000),
+    )
+    .await?;
+    for wallet in &line.wallets {
+        wallet.set_data_price(2);
+    }
+    Ok(line)
+}
+
+/// What the faulty nodes do to frames they would pass on.
+#[derive(Default, Clone, Copy)]
+struct Faults {
+    /// Dana drops every packet from this index on.
+    dana_drops_from: Option<u64>,
+    /// Carol never acknowledges.
+    carol_silent: bool,
+}
+
+impl Line {
+    fn address(&self, n: usize) -> Address {
+        self.wallets[n].address()
+    }
+
+    fn terms(&self, packets: u64) -> SessionTerms {
+        SessionTerms {
+            session: B256::repeat_byte(0x5e),
+            sender: self.address(0),
+            recipient: self.address(3),
+            relays: vec![self.address(1), self.address(2)],
+            prices: vec![3, 2],
+            k: 4,
+            packets,
+        }
+    }
+
+    async fn hand_over(&self, from: usize, out: SessionOut, faults: Faults) -> eyre::Result<()> {
+        let wallet = &self.wallets[from];
+        let transport = &self.transports[from];
+        wallet.send_or_queue(transport, out.channel).await?;
+        for (to, frame) in out.frames {
+            let dropped = match &frame {
+                DataFrame::Packet { index, .. } => {
+                    from == 2 && faults.dana_drops_from.is_some_and(|at| *index >= at)
+                }
+                DataFrame::Ack(_) => from == 3 && faults.carol_silent,
+                _ => false,
+            };
+            if !dropped {
+                smartmesh_mesh::Transport::send(transport, to, frame.encode()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands every message over until none is left.
+    async fn pump(&self, faults: Faults) -> eyre::Result<()> {
+        loop {
+            let mut any = false;
+            for (n, (wallet, transport)) in self.wallets.iter().zip(&self.transports).enumerate() {
+                while let Some((from, bytes)) = transport.try_recv() {
+                    any = true;
+                    if is_data_frame(&bytes) {
+                        let out = wallet
+                            .handle_frame(from, DataFrame::decode(&bytes)?)
+                            .await?;
+                        self.hand_over(n, out, faults).await?;
+                    } else {
+                        let out = wallet
+                            .receive_routed(from, ChannelMessage::decode(&bytes)?)
+                            .await?;
+                        wallet.send_or_queue(transport, out).await?;
+                    }
+                }
+            }
+            if !any {
+                return Ok(());
+            }
+        }
+    }
+
+    /// What `payer` paid `receiver` over their channel, as the receiver holds it.
+    async fn paid(&self, payer: usize, receiver: usize) -> eyre::Result<U256> {
+        let id = keccak256([payer.min(receiver) as u8]);
+        Ok(self.wallets[receiver]
+            .channel_state(id)
+            .await?
+            .theirs
+            .transferred())
+    }
+
+    async fn stream(&self, packets: u64, faults: Faults) -> eyre::Result<Vec<u8>> {
+        let data: Vec<Vec<u8>> = (0..packets)
+            .map(|n| format!("<{n}>").into_bytes())
+            .collect();
+        let out = self.wallets[0]
+            .open_session(self.terms(packets), data.clone())
+            .await?;
+        self.hand_over(0, out, faults).await?;
+        self.pump(faults).await?;
+        Ok(data.concat())
+    }
+}
+
+#[tokio::test]
+async fn every_relay_is_paid_its_price_for_every_delivered_packet() -> eyre::Result<()> {
+    let line = line("paid").await?;
+    let sent = line.stream(40, Faults::default()).await?;
+    assert_eq!(
+        line.wallets[3].session_data(B256::repeat_byte(0x5e)),
+        Some(sent)
+    );
+    // Alice paid Brandon 5 a packet; he kept 3 and paid Dana 2.
+    assert_eq!(line.paid(0, 1).await?, U256::from(5 * 40));
+    assert_eq!(line.paid(1, 2).await?, U256::from(2 * 40));
+    let brandon = &line.wallets[1].session_summaries()[0];
+    assert_eq!(
+        (brandon.role, brandon.earned, brandon.acked),
+        ("relay", 3 * 40, Some(9))
+    );
+    assert_eq!(line.wallets[2].session_summaries()[0].earned, 2 * 40);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_relay_that_drops_packets_earns_nothing_after_them() -> eyre::Result<()> {
+    let line = line("dropped").await?;
+    let faults = Faults {
+        dana_drops_from: Some(10),
+        ..Faults::default()
+    };
+    line.stream(40, faults).await?;
+    // Checkpoints 0 and 1 were delivered and paid; window 2 never reached Carol.
+    assert_eq!(line.paid(1, 2).await?, U256::from(2 * 8));
+    assert_eq!(line.paid(0, 1).await?, U256::from(5 * 8));
+    // Brandon forwarded window 2 on credit, then stopped.
+    assert_eq!(line.wallets[1].session_summaries()[0].packets, 12);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_recipient_that_never_acknowledges_costs_each_relay_one_window() -> eyre::Result<()> {
+    let line = line("silent").await?;
+    line.stream(
+        40,
+        Faults {
+            carol_silent: true,
+            ..Faults::default()
+        },
+    )
+    .await?;
+    for relay in 1..=2 {
+        let summary = &line.wallets[relay].session_summaries()[0];
+        assert_eq!(
+            (summary.packets, summary.earned),
+            (4, 0),
+            "one window, unpaid"
+        );
+    }
+    assert_eq!(line.paid(0, 1).await?, U256::ZERO);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_payment_notice_ahead_of_the_payment_is_refused() -> eyre::Result<()> {
+    let line = line("notice").await?;
+    line.stream(8, Faults::default()).await?;
+    // Alice claims checkpoint 2 paid; she paid through checkpoint 1 only.
+    let forged = DataFrame::Paid {
+        session: B256::repeat_byte(0x5e),
+        checkpoint: 2,
+    };
+    assert!(
+        line.wallets[1]
+            .handle_frame(line.address(0), forged.clone())
+            .await
+            .is_err()
+    );
+    // And a notice from a node off the route counts for nothing either.
+    assert!(
+        line.wallets[1]
+            .handle_frame(line.address(3), forged)
+            .await
+            .is_err()
+    );
+    assert_eq!(line.wallets[1].session_summaries()[0].earned, 3 * 8);
+    Ok(())
+}
