@@ -15,7 +15,7 @@ use smartmesh_protocol::{
 };
 use sqlx::Row;
 
-use crate::{Mesh, MeshError, wallet_client::now};
+use crate::{Mesh, MeshError};
 
 /// A hint as gossiped: the ABI-encoded `CapacityHint` and its 65-byte signature.
 pub fn encode_hint(hint: &CapacityHint, signature: &Signature65) -> Vec<u8> {
@@ -139,7 +139,7 @@ impl Mesh {
     /// and the fee it asks to forward, good for `ttl` seconds (at most [`MAX_HINT_TTL`]).
     pub async fn capacity_hints(&self, ttl: u64) -> Result<Vec<Vec<u8>>, MeshError> {
         let domain = hint_domain(self.config.chain_id, self.config.token_network);
-        let expires_at = now() + ttl.clamp(1, MAX_HINT_TTL);
+        let expires_at = self.now() + ttl.clamp(1, MAX_HINT_TTL);
         let mut hints = Vec::new();
         for channel in self.channels().await? {
             if channel.state != Phase::Open || channel.frozen.is_some() {

@@ -8,6 +8,7 @@
 //! the chain when there is internet.
 
 mod channel;
+mod clock;
 mod error;
 mod graph;
 mod handoff;
@@ -24,6 +25,7 @@ mod wallet;
 mod wallet_client;
 
 pub use channel::{Capacity, Channel};
+pub use clock::VirtualClock;
 pub use error::MeshError;
 pub use graph::{decode_hint, encode_hint};
 pub use handoff::FileTransport;

@@ -25,7 +25,6 @@ use crate::{
     Mesh, MeshError, P2pConfig, P2pEvent, P2pTransport, SessionOut, SyncReport,
     graph::{decode_hint, lock_amount},
     transport::Transport,
-    wallet_client::now,
 };
 
 /// How a node runs.
@@ -244,7 +243,13 @@ impl MeshNode {
         let max_hops = self.mesh.mediation().max_hops;
         let graph = self.graph();
         let route = graph
-            .route(self.mesh.address(), target, amount, max_hops, now())
+            .route(
+                self.mesh.address(),
+                target,
+                amount,
+                max_hops,
+                self.mesh.now(),
+            )
             .ok_or(MeshError::NoRoute {
                 target,
                 amount,
@@ -428,7 +433,13 @@ impl MeshNode {
         let route = {
             let max_hops = self.mesh.mediation().max_hops;
             self.graph()
-                .route(self.mesh.address(), target, U256::ZERO, max_hops, now())
+                .route(
+                    self.mesh.address(),
+                    target,
+                    U256::ZERO,
+                    max_hops,
+                    self.mesh.now(),
+                )
                 .ok_or(MeshError::NoRoute {
                     target,
                     amount: U256::ZERO,
@@ -474,7 +485,10 @@ impl MeshNode {
             P2pEvent::Hint(bytes) => {
                 let (hint, signature) = decode_hint(&bytes)?;
                 let domain = hint_domain(self.mesh.config.chain_id, self.mesh.config.token_network);
-                if let Err(error) = self.graph().add_hint(&hint, &signature, &domain, now()) {
+                if let Err(error) =
+                    self.graph()
+                        .add_hint(&hint, &signature, &domain, self.mesh.now())
+                {
                     tracing::debug!(target: "smartmesh::node", node = %hint.node, %error, "hint refused");
                 }
             }

@@ -13,7 +13,7 @@ use smartmesh_protocol::{
     sign_typed, token_domain,
 };
 
-use crate::{Channel, Mesh, MeshError, Relayed, wallet_client::now};
+use crate::{Channel, Mesh, MeshError, Relayed};
 
 /// How long a relayed request stays valid: short, so a close the wallet changed its mind
 /// about cannot come back later.
@@ -234,7 +234,7 @@ impl Mesh {
         // landing first would be given away.
         if let Some(freeze) = channel.frozen
             && freeze.kind == FreezeKind::CooperativeSettle
-            && now() <= freeze.until
+            && self.now() <= freeze.until
         {
             return Err(MeshError::Frozen {
                 channel: id,
@@ -248,7 +248,7 @@ impl Mesh {
             .call()
             .await
             .map_err(|e| MeshError::Network(e.to_string()))?;
-        let deadline = U256::from(now() + VALIDITY);
+        let deadline = U256::from(self.now() + VALIDITY);
         let permit = Permit {
             owner: self.address(),
             spender: self.config.token_network,
@@ -306,7 +306,7 @@ impl Mesh {
         claim: Option<U256>,
         own_locks: Option<LockList>,
     ) -> Result<Relayed, MeshError> {
-        let deadline = now() + VALIDITY;
+        let deadline = self.now() + VALIDITY;
         self.freeze_for_close(id, deadline).await?;
         let claim = match claim {
             Some(claim) => claim,

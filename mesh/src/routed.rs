@@ -19,7 +19,6 @@ use sqlx::Row;
 use crate::{
     Mesh, MeshError,
     transport::{Transport, TransportError},
-    wallet_client::now,
 };
 
 /// A channel message for a peer.
@@ -41,7 +40,7 @@ impl Mesh {
 
     /// Starts a mediated payment: locks toward the first hop. Returns what to hand over.
     pub async fn pay_routed(&self, payment: &Payment) -> Result<Vec<Outgoing>, MeshError> {
-        let (state, effects) = mediated::initiate(payment, self.mediation(), now())?;
+        let (state, effects) = mediated::initiate(payment, self.mediation(), self.now())?;
         self.save_transfer(&state).await?;
         self.carry_out(state.condition_id, effects).await
     }
@@ -78,7 +77,7 @@ impl Mesh {
                         from,
                         transfer.lock,
                         &transfer.metadata,
-                        now(),
+                        self.now(),
                     ) {
                         Ok((state, effects)) => {
                             self.save_transfer(&state).await?;
@@ -171,7 +170,7 @@ impl Mesh {
         let Some(state) = self.load_transfer(condition_id).await? else {
             return Ok(Vec::new());
         };
-        let (state, effects) = mediated::apply(state, event, now())?;
+        let (state, effects) = mediated::apply(state, event, self.now())?;
         self.save_transfer(&state).await?;
         self.carry_out(condition_id, effects).await
     }
@@ -238,7 +237,7 @@ impl Mesh {
                 let (state, more) = mediated::apply(
                     state,
                     TransferEvent::LockSettled { partner, outcome },
-                    now(),
+                    self.now(),
                 )?;
                 self.save_transfer(&state).await?;
                 queue.extend(more);

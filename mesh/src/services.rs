@@ -18,7 +18,6 @@ use smartmesh_protocol::{
 use crate::{
     Mesh, MeshError,
     journal::{Stored, Unsynced},
-    wallet_client::now,
 };
 
 /// Receipts uploaded per request.
@@ -338,7 +337,7 @@ impl Mesh {
         let mut learned = 0;
         for id in self.journal.channels().await? {
             // The watcher shows what it holds only to a participant who signs the request.
-            let expires = now() + READ_VALIDITY_SECS;
+            let expires = self.now() + READ_VALIDITY_SECS;
             let read = WatcherRead {
                 channelId: id,
                 participant: self.address(),
@@ -446,7 +445,7 @@ impl Mesh {
             feeToken: quote.fee_token,
             fee: quote.fee,
             nonce: fresh_nonce(self.address()),
-            deadline: U256::from(now() + validity),
+            deadline: U256::from(self.now() + validity),
         };
         let domain = agent_domain(self.config.chain_id, self.config.signed_agent);
         let signature = sign_typed(&self.key, &request, &domain);

@@ -16,7 +16,6 @@ use std::{
     collections::HashMap,
     path::Path,
     sync::{Arc, Mutex},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use alloy::{
@@ -183,6 +182,8 @@ pub struct Mesh {
     pub(crate) sessions: Mutex<HashMap<B256, crate::sessions::Session>>,
     /// The least price per packet, in wei, this wallet relays data for.
     pub(crate) data_price: Mutex<u128>,
+    /// A virtual clock, when a simulator runs the wallet; else the system's.
+    clock: Mutex<Option<crate::VirtualClock>>,
     /// The timing of mediated payments and the least fee this wallet mediates for.
     pub(crate) mediation: Mutex<(
         smartmesh_protocol::mediated::MediationSettings,
@@ -203,12 +204,6 @@ pub const KEY_FILE: &str = "key";
 /// The journal inside a wallet directory.
 pub const JOURNAL_FILE: &str = "journal.sqlite";
 
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
 impl Mesh {
     /// Opens the wallet in `dir` (its `key` and `journal.sqlite`).
     pub async fn open(dir: &Path, config: MeshConfig) -> Result<Self, MeshError> {
@@ -226,11 +221,25 @@ impl Mesh {
             transfers: Mutex::default(),
             sessions: Mutex::default(),
             data_price: Mutex::new(0),
+            clock: Mutex::new(None),
             mediation: Mutex::new((
                 smartmesh_protocol::mediated::MediationSettings::PUBLIC,
                 alloy::primitives::U256::ZERO,
             )),
         })
+    }
+
+    /// Runs the wallet on `clock` instead of the system's (a simulator's virtual time).
+    pub fn set_clock(&self, clock: crate::VirtualClock) {
+        *self.clock.lock().unwrap_or_else(|e| e.into_inner()) = Some(clock);
+    }
+
+    /// The time the wallet judges by, in unix seconds.
+    pub fn now(&self) -> u64 {
+        match &*self.clock.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(clock) => clock.now(),
+            None => crate::clock::system_now(),
+        }
     }
 
     /// The wallet's address.
@@ -364,7 +373,7 @@ impl Mesh {
 
     /// What can still move in the channel.
     pub async fn capacity(&self, id: B256) -> Result<Capacity, MeshError> {
-        Ok(Capacity::of(&self.channel_state(id).await?, now()))
+        Ok(Capacity::of(&self.channel_state(id).await?, self.now()))
     }
 
     /// The amount a close by this wallet must claim: the largest it ever signed.
@@ -420,7 +429,7 @@ impl Mesh {
         let lock = self.channel_mutex(id);
         let _held = lock.lock().await;
         let state = self.cached_state(id).await?;
-        let now = now();
+        let now = self.now();
         if let Action::Pay { amount, .. } = &action {
             let capacity = state.can_send(now);
             if amount.is_zero() || *amount > capacity {
@@ -520,8 +529,8 @@ impl Mesh {
                 unlock_due: Vec::new(),
             });
         }
-        let (state, effects) =
-            apply(state, Event::Received(message.clone()), now()).map_err(|e| machine(id, e))?;
+        let (state, effects) = apply(state, Event::Received(message.clone()), self.now())
+            .map_err(|e| machine(id, e))?;
         let outcome = self.persist(id, &state, effects).await?;
         Ok(Received {
             message,
@@ -542,7 +551,7 @@ impl Mesh {
         let _held = lock.lock().await;
         let state = self.cached_state(id).await?;
         let (state, effects) =
-            apply(state, Event::SecretLearned(secret), now()).map_err(|e| machine(id, e))?;
+            apply(state, Event::SecretLearned(secret), self.now()).map_err(|e| machine(id, e))?;
         Ok(self.persist(id, &state, effects).await?.replies)
     }
 
@@ -567,8 +576,8 @@ impl Mesh {
                 continue;
             }
             known = true;
-            let (state, effects) =
-                apply(state, Event::SecretLearned(secret), now()).map_err(|e| machine(id, e))?;
+            let (state, effects) = apply(state, Event::SecretLearned(secret), self.now())
+                .map_err(|e| machine(id, e))?;
             replies.extend(self.persist(id, &state, effects).await?.replies);
         }
         if !known {
@@ -654,7 +663,7 @@ impl Mesh {
             total,
             deadline,
         };
-        let (state, _) = apply(state, event, now()).map_err(|e| machine(id, e))?;
+        let (state, _) = apply(state, event, self.now()).map_err(|e| machine(id, e))?;
         let message = Withdraw {
             channelId: id,
             participant,
@@ -683,8 +692,12 @@ impl Mesh {
         let lock = self.channel_mutex(id);
         let _held = lock.lock().await;
         let state = self.channel_state(id).await?;
-        let (state, _) = apply(state, Event::CooperativeSettleSigned { deadline }, now())
-            .map_err(|e| machine(id, e))?;
+        let (state, _) = apply(
+            state,
+            Event::CooperativeSettleSigned { deadline },
+            self.now(),
+        )
+        .map_err(|e| machine(id, e))?;
         let message = CooperativeSettle {
             channelId: id,
             balance1,
@@ -708,7 +721,7 @@ impl Mesh {
             return Err(MeshError::MustRestore);
         }
         let (state, _) =
-            apply(state, Event::CloseSigned { until }, now()).map_err(|e| machine(id, e))?;
+            apply(state, Event::CloseSigned { until }, self.now()).map_err(|e| machine(id, e))?;
         self.forget(Some(id));
         self.journal.set_frozen(id, state.freeze).await
     }

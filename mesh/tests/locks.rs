@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use alloy::primitives::{B256, U256, keccak256};
 use common::config;
-use smartmesh_mesh::{Channel, KEY_FILE, Mesh, MeshError, create_key};
+use smartmesh_mesh::{Channel, KEY_FILE, Mesh, MeshError, VirtualClock, create_key};
 use smartmesh_protocol::{
     Lock, ProtocolError,
     channel::{ChannelMessage, Phase, RegistryRead},
@@ -139,14 +139,19 @@ async fn a_hashlock_is_locked_revealed_and_unlocked_offline() -> eyre::Result<()
 async fn a_lock_expired_is_refused_while_the_registry_shows_it_met_in_time() -> eyre::Result<()> {
     let pair = pair("expiry").await?;
     let secret = keccak256("registered in time");
-    // A lock of two seconds, so that the test can wait past its expiry (F is 0 here); the
-    // waits for `expiry + F` themselves are the protocol's tests.
-    let lock = lock_of(secret, now() + 2, 5);
+    // Both wallets on one virtual clock: the lock's expiry passes without waiting for it
+    // (F is 0 here; the waits for `expiry + F` themselves are the protocol's tests).
+    let clock = VirtualClock::new(now());
+    pair.alice.set_clock(clock.clone());
+    pair.brandon.set_clock(clock.clone());
+    let lock = lock_of(secret, clock.now() + 600, 5);
     let locked = pair.alice.lock(CHANNEL, lock, Vec::new()).await?;
     pair.brandon.receive_text(&locked.to_text()?).await?;
-    while now() < lock.expiry {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    assert!(matches!(
+        pair.alice.expire(CHANNEL, lock.condition_id).await,
+        Err(MeshError::Protocol(ProtocolError::LockNotExpired { .. }))
+    ));
+    clock.advance(600);
     assert!(matches!(
         pair.alice.expire(CHANNEL, lock.condition_id).await,
         Err(MeshError::Protocol(ProtocolError::ExpiryNotProven(_)))
