@@ -84,6 +84,7 @@ pub(crate) enum Request {
         data: Vec<u8>,
         price: U256,
         k: u64,
+        pre_lock: bool,
     },
     /// The data sessions and what this node earned relaying.
     Sessions,
@@ -279,13 +280,19 @@ async fn answer(node: &MeshNode, request: Request) -> Response {
             }
             Err(error) => failed(error),
         },
-        Request::Send { to, data, price, k } => {
+        Request::Send {
+            to,
+            data,
+            price,
+            k,
+            pre_lock,
+        } => {
             let Ok(price) = u128::try_from(price) else {
                 return Response::Error {
                     message: format!("--price {price} wei is above a lock's 2^128 - 1"),
                 };
             };
-            match node.send_data(to, &data, price, k).await {
+            match node.send_data(to, &data, price, k, pre_lock).await {
                 Ok((session, relays)) => {
                     tracing::info!(target: "smartmesh::node", %to, %session, bytes = data.len(), "sending data");
                     Response::SessionStarted { session, relays }
@@ -421,6 +428,10 @@ pub(crate) struct SendArgs {
     /// Packets per acknowledgment (each relay extends at most this many packets of credit).
     #[arg(long, default_value_t = 8)]
     k: u64,
+    /// Lock each window's pay to the first relay as it is sent, on the recipient's
+    /// acknowledgment of it: the relays are paid even if this phone vanishes meanwhile.
+    #[arg(long)]
+    pre_lock: bool,
     #[command(flatten)]
     wallet: WalletArgs,
 }
@@ -436,6 +447,7 @@ pub(crate) async fn send(args: SendArgs) -> eyre::Result<()> {
         data,
         price: amount("--price", &args.price)?,
         k: args.k,
+        pre_lock: args.pre_lock,
     };
     match ask(&args.wallet.dir(), &request).await? {
         Some(Response::SessionStarted { session, relays }) => {

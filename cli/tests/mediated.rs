@@ -346,7 +346,8 @@ async fn scenario(dev: &Dev, hosts: &Hosts, nodes: &mut [Node], ab: B256) -> eyr
     );
 
     // Still offline, Alice sends Carol a file through Brandon, paying him per delivered
-    // packet: 5 packets of at most 1,024 bytes, acknowledged by Carol every 2.
+    // packet: 5 packets of at most 1,024 bytes, acknowledged by Carol every 2, each window
+    // pre-locked to Brandon and unlocked on its acknowledgment.
     let file = dev.home.join("photo.bin");
     let content: Vec<u8> = (0..4_500u32).map(|n| (n * 7 % 251) as u8).collect();
     std::fs::write(&file, &content)?;
@@ -360,6 +361,7 @@ async fn scenario(dev: &Dev, hosts: &Hosts, nodes: &mut [Node], ab: B256) -> eyr
         "0.001",
         "--k",
         "2",
+        "--pre-lock",
         &file.display().to_string(),
     ])?;
     let session = said

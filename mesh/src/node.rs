@@ -421,14 +421,15 @@ impl MeshNode {
     }
 
     /// Sends `data` to `target` along the cheapest route, offering each relay `price` wei a
-    /// packet, acknowledged every `k` packets of at most [`MAX_PACKET`] bytes. Returns the
-    /// session and its relays.
+    /// packet, acknowledged every `k` packets of at most [`MAX_PACKET`] bytes, each window
+    /// pre-locked with `pre_lock`. Returns the session and its relays.
     pub async fn send_data(
         &self,
         target: Address,
         data: &[u8],
         price: u128,
         k: u64,
+        pre_lock: bool,
     ) -> Result<(B256, Vec<Address>), MeshError> {
         let route = {
             let max_hops = self.mesh.mediation().max_hops;
@@ -462,7 +463,10 @@ impl MeshNode {
             k,
             packets: u64::try_from(packets.len()).unwrap_or(u64::MAX),
         };
-        let out = self.mesh.open_session(terms.clone(), packets).await?;
+        let out = self
+            .mesh
+            .open_session(terms.clone(), packets, pre_lock)
+            .await?;
         self.hand_over(out).await?;
         Ok((terms.session, relays))
     }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use alloy::primitives::{Address, B256, U256};
 use smartmesh_protocol::{
-    Ack,
+    Ack, Lock,
     channel::ChannelMessage,
     conditions_domain,
     relay::{
@@ -104,16 +104,19 @@ impl Mesh {
     }
 
     /// Opens a session sending `packets` along `terms`' route: the opening and the first
-    /// window go to the first relay.
+    /// window go to the first relay. With `pre_lock`, each window's pay is locked to the first
+    /// relay as it is sent, on the recipient's acknowledgment of it (for a sender that may
+    /// vanish), and unlocked when the acknowledgment comes back.
     pub async fn open_session(
         &self,
         terms: SessionTerms,
         packets: Vec<Vec<u8>>,
+        pre_lock: bool,
     ) -> Result<SessionOut, MeshError> {
         if terms.sender != self.address() {
             return Err(MeshError::Malformed("session terms naming another sender"));
         }
-        let state = SenderState::new(terms.clone(), false)?;
+        let state = SenderState::new(terms.clone(), pre_lock)?;
         let first = terms.relays[0];
         self.channel_with(first).await?;
         let mut out = SessionOut::default();
@@ -125,7 +128,9 @@ impl Mesh {
                 waiting: packets.into(),
             },
         );
-        self.send_what_credit_allows(terms.session, &mut out);
+        let locks = self.send_what_credit_allows(terms.session, &mut out);
+        self.carry_out_sender(terms.session, locks, &mut out)
+            .await?;
         Ok(out)
     }
 
@@ -144,15 +149,19 @@ impl Mesh {
         }
     }
 
-    fn send_what_credit_allows(&self, session: B256, out: &mut SessionOut) {
+    /// Sends the packets the route's credit allows; returns the pre-locks of the windows
+    /// sent, to carry out.
+    fn send_what_credit_allows(&self, session: B256, out: &mut SessionOut) -> Vec<SenderEffect> {
         let mut sessions = self.sessions();
         let Some(Session::Sender { state, waiting }) = sessions.get_mut(&session) else {
-            return;
+            return Vec::new();
         };
         let first = state.stream.terms.relays[0];
+        let mut locks = Vec::new();
         while let Some(packet) = waiting.front() {
             match state.send(packet) {
-                Ok((index, _)) => {
+                Ok((index, lock)) => {
+                    locks.extend(lock);
                     let bytes = waiting.pop_front().expect("a packet waits");
                     out.frames.push((
                         first,
@@ -165,6 +174,74 @@ impl Mesh {
                 }
                 Err(_) => break,
             }
+        }
+        locks
+    }
+
+    /// Carries out a sender's payments: pays, pre-locks and unlocks over the channel with the
+    /// first relay, each payment followed by its notice.
+    async fn carry_out_sender(
+        &self,
+        session: B256,
+        effects: Vec<SenderEffect>,
+        out: &mut SessionOut,
+    ) -> Result<(), MeshError> {
+        for effect in effects {
+            match effect {
+                SenderEffect::Pay {
+                    to,
+                    checkpoint,
+                    amount,
+                } => {
+                    self.pay_checkpoint(session, to, checkpoint, amount, out)
+                        .await?
+                }
+                SenderEffect::PreLock {
+                    to,
+                    condition_id,
+                    amount,
+                    ..
+                } => {
+                    let channel = self.channel_with(to).await?;
+                    // Long enough for the acknowledgment to come back along the route and,
+                    // if this wallet is gone by then, for the relay to register it.
+                    let hops = self.session_hops(session);
+                    let lock = Lock {
+                        expiry: self.now() + self.mediation().delta().saturating_mul(hops),
+                        amount,
+                        condition_id,
+                    };
+                    let message = self.lock(channel, lock, Vec::new()).await?;
+                    out.channel.push(Outgoing { to, message });
+                }
+                SenderEffect::Unlock {
+                    to,
+                    checkpoint,
+                    condition_id,
+                } => {
+                    let channel = self.channel_with(to).await?;
+                    let message = self.unlock(channel, condition_id).await?;
+                    out.channel.push(Outgoing { to, message });
+                    out.frames.push((
+                        to,
+                        DataFrame::Paid {
+                            session,
+                            checkpoint,
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The channels a session's data crosses.
+    fn session_hops(&self, session: B256) -> u64 {
+        match self.sessions().get(&session) {
+            Some(Session::Sender { state, .. }) => {
+                u64::try_from(state.stream.terms.relays.len()).unwrap_or(u64::MAX) + 1
+            }
+            _ => 1,
         }
     }
 
@@ -353,23 +430,10 @@ impl Mesh {
                 _ => return Err(MeshError::Malformed("acknowledgment of an unknown session")),
             }
         };
-        for effect in pay.into_iter().flatten() {
-            match effect {
-                SenderEffect::Pay {
-                    to,
-                    checkpoint,
-                    amount,
-                } => {
-                    self.pay_checkpoint(session, to, checkpoint, amount, out)
-                        .await?
-                }
-                other => {
-                    tracing::debug!(target: "smartmesh::relay", ?other, "not pre-locking");
-                }
-            }
-        }
-        self.send_what_credit_allows(session, out);
-        Ok(())
+        self.carry_out_sender(session, pay.unwrap_or_default(), out)
+            .await?;
+        let locks = self.send_what_credit_allows(session, out);
+        self.carry_out_sender(session, locks, out).await
     }
 
     /// Pays `to` for the session's checkpoints through `checkpoint`, then tells it which.

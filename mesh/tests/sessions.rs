@@ -9,7 +9,7 @@ use common::{Line, line_of};
 use smartmesh_mesh::SessionOut;
 use smartmesh_protocol::{
     channel::ChannelMessage,
-    relay::{DataFrame, SessionTerms, is_data_frame},
+    relay::{Checkpoint, DataFrame, SessionTerms, chain_packet, is_data_frame},
 };
 
 async fn line(test: &str) -> eyre::Result<Line> {
@@ -32,6 +32,10 @@ struct Faults {
     dana_drops_from: Option<u64>,
     /// Carol never acknowledges.
     carol_silent: bool,
+    /// Alice pre-locks each window.
+    pre_lock: bool,
+    /// Alice is gone once she sent: nothing reaches her.
+    alice_gone: bool,
 }
 
 impl Line {
@@ -60,7 +64,10 @@ impl Line {
                 DataFrame::Packet { index, .. } => {
                     from == 2 && faults.dana_drops_from.is_some_and(|at| *index >= at)
                 }
-                DataFrame::Ack(_) => from == 3 && faults.carol_silent,
+                DataFrame::Ack(_) => {
+                    (from == 3 && faults.carol_silent)
+                        || (to == self.address(0) && faults.alice_gone)
+                }
                 _ => false,
             };
             if !dropped {
@@ -111,7 +118,7 @@ impl Line {
             .map(|n| format!("<{n}>").into_bytes())
             .collect();
         let out = self.wallets[0]
-            .open_session(self.terms(packets), data.clone())
+            .open_session(self.terms(packets), data.clone(), faults.pre_lock)
             .await?;
         self.hand_over(0, out, faults).await?;
         self.pump(faults).await?;
@@ -201,5 +208,65 @@ async fn a_payment_notice_ahead_of_the_payment_is_refused() -> eyre::Result<()> 
             .is_err()
     );
     assert_eq!(line.wallets[1].session_summaries()[0].earned, 3 * 8);
+    Ok(())
+}
+
+#[tokio::test]
+async fn pre_locked_windows_are_unlocked_on_acknowledgment_or_left_to_claim() -> eyre::Result<()> {
+    // Alice there: each window locked as sent, then unlocked on its acknowledgment: the same
+    // pay as without locks, and no lock left.
+    let there = line("prelocked").await?;
+    let faults = Faults {
+        pre_lock: true,
+        ..Faults::default()
+    };
+    there.stream(12, faults).await?;
+    assert_eq!(there.paid(0, 1).await?, U256::from(5 * 12));
+    assert_eq!(there.wallets[1].session_summaries()[0].earned, 3 * 12);
+    let brandon = there.wallets[1].channel_state(keccak256([0u8])).await?;
+    assert!(brandon.theirs.locks.is_empty(), "every lock was unlocked");
+
+    // Alice gone after sending: Brandon holds the lock of the window Carol acknowledged, on
+    // exactly the acknowledgment he passed back: his claim on chain (`registerAck`).
+    let gone = line("prelocked-gone").await?;
+    let faults = Faults {
+        pre_lock: true,
+        alice_gone: true,
+        ..Faults::default()
+    };
+    gone.stream(12, faults).await?;
+    assert_eq!(
+        gone.paid(0, 1).await?,
+        U256::ZERO,
+        "no proof of payment came"
+    );
+    let brandon = gone.wallets[1].channel_state(keccak256([0u8])).await?;
+    let summary = &gone.wallets[1].session_summaries()[0];
+    assert_eq!(
+        summary.acked,
+        Some(0),
+        "Carol acknowledged the first window"
+    );
+    let locks = brandon.theirs.locks.locks();
+    assert_eq!(
+        locks.len(),
+        1,
+        "the first window's lock; the next was never sent"
+    );
+    assert_eq!(locks[0].amount, 5 * 4);
+    let digest = (0..4).fold(B256::ZERO, |digest, n| {
+        chain_packet(digest, format!("<{n}>").as_bytes())
+    });
+    let first = Checkpoint {
+        session: B256::repeat_byte(0x5e),
+        index: 0,
+        packets: 4,
+        digest,
+    };
+    assert_eq!(
+        locks[0].condition_id,
+        first.condition_id(gone.address(3)),
+        "the lock waits for Carol's acknowledgment of the first window"
+    );
     Ok(())
 }
