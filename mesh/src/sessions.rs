@@ -52,6 +52,20 @@ pub struct SessionOut {
     pub frames: Vec<(Address, DataFrame)>,
 }
 
+impl SessionOut {
+    /// A payment for a session's checkpoints through `checkpoint`, and its notice after it.
+    fn paid(&mut self, to: Address, message: ChannelMessage, session: B256, checkpoint: u64) {
+        self.channel.push(Outgoing { to, message });
+        self.frames.push((
+            to,
+            DataFrame::Paid {
+                session,
+                checkpoint,
+            },
+        ));
+    }
+}
+
 /// How a session stands, for a person or an app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionSummary {
@@ -221,14 +235,7 @@ impl Mesh {
                 } => {
                     let channel = self.channel_with(to).await?;
                     let message = self.unlock(channel, condition_id).await?;
-                    out.channel.push(Outgoing { to, message });
-                    out.frames.push((
-                        to,
-                        DataFrame::Paid {
-                            session,
-                            checkpoint,
-                        },
-                    ));
+                    out.paid(to, message, session, checkpoint);
                 }
             }
         }
@@ -447,17 +454,7 @@ impl Mesh {
     ) -> Result<(), MeshError> {
         let channel = self.channel_with(to).await?;
         let proof = self.pay(channel, U256::from(amount)).await?;
-        out.channel.push(Outgoing {
-            to,
-            message: ChannelMessage::Payment(proof),
-        });
-        out.frames.push((
-            to,
-            DataFrame::Paid {
-                session,
-                checkpoint,
-            },
-        ));
+        out.paid(to, ChannelMessage::Payment(proof), session, checkpoint);
         Ok(())
     }
 
