@@ -501,6 +501,9 @@ impl MeshNode {
     }
 
     async fn tick(&self) -> Result<(), MeshError> {
+        // A message that failed to go to a peer still in reach (a connection replaced while
+        // it was on it) waits in the outbox: no new meeting would hand it over.
+        self.mesh.flush(&self.transport).await?;
         let out = self.mesh.tick_transfers().await?;
         if !out.is_empty() {
             self.mesh.send_or_queue(&self.transport, out).await?;

@@ -81,6 +81,9 @@ impl Mesh {
     pub async fn flush(&self, transport: &impl Transport) -> Result<usize, MeshError> {
         let mut sent = 0;
         for peer in transport.reachable() {
+            if !self.has_waiting(peer).await? {
+                continue;
+            }
             let rows = sqlx::query("SELECT seq, message FROM outbox WHERE peer = ? ORDER BY seq")
                 .bind(peer.to_string())
                 .fetch_all(self.journal.pool())
