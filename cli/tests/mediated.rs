@@ -17,7 +17,7 @@ use std::{
 
 use alloy::primitives::{B256, U256, utils::parse_ether};
 use common::{
-    dev::{Dev, opened},
+    dev::{Dev, interrupt, opened},
     village::Village,
 };
 use smartmesh_protocol::{ConditionRegistry, TokenNetwork};
@@ -30,20 +30,7 @@ struct Node {
 
 impl Node {
     fn stop(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(None)) {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        interrupt(&mut self.child);
     }
 }
 

@@ -108,8 +108,11 @@ impl LogHandler for ChannelIndexer {
                 "INSERT INTO channel_events (block_number, log_index, channel_id, topics, data) \
                  VALUES ($1, $2, $3, $4, $5)",
             )
-            .bind(block.number as i64)
-            .bind(log.log_index.unwrap_or_default() as i64)
+            .bind(smartmesh_chain::sql_int("block number", block.number)?)
+            .bind(smartmesh_chain::sql_int(
+                "log index",
+                log.log_index.unwrap_or_default(),
+            )?)
             .bind(channel_id.to_vec())
             .bind(
                 log.topics()
@@ -139,14 +142,14 @@ impl LogHandler for ChannelIndexer {
     ) -> Result<(), ChainError> {
         let orphaned: Vec<Vec<u8>> =
             sqlx::query("SELECT DISTINCT channel_id FROM channel_events WHERE block_number > $1")
-                .bind(fork_point as i64)
+                .bind(smartmesh_chain::sql_int("fork point", fork_point)?)
                 .fetch_all(&mut *conn)
                 .await?
                 .iter()
                 .map(|row| row.try_get(0))
                 .collect::<Result<_, _>>()?;
         sqlx::query("DELETE FROM channel_events WHERE block_number > $1")
-            .bind(fork_point as i64)
+            .bind(smartmesh_chain::sql_int("fork point", fork_point)?)
             .execute(&mut *conn)
             .await?;
         for channel_id in orphaned {
@@ -356,8 +359,8 @@ async fn insert(conn: &mut AnyConnection, row: &ChannelRow) -> Result<(), Settle
     .bind(row.channel_id.to_vec())
     .bind(row.participant1.to_string())
     .bind(row.participant2.to_string())
-    .bind(row.epoch as i64)
-    .bind(row.settle_timeout as i64)
+    .bind(smartmesh_chain::sql_int("epoch", row.epoch)?)
+    .bind(smartmesh_chain::sql_int("settle timeout", row.settle_timeout)?)
     .bind(row.phase.as_str())
     .bind(row.deposit1.to_string())
     .bind(row.deposit2.to_string())
@@ -366,10 +369,18 @@ async fn insert(conn: &mut AnyConnection, row: &ChannelRow) -> Result<(), Settle
     .bind(row.closer.map(|a| a.to_string()))
     .bind(row.claim_transferred.map(|v| v.to_string()))
     .bind(row.closer_received.map(|v| v.to_string()))
-    .bind(row.settle_at.map(|v| v as i64))
-    .bind(row.closed_block.map(|v| v as i64))
+    .bind(
+        row.settle_at
+            .map(|v| smartmesh_chain::sql_int("settle at", v))
+            .transpose()?,
+    )
+    .bind(
+        row.closed_block
+            .map(|v| smartmesh_chain::sql_int("closed block", v))
+            .transpose()?,
+    )
     .bind(i64::from(row.penalized))
-    .bind(row.updated_block as i64)
+    .bind(smartmesh_chain::sql_int("updated block", row.updated_block)?)
     .bind(row.payouts.map(|(p1, _)| p1.to_string()))
     .bind(row.payouts.map(|(_, p2)| p2.to_string()))
     .execute(conn)

@@ -261,7 +261,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
     let _ = writeln!(
         text,
         "# HELP smartmesh_indexed_block The last block the indexer committed.\n# TYPE smartmesh_indexed_block gauge\nsmartmesh_indexed_block {}",
-        indexed.map_or(-1, |block| block as i64)
+        indexed.map_or_else(|| "-1".to_owned(), |block| block.to_string())
     );
     let head = m.chain_head.load(Ordering::Relaxed);
     let _ = writeln!(

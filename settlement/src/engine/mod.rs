@@ -885,7 +885,7 @@ impl DisputeEngine {
         )
         .bind(if step.done { "done" } else { "active" })
         .bind(step.tx_id)
-        .bind(now.saturating_add(step.due_in.as_millis() as i64))
+        .bind(now.saturating_add(millis(step.due_in)))
         .bind(last)
         .bind(if step.hurried { Some(now) } else { job.hurried_at })
         .bind(job.channel_id.to_vec())
@@ -920,4 +920,10 @@ struct HeldProof {
     watch_signature: Bytes,
     /// The lock list behind the proof's `locksRoot`.
     locks: LockList,
+}
+
+/// A duration in whole milliseconds for the `*_at` columns, saturating at `i64::MAX` (about
+/// 292 million years) rather than wrapping.
+pub(crate) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

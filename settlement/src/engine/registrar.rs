@@ -10,6 +10,8 @@ use alloy::{
     sol_types::SolValue,
 };
 use smartmesh_chain::{TxStatus, unix_millis};
+
+use super::millis;
 use smartmesh_protocol::{
     AgentRequest, ConditionRegistry, LockList, RegistrationVerdict, judge_registration,
 };
@@ -116,8 +118,8 @@ impl DisputeEngine {
         held: &Held,
         chain_now: u64,
     ) -> Result<Outcome, SettlementError> {
-        let recheck = self.config.recheck.as_millis() as i64;
-        let in_flight = self.config.in_flight.as_millis() as i64;
+        let recheck = millis(self.config.recheck);
+        let in_flight = millis(self.config.in_flight);
         let mut note = String::new();
         if let Some(tx_id) = held.tx_id {
             match self.sender.status_in(conn, tx_id).await? {
@@ -228,7 +230,7 @@ impl DisputeEngine {
                 Metrics::add(&self.metrics.registrations_queued, 1);
                 let mut outcome = Outcome::new(
                     ConditionState::Queued,
-                    self.config.in_flight.as_millis() as i64,
+                    millis(self.config.in_flight),
                     format!(
                         "{note}registering before the deadline {deadlines:?} in transaction {tx_id}"
                     ),
