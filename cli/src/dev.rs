@@ -9,6 +9,7 @@ use std::{
     time::Duration,
 };
 
+use alloy::providers::DynProvider;
 use alloy::{
     node_bindings::{Anvil, AnvilInstance},
     primitives::{Address, U256, utils::parse_ether},
@@ -17,6 +18,7 @@ use alloy::{
 use eyre::{WrapErr, bail, eyre};
 use serde::{Deserialize, Serialize};
 use smartmesh_chain::{Database, Deployment, SenderConfig, connect};
+use smartmesh_http::ApiLimits;
 use smartmesh_mesh::{KEY_FILE, create_key, load_key};
 use smartmesh_protocol::SmartMeshToken;
 use smartmesh_relayer::{RateSource, RelayPolicy, Relayer, RelayerConfig};
@@ -179,37 +181,15 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
 
     step(4, "starting the settlement watcher");
     let provider = connect(&rpc_url)?;
-    let watcher_db = Database::connect(&format!(
-        "sqlite://{}",
-        args.home.join("settlement.sqlite").display()
-    ))
-    .await?;
+    let limits = args.http.limits(MAX_BODY_BYTES);
     let poll = Duration::from_millis(200);
-    let watcher = Watcher::new(
-        provider.clone(),
-        watcher_db,
-        deployment.clone(),
+    let watcher = dev_watcher(
+        &provider,
+        &args.home,
+        &deployment,
         watcher_key,
-        WatcherConfig {
-            confirmations: 0,
-            max_range: 1_000,
-            poll_interval: poll,
-            engine: EngineConfig {
-                recheck: Duration::from_secs(2),
-                in_flight: poll,
-                poll_interval: poll,
-                settle_grace: Duration::ZERO,
-                register_margin: Duration::from_secs(DEV_REGISTER_MARGIN_SECS),
-                ..EngineConfig::default()
-            },
-            sender: SenderConfig {
-                confirmations: 1,
-                ..SenderConfig::default()
-            },
-            limits: args.http.limits(MAX_BODY_BYTES),
-            registration_fee: parse_ether(DEV_REGISTRATION_FEE)?,
-            ..WatcherConfig::default()
-        },
+        limits,
+        poll,
     )
     .await?;
     let watcher_address = watcher.address();
@@ -221,32 +201,16 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     );
 
     step(5, "starting the relayer");
-    let relayer_db = Database::connect(&format!(
-        "sqlite://{}",
-        args.home.join("relayer.sqlite").display()
-    ))
-    .await?;
-    let relayer = Relayer::new(
+    let relayer_limits = args
+        .http
+        .limits(smartmesh_http::ApiLimits::default().max_body);
+    let relayer = dev_relayer(
         provider,
-        relayer_db,
-        deployment.clone(),
-        vec![relayer_key],
-        RelayerConfig {
-            policy: RelayPolicy {
-                rate: RateSource::fixed("1000")?,
-                min_validity: Duration::from_secs(30),
-                ..RelayPolicy::default()
-            },
-            sender: SenderConfig {
-                confirmations: 1,
-                ..SenderConfig::default()
-            },
-            limits: args
-                .http
-                .limits(smartmesh_http::ApiLimits::default().max_body),
-            poll_interval: Duration::from_millis(100),
-            follow_interval: Duration::from_millis(200),
-        },
+        &args.home,
+        &deployment,
+        relayer_key,
+        relayer_limits,
+        Duration::from_millis(100),
     )
     .await?;
     let relayers = relayer.keys().to_vec();
@@ -300,7 +264,89 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     Ok(())
 }
 
-fn start_anvil(path: Option<&Path>, port: u16) -> eyre::Result<AnvilInstance> {
+/// The dev watcher on SQLite under `home`: no confirmations, polling every `poll`, settling
+/// at once after a hold period, registering conditions [`DEV_REGISTER_MARGIN_SECS`] before
+/// their deadline.
+pub(crate) async fn dev_watcher(
+    provider: &DynProvider,
+    home: &Path,
+    deployment: &Deployment,
+    key: PrivateKeySigner,
+    limits: ApiLimits,
+    poll: Duration,
+) -> eyre::Result<Watcher> {
+    let db = Database::connect(&format!(
+        "sqlite://{}",
+        home.join("settlement.sqlite").display()
+    ))
+    .await?;
+    Ok(Watcher::new(
+        provider.clone(),
+        db,
+        deployment.clone(),
+        key,
+        WatcherConfig {
+            confirmations: 0,
+            max_range: 1_000,
+            poll_interval: poll,
+            engine: EngineConfig {
+                recheck: poll * 10,
+                in_flight: poll,
+                poll_interval: poll,
+                settle_grace: Duration::ZERO,
+                register_margin: Duration::from_secs(DEV_REGISTER_MARGIN_SECS),
+                ..EngineConfig::default()
+            },
+            sender: SenderConfig {
+                confirmations: 1,
+                ..SenderConfig::default()
+            },
+            limits,
+            registration_fee: parse_ether(DEV_REGISTRATION_FEE)?,
+            ..WatcherConfig::default()
+        },
+    )
+    .await?)
+}
+
+/// The dev relayer on SQLite under `home`: a fixed 1000 SMT/ETH, polling every `poll`.
+pub(crate) async fn dev_relayer(
+    provider: DynProvider,
+    home: &Path,
+    deployment: &Deployment,
+    key: PrivateKeySigner,
+    limits: ApiLimits,
+    poll: Duration,
+) -> eyre::Result<Relayer> {
+    let db = Database::connect(&format!(
+        "sqlite://{}",
+        home.join("relayer.sqlite").display()
+    ))
+    .await?;
+    Ok(Relayer::new(
+        provider,
+        db,
+        deployment.clone(),
+        vec![key],
+        RelayerConfig {
+            policy: RelayPolicy {
+                rate: RateSource::fixed("1000")?,
+                min_validity: Duration::from_secs(30),
+                ..RelayPolicy::default()
+            },
+            sender: SenderConfig {
+                confirmations: 1,
+                ..SenderConfig::default()
+            },
+            limits,
+            poll_interval: poll,
+            follow_interval: poll * 2,
+        },
+    )
+    .await?)
+}
+
+pub(crate) fn start_anvil(path: Option<&Path>, port: u16) -> eyre::Result<AnvilInstance> {
     let npm = PathBuf::from("contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
     let path = match path {
         Some(path) => path.to_owned(),

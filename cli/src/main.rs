@@ -21,6 +21,7 @@ mod locks;
 mod node;
 mod relayer;
 mod settlement;
+mod sim;
 mod wallet;
 
 use clap::{Parser, Subcommand};
@@ -79,6 +80,9 @@ enum Command {
     /// Run this wallet's node: pay, receive, mediate and forward over the peer-to-peer
     /// transport, and sync to the watcher whenever it is reachable.
     Node(node::Args),
+    /// Simulate a whole mesh of phones in virtual time on the real wallets and contracts:
+    /// prints a table, writes figures.json and plots, checks every honest phone on chain.
+    Sim(sim::Args),
     /// The route and fees a payment to someone would take (asks the running node).
     Route(node::RouteArgs),
     /// The mediated transfers this wallet takes part in, and how they ended.
@@ -126,6 +130,7 @@ async fn main() -> std::process::ExitCode {
         Command::Unlock(args) => locks::unlock(args).await,
         Command::Expire(args) => locks::expire(args).await,
         Command::Node(args) => node::run(args).await,
+        Command::Sim(args) => sim::run(args).await,
         Command::Route(args) => node::route(args).await,
         Command::Transfers(args) => node::transfers(args).await,
         Command::Send(args) => node::send(args).await,

@@ -111,6 +111,9 @@ pub enum MeshError {
     /// No watcher or relayer URL is configured for an operation that needs it.
     #[error("no {0} is configured")]
     NoService(&'static str),
+    /// The phone is offline now ([`crate::Mesh::set_online`]): the service was not called.
+    #[error("offline: the {0} cannot be reached now")]
+    Offline(&'static str),
     /// A service answered with an error.
     #[error("{service} refused: {status} {error}: {detail}")]
     Refused {

@@ -9,9 +9,11 @@
 
 mod channel;
 mod clock;
+mod dispatch;
 mod error;
 mod graph;
 mod handoff;
+mod held;
 mod journal;
 mod node;
 mod ops;
@@ -26,11 +28,12 @@ mod wallet_client;
 
 pub use channel::{Capacity, Channel};
 pub use clock::VirtualClock;
+pub use dispatch::{Started, Taken};
 pub use error::MeshError;
 pub use graph::{decode_hint, encode_hint};
 pub use handoff::FileTransport;
 pub use libp2p::{Multiaddr, PeerId};
-pub use node::{MeshNode, NodeConfig, NodeEvent, Started, TransferOutcome, TransferSummary};
+pub use node::{MeshNode, NodeConfig, NodeEvent, TransferOutcome, TransferSummary};
 pub use p2p::{P2pConfig, P2pEvent, P2pTransport, address_of, identity_of};
 pub use routed::Outgoing;
 pub use services::{Relayed, SyncReport};

@@ -15,16 +15,14 @@ use std::{
 use alloy::primitives::{Address, B256, U256};
 use serde::{Deserialize, Serialize};
 use smartmesh_protocol::{
-    channel::ChannelMessage,
-    mediated::{ChannelGraph, LockOutcome, Payment, Role, Route, TransferState, hint_domain},
-    relay::{DataFrame, MAX_PACKET, SessionTerms},
+    mediated::{ChannelGraph, LockOutcome, Role, Route, TransferState, hint_domain},
+    relay::{MAX_PACKET, SessionTerms},
 };
 use tokio::sync::broadcast;
 
 use crate::{
-    Mesh, MeshError, P2pConfig, P2pEvent, P2pTransport, SessionOut, SyncReport,
-    graph::{decode_hint, lock_amount},
-    transport::Transport,
+    Mesh, MeshError, P2pConfig, P2pEvent, P2pTransport, Started, SyncReport, Taken,
+    graph::decode_hint, transport::Transport,
 };
 
 /// How a node runs.
@@ -141,15 +139,6 @@ pub enum NodeEvent {
     Synced(SyncReport),
 }
 
-/// A payment started through the node: its condition and the route it takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Started {
-    /// The transfer's condition (a direct payment has none).
-    pub condition_id: Option<B256>,
-    /// The route, with its fees.
-    pub route: Route,
-}
-
 /// A wallet running on the peer-to-peer transport.
 pub struct MeshNode {
     mesh: Arc<Mesh>,
@@ -165,16 +154,6 @@ impl std::fmt::Debug for MeshNode {
         f.debug_struct("MeshNode")
             .field("address", &self.mesh.address())
             .finish_non_exhaustive()
-    }
-}
-
-fn kind(message: &ChannelMessage) -> &'static str {
-    match message {
-        ChannelMessage::Payment(_) => "payment",
-        ChannelMessage::LockedTransfer(_) => "locked_transfer",
-        ChannelMessage::Unlock(_) => "unlock",
-        ChannelMessage::LockExpired(_) => "lock_expired",
-        ChannelMessage::RevealSecret(_) => "reveal_secret",
     }
 }
 
@@ -233,38 +212,11 @@ impl MeshNode {
         self.graph.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cheapest route to `target` for `amount` the node knows now, with the target's key
-    /// when the route has mediators.
-    fn route_with_key(
-        &self,
-        target: Address,
-        amount: U256,
-    ) -> Result<(Route, Option<[u8; 33]>), MeshError> {
-        let max_hops = self.mesh.mediation().max_hops;
-        let graph = self.graph();
-        let route = graph
-            .route(
-                self.mesh.address(),
-                target,
-                amount,
-                max_hops,
-                self.mesh.now(),
-            )
-            .ok_or(MeshError::NoRoute {
-                target,
-                amount,
-                max_hops,
-            })?;
-        if route.mediators.is_empty() {
-            return Ok((route, None));
-        }
-        let key = graph.key_of(target).ok_or(MeshError::UnknownKey(target))?;
-        Ok((route, Some(key)))
-    }
-
     /// The cheapest route to `target` for `amount` the node can pay along now.
     pub fn route(&self, target: Address, amount: U256) -> Result<Route, MeshError> {
-        self.route_with_key(target, amount).map(|(route, _)| route)
+        self.mesh
+            .route_on(&self.graph(), target, amount)
+            .map(|(route, _)| route)
     }
 
     /// Pays `amount` to `target`: directly over a channel with it, else along the cheapest
@@ -276,43 +228,10 @@ impl MeshNode {
         amount: U256,
         max_fee: U256,
     ) -> Result<Started, MeshError> {
-        let (route, target_key) = self.route_with_key(target, amount)?;
-        if route.total_fee > max_fee {
-            return Err(MeshError::FeeAboveMax {
-                fee: route.total_fee,
-                max_fee,
-            });
-        }
-        if route.mediators.is_empty() {
-            let id = self.mesh.channel_with(target).await?;
-            let proof = self.mesh.pay(id, amount).await?;
-            let out = vec![crate::Outgoing {
-                to: target,
-                message: ChannelMessage::Payment(proof),
-            }];
-            self.mesh.send_or_queue(&self.transport, out).await?;
-            return Ok(Started {
-                condition_id: None,
-                route,
-            });
-        }
-        let target_key = target_key.ok_or(MeshError::UnknownKey(target))?;
-        // Whole in a lock's u128, fees included, or refused.
-        lock_amount(amount, route.total_fee)?;
-        let payment = Payment {
-            mediators: route.mediators.clone(),
-            target,
-            target_key,
-            amount: lock_amount(amount, U256::ZERO)?,
-            secret: B256::random(),
-            ephemeral: B256::random(),
-        };
-        let out = self.mesh.pay_routed(&payment).await?;
-        self.mesh.send_or_queue(&self.transport, out).await?;
-        Ok(Started {
-            condition_id: Some(smartmesh_protocol::hashlock_condition_id(&payment.secret)),
-            route,
-        })
+        let route = self.mesh.route_on(&self.graph(), target, amount)?;
+        self.mesh
+            .pay_along(&self.transport, route, amount, max_fee)
+            .await
     }
 
     /// Runs the node until `shutdown` resolves. Returns an error, and stops, only when the
@@ -355,57 +274,31 @@ impl MeshNode {
     }
 
     async fn handle(&self, from: Address, bytes: &[u8]) -> Result<(), MeshError> {
-        if smartmesh_protocol::relay::is_data_frame(bytes) {
-            let frame = DataFrame::decode(bytes)?;
-            let session = match &frame {
-                DataFrame::Open(terms) => terms.session,
-                DataFrame::Packet { session, .. } | DataFrame::Paid { session, .. } => *session,
-                DataFrame::Ack(ack) => ack.checkpoint.session,
-            };
-            let paid = matches!(frame, DataFrame::Paid { .. });
-            let acked = self.mesh.handle_frame(from, frame).await?;
-            self.hand_over(acked).await?;
-            if paid
-                && let Some(summary) = self
-                    .mesh
-                    .session_summaries()
-                    .into_iter()
-                    .find(|summary| summary.session == session)
-            {
-                tracing::info!(target: "smartmesh::node", %session, earned = summary.earned, packets = summary.packets, "paid for relaying");
+        let (taken, out) = self.mesh.take(from, bytes).await?;
+        self.mesh.hand_over(&self.transport, out).await?;
+        match taken {
+            Taken::Frame { session, paid } => {
+                if paid
+                    && let Some(summary) = self
+                        .mesh
+                        .session_summaries()
+                        .into_iter()
+                        .find(|summary| summary.session == session)
+                {
+                    tracing::info!(target: "smartmesh::node", %session, earned = summary.earned, packets = summary.packets, "paid for relaying");
+                }
+                self.write_received(session)
             }
-            self.write_received(session)?;
-            return Ok(());
-        }
-        let message = ChannelMessage::decode(bytes)?;
-        let kind = kind(&message);
-        tracing::info!(target: "smartmesh::node", %from, kind, "received");
-        // A lock removed unpaid is taken only against a registry read showing its condition
-        // unmet in time: read it when the chain is reachable (offline the wallet refuses it).
-        if let ChannelMessage::LockExpired(expired) = &message
-            && self.mesh.config.rpc_url.is_some()
-            && let Err(error) = self.mesh.check_registry(expired.condition_id).await
-        {
-            tracing::debug!(target: "smartmesh::node", %error, "registry not read");
-        }
-        let out = self.mesh.receive_routed(from, message).await?;
-        self.report(NodeEvent::Received { from, kind });
-        self.mesh.send_or_queue(&self.transport, out).await?;
-        self.report_ended().await
-    }
-
-    /// Hands over what a data session produced: its payments through the outbox, its frames
-    /// if the link is up (a lost frame stalls the session; its payments are never lost).
-    async fn hand_over(&self, out: SessionOut) -> Result<(), MeshError> {
-        self.mesh
-            .send_or_queue(&self.transport, out.channel)
-            .await?;
-        for (to, frame) in out.frames {
-            if let Err(error) = self.transport.send(to, frame.encode()).await {
-                tracing::info!(target: "smartmesh::node", %to, %error, "data frame not handed over");
+            Taken::Held(kind) => {
+                tracing::info!(target: "smartmesh::node", %from, kind, "held until the chain can be read");
+                Ok(())
+            }
+            Taken::Message(kind) => {
+                tracing::info!(target: "smartmesh::node", %from, kind, "received");
+                self.report(NodeEvent::Received { from, kind });
+                self.report_ended().await
             }
         }
-        Ok(())
     }
 
     /// Writes what a session delivered to this node so far to `received/<session>` in the
@@ -431,22 +324,7 @@ impl MeshNode {
         k: u64,
         pre_lock: bool,
     ) -> Result<(B256, Vec<Address>), MeshError> {
-        let route = {
-            let max_hops = self.mesh.mediation().max_hops;
-            self.graph()
-                .route(
-                    self.mesh.address(),
-                    target,
-                    U256::ZERO,
-                    max_hops,
-                    self.mesh.now(),
-                )
-                .ok_or(MeshError::NoRoute {
-                    target,
-                    amount: U256::ZERO,
-                    max_hops,
-                })?
-        };
+        let (route, _) = self.mesh.route_on(&self.graph(), target, U256::ZERO)?;
         if route.mediators.is_empty() {
             return Err(MeshError::Malformed(
                 "data for a neighbour: there is no relay to pay, hand it over directly",
@@ -467,7 +345,7 @@ impl MeshNode {
             .mesh
             .open_session(terms.clone(), packets, pre_lock)
             .await?;
-        self.hand_over(out).await?;
+        self.mesh.hand_over(&self.transport, out).await?;
         Ok((terms.session, relays))
     }
 
@@ -525,7 +403,7 @@ impl MeshNode {
     /// Reads the graph from the chain and syncs to the watcher, where they are configured and
     /// reachable.
     async fn services(&self) {
-        if self.mesh.config.rpc_url.is_some() {
+        if self.mesh.reaches_chain() {
             match self.mesh.refresh_graph().await {
                 Ok(known) => match self.mesh.channel_graph().await {
                     Ok(fresh) => {
@@ -538,8 +416,16 @@ impl MeshNode {
                     tracing::debug!(target: "smartmesh::node", %error, "chain not reachable")
                 }
             }
+            match self.mesh.take_held().await {
+                Ok(out) => {
+                    if let Err(error) = self.mesh.send_or_queue(&self.transport, out).await {
+                        tracing::warn!(target: "smartmesh::node", %error, "answering held messages");
+                    }
+                }
+                Err(error) => tracing::debug!(target: "smartmesh::node", %error, "held messages"),
+            }
         }
-        if self.mesh.config.watcher_url.is_some() {
+        if self.mesh.reaches_watcher() {
             match self.mesh.sync().await {
                 Ok(report) => {
                     if report.stored + report.backups + report.secrets > 0 {

@@ -21,6 +21,9 @@ const VALIDITY: u64 = 600;
 
 impl Mesh {
     pub(crate) fn chain(&self) -> Result<DynProvider, MeshError> {
+        if !self.is_online() {
+            return Err(MeshError::Offline("chain"));
+        }
         let url = self
             .config
             .rpc_url
@@ -172,6 +175,17 @@ impl Mesh {
             .map_err(|e| MeshError::Network(e.to_string()))?
             .ok_or_else(|| MeshError::Network("the chain has no latest block".into()))?;
         Ok(block.header.timestamp)
+    }
+
+    /// When the closed channel's hold period ends, as the chain says (zero while open).
+    pub async fn settle_at(&self, id: B256) -> Result<U256, MeshError> {
+        Ok(self
+            .network()?
+            .channelInfo(id)
+            .call()
+            .await
+            .map_err(|e| MeshError::Network(e.to_string()))?
+            .settleAt)
     }
 
     /// Reads the registry for `condition_id` at the latest block and records it: what a

@@ -81,41 +81,52 @@ impl Mesh {
     pub async fn flush(&self, transport: &impl Transport) -> Result<usize, MeshError> {
         let mut sent = 0;
         for peer in transport.reachable() {
-            if !self.has_waiting(peer).await? {
-                continue;
+            sent += self.flush_to(transport, peer).await?;
+        }
+        Ok(sent)
+    }
+
+    /// Hands what waits for `peer` over, in order, if the link to it is up (a meeting with
+    /// one peer need not look at the others). Returns how many went out.
+    pub async fn flush_to(
+        &self,
+        transport: &impl Transport,
+        peer: Address,
+    ) -> Result<usize, MeshError> {
+        let mut sent = 0;
+        if !self.has_waiting(peer).await? {
+            return Ok(0);
+        }
+        let rows = sqlx::query("SELECT seq, message FROM outbox WHERE peer = ? ORDER BY seq")
+            .bind(peer.to_string())
+            .fetch_all(self.journal.pool())
+            .await?;
+        for row in rows {
+            let seq: i64 = row.try_get(0)?;
+            match transport.send(peer, row.try_get(1)?).await {
+                Ok(()) => {}
+                // The link went down meanwhile: the rest waits for the next meeting.
+                Err(TransportError::Unreachable(_)) => break,
+                Err(error) => return Err(MeshError::Transport(error)),
             }
-            let rows = sqlx::query("SELECT seq, message FROM outbox WHERE peer = ? ORDER BY seq")
-                .bind(peer.to_string())
-                .fetch_all(self.journal.pool())
+            sqlx::query("DELETE FROM outbox WHERE seq = ?")
+                .bind(seq)
+                .execute(self.journal.pool())
                 .await?;
-            for row in rows {
-                let seq: i64 = row.try_get(0)?;
-                match transport.send(peer, row.try_get(1)?).await {
-                    Ok(()) => {}
-                    // The link went down meanwhile: the rest waits for the next meeting.
-                    Err(TransportError::Unreachable(_)) => break,
-                    Err(error) => return Err(MeshError::Transport(error)),
-                }
-                sqlx::query("DELETE FROM outbox WHERE seq = ?")
-                    .bind(seq)
-                    .execute(self.journal.pool())
-                    .await?;
-                sent += 1;
-            }
-            let left: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM outbox WHERE peer = ? LIMIT 1")
-                    .bind(peer.to_string())
-                    .fetch_optional(self.journal.pool())
-                    .await?;
-            if left.is_none()
-                && let Some(peers) = self
-                    .queued
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_mut()
-            {
-                peers.remove(&peer);
-            }
+            sent += 1;
+        }
+        let left: Option<i64> = sqlx::query_scalar("SELECT 1 FROM outbox WHERE peer = ? LIMIT 1")
+            .bind(peer.to_string())
+            .fetch_optional(self.journal.pool())
+            .await?;
+        if left.is_none()
+            && let Some(peers) = self
+                .queued
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+        {
+            peers.remove(&peer);
         }
         Ok(sent)
     }

@@ -115,10 +115,19 @@ impl Mesh {
         Ok(out)
     }
 
-    /// Lets time act on every transfer (expiries, registrations).
+    /// Lets time act on every transfer still under way (expiries, registrations).
     pub async fn tick_transfers(&self) -> Result<Vec<Outgoing>, MeshError> {
         let mut out = Vec::new();
         for condition_id in self.transfer_ids().await? {
+            let ended = self.load_transfer(condition_id).await?.is_none_or(|state| {
+                [state.upstream, state.downstream]
+                    .iter()
+                    .flatten()
+                    .all(|hop| hop.settled.is_some())
+            });
+            if ended {
+                continue;
+            }
             out.extend(
                 self.transfer_event(condition_id, TransferEvent::Tick)
                     .await?,
@@ -170,8 +179,11 @@ impl Mesh {
         let Some(state) = self.load_transfer(condition_id).await? else {
             return Ok(Vec::new());
         };
-        let (state, effects) = mediated::apply(state, event, self.now())?;
-        self.save_transfer(&state).await?;
+        let (next, effects) = mediated::apply(state.clone(), event, self.now())?;
+        // A tick that changed nothing writes nothing.
+        if next != state {
+            self.save_transfer(&next).await?;
+        }
         self.carry_out(condition_id, effects).await
     }
 
@@ -208,7 +220,7 @@ impl Mesh {
                     let id = self.channel_with(to).await?;
                     // The registry read the expiry needs comes from the chain when it is
                     // reachable; offline the lock stays until a read proves it expired.
-                    if self.config.rpc_url.is_some() {
+                    if self.reaches_chain() {
                         self.check_registry(condition_id).await?;
                     }
                     match self.expire(id, condition_id).await {
@@ -225,7 +237,7 @@ impl Mesh {
                 TransferEffect::Register { secret } => {
                     // Online, through the relayer; else the watcher registers it from the
                     // secrets synced to it.
-                    if self.config.relayer_url.is_some() {
+                    if self.reaches_relayer() {
                         self.register_secrets(vec![secret]).await?;
                     }
                     None
@@ -247,7 +259,7 @@ impl Mesh {
     }
 
     /// The open channel with `partner`.
-    pub(crate) async fn channel_with(&self, partner: Address) -> Result<B256, MeshError> {
+    pub async fn channel_with(&self, partner: Address) -> Result<B256, MeshError> {
         let known = self
             .partners
             .lock()
@@ -323,13 +335,14 @@ impl Mesh {
         self.mediation.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 
+    /// The least price per packet, in wei, this wallet relays data for.
+    pub fn data_price(&self) -> u128 {
+        *self.data_price.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Sets the least price per packet, in wei, this wallet relays data for.
     pub fn set_data_price(&self, price: u128) {
         *self.data_price.lock().unwrap_or_else(|e| e.into_inner()) = price;
-    }
-
-    pub(crate) fn data_price(&self) -> u128 {
-        *self.data_price.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sets the timing of mediated payments (the deployment's) and the least fee this wallet

@@ -93,6 +93,9 @@ impl Mesh {
     }
 
     fn watcher(&self) -> Result<&str, MeshError> {
+        if !self.is_online() {
+            return Err(MeshError::Offline("watcher"));
+        }
         self.config
             .watcher_url
             .as_deref()
@@ -100,6 +103,9 @@ impl Mesh {
     }
 
     fn relayer(&self) -> Result<&str, MeshError> {
+        if !self.is_online() {
+            return Err(MeshError::Offline("relayer"));
+        }
         self.config
             .relayer_url
             .as_deref()

@@ -176,6 +176,8 @@ pub struct Mesh {
     pub(crate) partners: Mutex<HashMap<Address, B256>>,
     /// The peers with messages in the outbox, once read.
     pub(crate) queued: Mutex<Option<std::collections::HashSet<Address>>>,
+    /// The peers whose messages are held until the chain can be read, once read.
+    pub(crate) held: Mutex<Option<std::collections::BTreeSet<Address>>>,
     pub(crate) transfers: Mutex<HashMap<B256, smartmesh_protocol::mediated::TransferState>>,
     /// The data sessions this wallet takes part in (kept in memory: a restarted node starts
     /// them again; every payment of theirs is in the journal).
@@ -184,6 +186,9 @@ pub struct Mesh {
     pub(crate) data_price: Mutex<u128>,
     /// A virtual clock, when a simulator runs the wallet; else the system's.
     clock: Mutex<Option<crate::VirtualClock>>,
+    /// Whether the phone has internet now: offline, the chain and the services are not
+    /// called even when configured.
+    online: std::sync::atomic::AtomicBool,
     /// The timing of mediated payments and the least fee this wallet mediates for.
     pub(crate) mediation: Mutex<(
         smartmesh_protocol::mediated::MediationSettings,
@@ -218,10 +223,12 @@ impl Mesh {
             states: Mutex::default(),
             partners: Mutex::default(),
             queued: Mutex::default(),
+            held: Mutex::default(),
             transfers: Mutex::default(),
             sessions: Mutex::default(),
             data_price: Mutex::new(0),
             clock: Mutex::new(None),
+            online: std::sync::atomic::AtomicBool::new(true),
             mediation: Mutex::new((
                 smartmesh_protocol::mediated::MediationSettings::PUBLIC,
                 alloy::primitives::U256::ZERO,
@@ -240,6 +247,34 @@ impl Mesh {
             Some(clock) => clock.now(),
             None => crate::clock::system_now(),
         }
+    }
+
+    /// Tells the wallet whether it has internet now (a simulator's phones, an app that knows
+    /// it is offline): offline, every call to the chain, the watcher or the relayer fails with
+    /// [`MeshError::Offline`] at once, and the rules that read the chain when they can wait.
+    pub fn set_online(&self, online: bool) {
+        self.online
+            .store(online, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the wallet may call the services now.
+    pub fn is_online(&self) -> bool {
+        self.online.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether the chain can be read now: configured, and the phone online.
+    pub fn reaches_chain(&self) -> bool {
+        self.config.rpc_url.is_some() && self.is_online()
+    }
+
+    /// Whether the relayer can be asked now: configured, and the phone online.
+    pub fn reaches_relayer(&self) -> bool {
+        self.config.relayer_url.is_some() && self.is_online()
+    }
+
+    /// Whether the watcher can be synced to now: configured, and the phone online.
+    pub fn reaches_watcher(&self) -> bool {
+        self.config.watcher_url.is_some() && self.is_online()
     }
 
     /// The wallet's address.

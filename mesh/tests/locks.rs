@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use alloy::primitives::{B256, U256, keccak256};
 use common::config;
-use smartmesh_mesh::{Channel, KEY_FILE, Mesh, MeshError, VirtualClock, create_key};
+use smartmesh_mesh::{Channel, KEY_FILE, Mesh, MeshError, Taken, VirtualClock, create_key};
 use smartmesh_protocol::{
     Lock, ProtocolError,
     channel::{ChannelMessage, Phase, RegistryRead},
@@ -186,6 +186,59 @@ async fn a_lock_expired_is_refused_while_the_registry_shows_it_met_in_time() -> 
         U256::from(5),
         "still pending"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_lock_expired_needing_a_registry_read_is_held_with_what_follows() -> eyre::Result<()> {
+    let pair = pair("held").await?;
+    let secret = keccak256("never revealed");
+    let clock = VirtualClock::new(now());
+    pair.alice.set_clock(clock.clone());
+    pair.brandon.set_clock(clock.clone());
+    let lock = lock_of(secret, clock.now() + 600, 5);
+    let locked = pair.alice.lock(CHANNEL, lock, Vec::new()).await?;
+    pair.brandon.receive_text(&locked.to_text()?).await?;
+    clock.advance(600);
+    let unmet = RegistryRead {
+        registered_at: 0,
+        block_time: lock.expiry,
+    };
+    pair.alice.read_registry(lock.condition_id, unmet).await?;
+    let expired = pair.alice.expire(CHANNEL, lock.condition_id).await?;
+    let paid = ChannelMessage::Payment(pair.alice.pay(CHANNEL, U256::from(7)).await?);
+    // Brandon cannot read the registry (no chain here, as offline): refusing the removal
+    // would stall the channel, since Alice has moved on; he holds it, and the payment after it.
+    let alice = pair.alice.address();
+    let (taken, out) = pair.brandon.take(alice, &expired.encode()?).await?;
+    assert_eq!(taken, Taken::Held("lock_expired"));
+    assert!(out.channel.is_empty());
+    assert_eq!(
+        pair.brandon.take(alice, &paid.encode()?).await?.0,
+        Taken::Held("payment")
+    );
+    assert_eq!(
+        pair.brandon.capacity(CHANNEL).await?.locked_in,
+        U256::from(5)
+    );
+    // Still no read: they stay held, across a restart too.
+    assert!(pair.brandon.take_held().await?.is_empty());
+    let brandon = Mesh::open(&pair.dirs[1], config()).await?;
+    brandon.set_clock(clock.clone());
+    assert_eq!(
+        brandon.take(alice, &paid.encode()?).await?.0,
+        Taken::Held("payment")
+    );
+    // The read (online it comes from the chain) shows the condition unmet in time: both are
+    // taken, in order; the repeated payment is refused as a replay, nothing else changes.
+    brandon.read_registry(lock.condition_id, unmet).await?;
+    brandon.take_held().await?;
+    assert_eq!(brandon.capacity(CHANNEL).await?.locked_in, U256::ZERO);
+    assert_eq!(
+        brandon.channel_state(CHANNEL).await?.theirs.transferred(),
+        U256::from(7)
+    );
+    assert!(brandon.take_held().await?.is_empty());
     Ok(())
 }
 
