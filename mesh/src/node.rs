@@ -274,6 +274,12 @@ impl MeshNode {
     }
 
     async fn handle(&self, from: Address, bytes: &[u8]) -> Result<(), MeshError> {
+        // Said before it is taken: a refused message is in the log too, beside its refusal.
+        if !smartmesh_protocol::relay::is_data_frame(bytes)
+            && let Ok(message) = smartmesh_protocol::channel::ChannelMessage::decode(bytes)
+        {
+            tracing::info!(target: "smartmesh::node", %from, kind = crate::dispatch::kind(&message), "received");
+        }
         let (taken, out) = self.mesh.take(from, bytes).await?;
         self.mesh.hand_over(&self.transport, out).await?;
         match taken {
@@ -294,7 +300,6 @@ impl MeshNode {
                 Ok(())
             }
             Taken::Message(kind) => {
-                tracing::info!(target: "smartmesh::node", %from, kind, "received");
                 self.report(NodeEvent::Received { from, kind });
                 self.report_ended().await
             }
