@@ -136,3 +136,30 @@ fn a_small_mesh_keeps_every_honest_phone_whole_and_the_same_seed_runs_the_same()
     }
     Ok(())
 }
+
+#[test]
+fn bad_flags_are_refused_before_anything_starts() -> eyre::Result<()> {
+    for (flag, value, says) in [
+        ("--phones", "2", "at least 3"),
+        ("--area", "0", "--area: 0 is not a positive number"),
+        ("--range", "-5", "--range: -5 is not a positive number"),
+        ("--payments-per-hour", "NaN", "--payments-per-hour: NaN"),
+        ("--stale-closers", "1.5", "--stale-closers 1.5"),
+        ("--packets", "0", "--packets"),
+        ("--online-every-hours", "0", "--online-every-hours 0"),
+    ] {
+        let out = out_dir("bad");
+        let output = Command::new(env!("CARGO_BIN_EXE_smartmesh"))
+            .args(["sim", &format!("{flag}={value}"), "--out"])
+            .arg(&out)
+            .output()?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{flag} {value} was taken");
+        assert!(stderr.contains(says), "{flag} {value}: {stderr}");
+        assert!(
+            !out.join("stack").exists(),
+            "{flag} {value} started the chain"
+        );
+    }
+    Ok(())
+}

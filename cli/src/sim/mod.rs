@@ -109,6 +109,24 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
             bail!("{flag} {share}: a share between 0 and 1");
         }
     }
+    for (flag, value) in [
+        ("--area", args.area),
+        ("--range", args.range),
+        ("--payments-per-hour", args.payments_per_hour),
+        ("--sessions-per-hour", args.sessions_per_hour),
+    ] {
+        let positive = value.is_finite() && value > 0.0;
+        let rate = flag.ends_with("per-hour") && value == 0.0;
+        if !(positive || rate) {
+            bail!(
+                "--{}: {value} is not a positive number",
+                flag.trim_start_matches('-')
+            );
+        }
+    }
+    if args.hours == 0 || args.channels == 0 || args.packets == 0 {
+        bail!("--hours, --channels and --packets must each be at least 1");
+    }
     if args.stale_closers + args.droppers + args.silent > 0.9 {
         bail!("the dishonest shares add up to more than 0.9: some phones must be honest");
     }
