@@ -276,6 +276,51 @@ fn a_lock_is_refused_when_it_could_outlive_an_unseen_close() {
 }
 
 #[test]
+fn a_lock_arriving_after_its_expiry_is_taken_pending_and_the_channel_goes_on() {
+    let (mut alice, mut brandon) = pair();
+    let lock = hashlock(B256::repeat_byte(3), NOW + 60, 5);
+    let locked = alice
+        .act(
+            Action::Lock {
+                lock,
+                metadata: vec![],
+            },
+            NOW,
+        )
+        .unwrap();
+    // It waited in an outbox past its expiry. Refusing it would leave every later proof of
+    // Alice's not one step on: Brandon takes it, pending and worthless to him.
+    let late = NOW + 600;
+    brandon.receive(&locked, late).unwrap();
+    assert_eq!(
+        brandon.state.theirs.locks.locked_amount(),
+        U256::from(lock.amount)
+    );
+    let paid = alice
+        .act(
+            Action::Pay {
+                amount: ether(2),
+                memo: B256::ZERO,
+            },
+            late,
+        )
+        .unwrap();
+    brandon.receive(&paid, late).unwrap();
+    assert_eq!(brandon.state.theirs.transferred(), ether(2));
+    // Alice still cannot lock what has expired.
+    assert!(matches!(
+        alice.act(
+            Action::Lock {
+                lock: hashlock(B256::repeat_byte(4), late, 1),
+                metadata: vec![]
+            },
+            late
+        ),
+        Err(ProtocolError::LockAlreadyExpired { .. })
+    ));
+}
+
+#[test]
 fn capacity_counts_pending_locks() {
     let (mut alice, mut brandon) = pair();
     let bytes = alice

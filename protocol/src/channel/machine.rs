@@ -292,7 +292,7 @@ fn next_state(
             Ok((next, locks.clone(), *memo))
         }
         Action::Lock { lock, metadata } => {
-            check_new_lock(state, lock, locks.len(), now)?;
+            check_new_lock(state, lock, locks.len(), now, true)?;
             let next = appended(locks, lock)?;
             within_capacity(state, true, transferred, &next, now)?;
             let hash = if metadata.is_empty() {
@@ -377,7 +377,7 @@ fn receive(
                     "a lock must leave the transferred amount",
                 ));
             }
-            check_new_lock(&state, lock, locks.len(), now)?;
+            check_new_lock(&state, lock, locks.len(), now, false)?;
             (appended(locks, lock)?, true)
         }
         ChannelMessage::Unlock(Unlock { condition_id, .. }) => {
@@ -467,18 +467,23 @@ fn check_deployment(
     Ok(())
 }
 
-/// A new lock must expire in the future and before any close the receiver has not seen could
-/// settle: `expiry <= t_open + settle_timeout - F`.
+/// A new lock must expire before any close the receiver has not seen could settle:
+/// `expiry <= t_open + settle_timeout - F`; and a payer locks only what expires in the
+/// future. A receiver takes a lock that arrives already expired (it waited in an outbox
+/// longer than its life): the proof is one step on, and refusing it would stall the channel
+/// for good, since the payer has moved on. Such a lock is pending and worthless to the
+/// receiver (nobody forwards on it); the payer's `LockExpired` removes it.
 fn check_new_lock(
     state: &ChannelState,
     lock: &Lock,
     index: usize,
     now: u64,
+    paying: bool,
 ) -> Result<(), ProtocolError> {
     if lock.amount == 0 {
         return Err(ProtocolError::LockAmountZero { index });
     }
-    if lock.expiry <= now {
+    if paying && lock.expiry <= now {
         return Err(ProtocolError::LockAlreadyExpired {
             expiry: lock.expiry,
             now,
