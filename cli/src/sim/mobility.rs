@@ -102,6 +102,8 @@ fn point(area: f64, rng: &mut ChaCha8Rng) -> (f64, f64) {
 
 /// The pairs of `positions` at most `range` apart.
 pub(crate) fn in_range(positions: &[(f64, f64)], range: f64) -> BTreeSet<Pair> {
+    // Positions lie in [0, area] and the range is positive (both checked at the flags), so
+    // each quotient is a small, finite, non-negative number: the cast keeps it whole.
     let cell = |(x, y): (f64, f64)| ((x / range).floor() as i64, (y / range).floor() as i64);
     let mut cells: HashMap<(i64, i64), Vec<usize>> = HashMap::new();
     for (index, position) in positions.iter().enumerate() {
