@@ -151,7 +151,11 @@ impl Hosts {
                 "--skew-secs",
                 "2",
             ])
-            .env("RUST_LOG", "smartmesh=info")
+            // SMARTMESH_NODE_LOG=smartmesh=debug,libp2p_mdns=debug says more when it fails.
+            .env(
+                "RUST_LOG",
+                std::env::var("SMARTMESH_NODE_LOG").unwrap_or_else(|_| "smartmesh=info".into()),
+            )
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?);

@@ -238,16 +238,23 @@ impl MeshNode {
     /// wallet's journal fails (a peer's bad message or an unreachable service is logged and
     /// the node goes on).
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), MeshError> {
-        let mut shutdown = std::pin::pin!(shutdown);
+        // The chain and the services are called on a loop of their own: a call that waits on
+        // a link gone dead (until its timeout) must not keep peers' messages waiting.
+        tokio::select! {
+            () = shutdown => Ok(()),
+            result = self.serve_peers() => result,
+            () = self.call_services() => Ok(()),
+        }
+    }
+
+    async fn serve_peers(&self) -> Result<(), MeshError> {
         let mut tick = tokio::time::interval(self.config.tick);
         let mut hints = tokio::time::interval(self.config.hint_interval);
-        let mut services = tokio::time::interval(self.config.sync_interval);
-        for interval in [&mut tick, &mut hints, &mut services] {
+        for interval in [&mut tick, &mut hints] {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         loop {
             let step = tokio::select! {
-                () = &mut shutdown => return Ok(()),
                 message = self.transport.recv() => match message {
                     Some((from, bytes)) => self.handle(from, &bytes).await,
                     None => return Err(MeshError::Transport(crate::TransportError::Closed)),
@@ -258,10 +265,6 @@ impl MeshNode {
                 },
                 _ = tick.tick() => self.tick().await,
                 _ = hints.tick() => self.gossip().await,
-                _ = services.tick() => {
-                    self.services().await;
-                    Ok(())
-                }
             };
             match step {
                 Ok(()) => {}
@@ -270,6 +273,15 @@ impl MeshNode {
                     tracing::warn!(target: "smartmesh::node", %error, "step failed");
                 }
             }
+        }
+    }
+
+    async fn call_services(&self) {
+        let mut services = tokio::time::interval(self.config.sync_interval);
+        services.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            services.tick().await;
+            self.services().await;
         }
     }
 

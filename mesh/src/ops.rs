@@ -32,7 +32,12 @@ impl Mesh {
         let url = url
             .parse()
             .map_err(|e| MeshError::Network(format!("rpc url {url:?}: {e}")))?;
-        Ok(ProviderBuilder::new().connect_http(url).erased())
+        Ok(ProviderBuilder::new()
+            .connect_client(alloy::rpc::client::RpcClient::new_http_with_client(
+                self.http.clone(),
+                url,
+            ))
+            .erased())
     }
 
     fn network(&self) -> Result<TokenNetwork::TokenNetworkInstance<DynProvider>, MeshError> {

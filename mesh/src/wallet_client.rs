@@ -204,6 +204,21 @@ impl std::fmt::Debug for Mesh {
     }
 }
 
+/// How long a call to the chain or a service may take to connect, and in all.
+const SERVICE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The client every call to the chain and the services goes through. A phone's link can
+/// vanish in the middle of a request, and a request left to TCP's retries would wait for
+/// many minutes: it gives up instead, and the next round tries again.
+fn service_client() -> Result<alloy::transports::http::reqwest::Client, MeshError> {
+    alloy::transports::http::reqwest::Client::builder()
+        .connect_timeout(SERVICE_CONNECT_TIMEOUT)
+        .timeout(SERVICE_TIMEOUT)
+        .build()
+        .map_err(|e| MeshError::Network(format!("cannot make an HTTP client: {e}")))
+}
+
 /// The key file inside a wallet directory.
 pub const KEY_FILE: &str = "key";
 /// The journal inside a wallet directory.
@@ -218,7 +233,7 @@ impl Mesh {
             key,
             journal,
             config,
-            http: alloy::transports::http::reqwest::Client::new(),
+            http: service_client()?,
             locks: Mutex::default(),
             states: Mutex::default(),
             partners: Mutex::default(),

@@ -268,7 +268,12 @@ pub(crate) fn interrupt(child: &mut Child) {
 impl Drop for Dev {
     fn drop(&mut self) {
         interrupt(&mut self.child);
-        let _ = std::fs::remove_dir_all(&self.home);
+        // A failed test leaves its wallets, journals and node logs to read.
+        if std::thread::panicking() {
+            eprintln!("kept {} for the failure", self.home.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.home);
+        }
     }
 }
 
