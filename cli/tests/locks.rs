@@ -190,12 +190,6 @@ fn brandon_syncs_the_secret(dev: &Dev, secret: B256) -> eyre::Result<()> {
     Ok(())
 }
 
-async fn advance(dev: &Dev, seconds: u64) -> eyre::Result<()> {
-    dev.rpc("evm_increaseTime", serde_json::json!([seconds]))
-        .await?;
-    dev.rpc("evm_mine", serde_json::json!([])).await
-}
-
 /// When the registry registered `secret`'s condition, once it has (0: not within the wait).
 async fn registered_at(dev: &Dev, secret: B256) -> eyre::Result<u64> {
     let registry = ConditionRegistry::new(dev.address("conditionRegistry"), dev.provider()?);
@@ -221,7 +215,7 @@ async fn registered_in_time(
     expiry: u64,
     seconds: u64,
 ) -> eyre::Result<()> {
-    advance(dev, seconds).await?;
+    dev.advance(seconds).await?;
     let at = registered_at(dev, secret).await?;
     assert!(
         at > 0 && at < expiry,
@@ -257,7 +251,7 @@ async fn the_watcher_registers_an_offline_receivers_secret_in_time_and_settles()
         "--channel",
         &channel.to_string(),
     ])?;
-    advance(&dev, 100).await?;
+    dev.advance(100).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let registry = ConditionRegistry::new(dev.address("conditionRegistry"), dev.provider()?);
     let early = registry
@@ -269,7 +263,7 @@ async fn the_watcher_registers_an_offline_receivers_secret_in_time_and_settles()
     // Within the margin of the expiry, the watcher registers it through Brandon's request.
     registered_in_time(&dev, secret, expiry, 150).await?;
 
-    advance(&dev, 400).await?;
+    dev.advance(400).await?;
     let (_, brandon_payout, alice_payout) = dev
         .settled(channel, brandon, "the watcher's settle with locks")
         .await?;
@@ -331,7 +325,7 @@ async fn a_close_dropping_a_lock_is_caught_by_the_watchers_evidence() -> eyre::R
     // ... and registers the secret before the lock expires.
     registered_in_time(&dev, secret, expiry, 250).await?;
 
-    advance(&dev, 400).await?;
+    dev.advance(400).await?;
     let (settled, brandon_payout, alice_payout) = dev
         .settled(channel, brandon, "the watcher's settle with locks")
         .await?;
@@ -363,7 +357,7 @@ async fn a_secret_registered_after_its_locks_expiry_pays_the_lock_back() -> eyre
     assert!(synced.contains("1 receipt(s) stored"), "{synced}");
 
     // Brandon learns the secret only after the lock expired, and registers it himself.
-    advance(&dev, 301).await?;
+    dev.advance(301).await?;
     let said = dev.sm(&[
         "reveal",
         "--wallet",
@@ -387,7 +381,7 @@ async fn a_secret_registered_after_its_locks_expiry_pays_the_lock_back() -> eyre
         "--channel",
         &channel.to_string(),
     ])?;
-    advance(&dev, 601).await?;
+    dev.advance(601).await?;
     let (_, alice_payout, brandon_payout) = dev
         .settled(channel, alice, "the watcher's settle with locks")
         .await?;
@@ -480,7 +474,7 @@ async fn a_lock_expired_is_refused_once_the_registry_shows_the_secret_in_time() 
     while wall_clock() <= expiry + 1 {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    advance(&dev, 2).await?;
+    dev.advance(2).await?;
 
     // The second lock expires unpaid: Alice's wallet and Brandon's each read the registry.
     let expired = file(&dev.home, "expired.smr");

@@ -17,7 +17,7 @@ use std::{
 
 use alloy::primitives::{B256, U256, utils::parse_ether};
 use common::{
-    dev::{Dev, interrupt, opened},
+    dev::{Dev, interrupt},
     village::Village,
 };
 use smartmesh_protocol::{ConditionRegistry, TokenNetwork};
@@ -241,38 +241,12 @@ fn alice_pays_carol(dev: &Dev, amount: &str) -> eyre::Result<B256> {
         .ok_or_else(|| eyre::eyre!("no transfer in {said:?}"))
 }
 
-fn open(dev: &Dev, payer: &str, partner: &str, deposit: &str) -> eyre::Result<B256> {
-    let channel = opened(&dev.sm(&[
-        "channel",
-        "open",
-        "--wallet",
-        payer,
-        "--partner",
-        partner,
-        "--settle-timeout",
-        "600",
-        "--deposit",
-        deposit,
-    ])?)?;
-    dev.sm(&[
-        "channel",
-        "deposit",
-        "--wallet",
-        partner,
-        "--channel",
-        &channel.to_string(),
-        "--amount",
-        "50",
-    ])?;
-    Ok(channel)
-}
-
 #[tokio::test]
 async fn alice_pays_carol_through_brandon_offline_and_the_hard_cases_end_well() -> eyre::Result<()>
 {
     let dev = Dev::start("mediated")?;
-    let ab = open(&dev, "alice", "brandon", "100")?;
-    open(&dev, "brandon", "carol", "100")?;
+    let ab = dev.open_funded("alice", "brandon", "100")?;
+    dev.open_funded("brandon", "carol", "100")?;
     let hosts = Hosts::new(&dev).await?;
     let mut nodes = Vec::new();
     for n in 0..3 {

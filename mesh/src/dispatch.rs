@@ -134,7 +134,9 @@ impl Mesh {
             let frame = DataFrame::decode(bytes)?;
             let session = match &frame {
                 DataFrame::Open(terms) => terms.session,
-                DataFrame::Packet { session, .. } | DataFrame::Paid { session, .. } => *session,
+                DataFrame::Packet { session, .. }
+                | DataFrame::Paid { session, .. }
+                | DataFrame::Locked { session, .. } => *session,
                 DataFrame::Ack(ack) => ack.checkpoint.session,
             };
             let paid = matches!(frame, DataFrame::Paid { .. });

@@ -14,6 +14,10 @@ use smartmesh_protocol::channel::{Freeze, FreezeKind, Phase, RegistryRead};
 
 use crate::{Channel, MeshError};
 
+mod sessions;
+
+pub(crate) use sessions::HeldAck;
+
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A proof in the journal.
@@ -448,12 +452,17 @@ impl Journal {
             .collect()
     }
 
-    /// The watcher holds the secret of `condition_id`.
-    pub(crate) async fn mark_secret_synced(&self, condition_id: B256) -> Result<(), MeshError> {
-        sqlx::query("UPDATE secrets SET synced = 1 WHERE condition_id = ?")
+    /// The watcher holds the registration of `condition_id` (a secret's or an
+    /// acknowledgment's).
+    pub(crate) async fn mark_condition_synced(&self, condition_id: B256) -> Result<(), MeshError> {
+        for table in ["secrets", "acks"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {table} SET synced = 1 WHERE condition_id = ?"
+            )))
             .bind(condition_id.as_slice())
             .execute(&self.pool)
             .await?;
+        }
         Ok(())
     }
 

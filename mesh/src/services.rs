@@ -137,16 +137,33 @@ impl Mesh {
         Ok((address, fee))
     }
 
-    /// For each secret the watcher does not hold and that meets a lock pending in a
-    /// channel's latest received proof: the SignedAgent request registering it, naming the
-    /// watcher as the only agent and paying it `fee`, valid until the lock's expiry.
+    /// For each secret or acknowledgment the watcher does not hold and that meets a lock
+    /// pending in a channel's latest received proof: the SignedAgent request registering it,
+    /// naming the watcher as the only agent and paying it `fee`, valid until the lock's expiry.
     async fn condition_uploads(
         &self,
         watcher: Address,
         fee: U256,
     ) -> Result<Vec<(B256, Value)>, MeshError> {
-        let secrets = self.journal.unsynced_secrets().await?;
-        if secrets.is_empty() {
+        let mut calls: Vec<(B256, Vec<u8>)> = self
+            .journal
+            .unsynced_secrets()
+            .await?
+            .into_iter()
+            .map(|(condition_id, secret)| {
+                let call = ConditionRegistry::registerSecretCall { secret };
+                (condition_id, call.abi_encode())
+            })
+            .collect();
+        calls.extend(self.journal.unsynced_acks().await?.into_iter().map(|ack| {
+            let call = ConditionRegistry::registerAckCall {
+                signer: ack.signer,
+                messageHash: ack.message_hash,
+                signature: ack.signature.into(),
+            };
+            (ack.condition_id, call.abi_encode())
+        }));
+        if calls.is_empty() {
             return Ok(Vec::new());
         }
         let mut pending: Vec<(B256, smartmesh_protocol::Lock)> = Vec::new();
@@ -158,7 +175,7 @@ impl Mesh {
         }
         let domain = agent_domain(self.config.chain_id, self.config.signed_agent);
         let mut uploads = Vec::new();
-        for (condition_id, secret) in secrets {
+        for (condition_id, data) in calls {
             let Some((channel, lock)) = pending
                 .iter()
                 .find(|(_, lock)| lock.condition_id == condition_id)
@@ -169,9 +186,7 @@ impl Mesh {
                 from: self.address(),
                 agent: watcher,
                 target: self.config.condition_registry,
-                data: ConditionRegistry::registerSecretCall { secret }
-                    .abi_encode()
-                    .into(),
+                data: data.into(),
                 gas: U256::from(REGISTRATION_GAS),
                 feeToken: self.config.token,
                 fee,
@@ -311,7 +326,7 @@ impl Mesh {
             {
                 match outcome["status"].as_str() {
                     Some("stored" | "known") => {
-                        self.journal.mark_secret_synced(*condition_id).await?;
+                        self.journal.mark_condition_synced(*condition_id).await?;
                         report.secrets += 1;
                     }
                     _ => report.secrets_rejected.push((

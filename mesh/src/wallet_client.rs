@@ -179,8 +179,7 @@ pub struct Mesh {
     /// The peers whose messages are held until the chain can be read, once read.
     pub(crate) held: Mutex<Option<std::collections::BTreeSet<Address>>>,
     pub(crate) transfers: Mutex<HashMap<B256, smartmesh_protocol::mediated::TransferState>>,
-    /// The data sessions this wallet takes part in (kept in memory: a restarted node starts
-    /// them again; every payment of theirs is in the journal).
+    /// The data sessions this wallet takes part in, as the journal holds them.
     pub(crate) sessions: Mutex<HashMap<B256, crate::sessions::Session>>,
     /// The least price per packet, in wei, this wallet relays data for.
     pub(crate) data_price: Mutex<u128>,
@@ -229,6 +228,7 @@ impl Mesh {
     pub async fn open(dir: &Path, config: MeshConfig) -> Result<Self, MeshError> {
         let key = load_key(&dir.join(KEY_FILE))?;
         let journal = Journal::open(&dir.join(JOURNAL_FILE)).await?;
+        let sessions = crate::sessions::load_sessions(&journal).await?;
         Ok(Self {
             key,
             journal,
@@ -240,7 +240,7 @@ impl Mesh {
             queued: Mutex::default(),
             held: Mutex::default(),
             transfers: Mutex::default(),
-            sessions: Mutex::default(),
+            sessions: Mutex::new(sessions),
             data_price: Mutex::new(0),
             clock: Mutex::new(None),
             online: std::sync::atomic::AtomicBool::new(true),

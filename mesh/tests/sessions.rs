@@ -1,6 +1,8 @@
 //! Data sessions between wallets over the in-memory transport: Alice streams packets to Carol
 //! through Brandon and Dana; Carol acknowledges every 4; each checkpoint is paid hop by hop
 //! with real channel payments, which each relay checks against its channel before it counts.
+//! Pre-locked windows are locked on hop by hop; a payment counts for one session only; every
+//! wallet restarted in the middle of a session goes on where it stopped.
 
 mod common;
 
@@ -11,6 +13,8 @@ use smartmesh_protocol::{
     channel::ChannelMessage,
     relay::{Checkpoint, DataFrame, SessionTerms, chain_packet, is_data_frame},
 };
+
+const SESSION: B256 = B256::repeat_byte(0x5e);
 
 async fn line(test: &str) -> eyre::Result<Line> {
     let line = line_of(
@@ -43,9 +47,9 @@ impl Line {
         self.wallets[n].address()
     }
 
-    fn terms(&self, packets: u64) -> SessionTerms {
+    fn terms_of(&self, session: B256, packets: u64) -> SessionTerms {
         SessionTerms {
-            session: B256::repeat_byte(0x5e),
+            session,
             sender: self.address(0),
             recipient: self.address(3),
             relays: vec![self.address(1), self.address(2)],
@@ -79,11 +83,21 @@ impl Line {
 
     /// Hands every message over until none is left.
     async fn pump(&self, faults: Faults) -> eyre::Result<()> {
+        while self.pump_some(faults, usize::MAX).await? > 0 {}
+        Ok(())
+    }
+
+    /// Hands up to `most` messages over; returns how many it handed.
+    async fn pump_some(&self, faults: Faults, most: usize) -> eyre::Result<usize> {
+        let mut handed = 0;
         loop {
             let mut any = false;
             for (n, (wallet, transport)) in self.wallets.iter().zip(&self.transports).enumerate() {
-                while let Some((from, bytes)) = transport.try_recv() {
+                while handed < most
+                    && let Some((from, bytes)) = transport.try_recv()
+                {
                     any = true;
+                    handed += 1;
                     if is_data_frame(&bytes) {
                         let out = wallet
                             .handle_frame(from, DataFrame::decode(&bytes)?)
@@ -97,10 +111,21 @@ impl Line {
                     }
                 }
             }
-            if !any {
-                return Ok(());
+            if !any || handed >= most {
+                return Ok(handed);
             }
         }
+    }
+
+    /// Every wallet closed and opened again from its directory, as a phone restarts.
+    async fn restart(&mut self) -> eyre::Result<()> {
+        for (wallet, dir) in self.wallets.iter_mut().zip(&self.dirs) {
+            let price = wallet.data_price();
+            let reopened = smartmesh_mesh::Mesh::open(dir, common::config()).await?;
+            reopened.set_data_price(price);
+            *wallet = reopened;
+        }
+        Ok(())
     }
 
     /// What `payer` paid `receiver` over their channel, as the receiver holds it.
@@ -114,14 +139,24 @@ impl Line {
     }
 
     async fn stream(&self, packets: u64, faults: Faults) -> eyre::Result<Vec<u8>> {
+        let data = self.open(SESSION, packets, faults).await?;
+        self.pump(faults).await?;
+        Ok(data)
+    }
+
+    /// Opens `session` of `packets` packets and hands its first frames over.
+    async fn open(&self, session: B256, packets: u64, faults: Faults) -> eyre::Result<Vec<u8>> {
         let data: Vec<Vec<u8>> = (0..packets)
             .map(|n| format!("<{n}>").into_bytes())
             .collect();
         let out = self.wallets[0]
-            .open_session(self.terms(packets), data.clone(), faults.pre_lock)
+            .open_session(
+                self.terms_of(session, packets),
+                data.clone(),
+                faults.pre_lock,
+            )
             .await?;
         self.hand_over(0, out, faults).await?;
-        self.pump(faults).await?;
         Ok(data.concat())
     }
 }
@@ -225,6 +260,11 @@ async fn pre_locked_windows_are_unlocked_on_acknowledgment_or_left_to_claim() ->
     assert_eq!(there.wallets[1].session_summaries()[0].earned, 3 * 12);
     let brandon = there.wallets[1].channel_state(keccak256([0u8])).await?;
     assert!(brandon.theirs.locks.is_empty(), "every lock was unlocked");
+    // Brandon locked each window on to Dana and unlocked it in turn: Dana paid in full.
+    assert_eq!(there.paid(1, 2).await?, U256::from(2 * 12));
+    assert_eq!(there.wallets[2].session_summaries()[0].earned, 2 * 12);
+    let dana = there.wallets[2].channel_state(keccak256([1u8])).await?;
+    assert!(dana.theirs.locks.is_empty(), "every lock on was unlocked");
 
     // Alice gone after sending: Brandon holds the lock of the window Carol acknowledged, on
     // exactly the acknowledgment he passed back: his claim on chain (`registerAck`).
@@ -268,5 +308,78 @@ async fn pre_locked_windows_are_unlocked_on_acknowledgment_or_left_to_claim() ->
         first.condition_id(gone.address(3)),
         "the lock waits for Carol's acknowledgment of the first window"
     );
+    // Brandon locked it on to Dana, for Dana's price alone, one margin sooner: the same
+    // acknowledgment meets both locks, so Dana's claim does not hang on Brandon either.
+    let dana = gone.wallets[2].channel_state(keccak256([1u8])).await?;
+    let on = dana.theirs.locks.locks();
+    assert_eq!(on.len(), 1);
+    assert_eq!(on[0].condition_id, locks[0].condition_id);
+    assert_eq!(on[0].amount, 2 * 4);
+    let margin = smartmesh_protocol::mediated::MediationSettings::PUBLIC.delta();
+    assert_eq!(on[0].expiry, locks[0].expiry - margin);
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_payment_never_counts_for_two_sessions() -> eyre::Result<()> {
+    let line = line("two-sessions").await?;
+    // Session B: Carol acknowledges the first window, but the acknowledgment never reaches
+    // Alice, so she never pays for it.
+    let b = B256::repeat_byte(0xb0);
+    let unpaid = Faults {
+        alice_gone: true,
+        ..Faults::default()
+    };
+    line.open(b, 8, unpaid).await?;
+    line.pump(unpaid).await?;
+    // Session A, through the same channel, paid in full.
+    line.stream(8, Faults::default()).await?;
+    assert_eq!(line.paid(0, 1).await?, U256::from(5 * 8));
+    // Alice claims session B's first window paid: the only pay on the channel was A's.
+    let forged = DataFrame::Paid {
+        session: b,
+        checkpoint: 0,
+    };
+    let refused = line.wallets[1]
+        .handle_frame(line.address(0), forged)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("ahead of the payment"),
+        "{refused}"
+    );
+    let earned: Vec<u128> = line.wallets[1]
+        .session_summaries()
+        .iter()
+        .map(|summary| summary.earned)
+        .collect();
+    assert_eq!(earned.iter().sum::<u128>(), 3 * 8, "A's pay, counted once");
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_wallet_restarted_mid_session_goes_on_where_it_stopped() -> eyre::Result<()> {
+    for pre_lock in [false, true] {
+        let mut line = line(&format!("restart-{pre_lock}")).await?;
+        let faults = Faults {
+            pre_lock,
+            ..Faults::default()
+        };
+        let sent = line.open(SESSION, 20, faults).await?;
+        // A restart every few messages, each wallet's sessions read back from its journal.
+        let mut restarts = 0;
+        while line.pump_some(faults, 7).await? > 0 {
+            let before: Vec<_> = line.wallets.iter().map(|w| w.session_summaries()).collect();
+            line.restart().await?;
+            let after: Vec<_> = line.wallets.iter().map(|w| w.session_summaries()).collect();
+            assert_eq!(before, after, "a restart changes no session");
+            restarts += 1;
+        }
+        assert!(restarts > 5, "restarted in the middle: {restarts}");
+        assert_eq!(line.wallets[3].session_data(SESSION), Some(sent));
+        assert_eq!(line.paid(0, 1).await?, U256::from(5 * 20));
+        assert_eq!(line.paid(1, 2).await?, U256::from(2 * 20));
+        assert_eq!(line.wallets[1].session_summaries()[0].earned, 3 * 20);
+    }
     Ok(())
 }

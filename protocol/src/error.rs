@@ -34,6 +34,10 @@ pub enum ProtocolError {
     /// A payment for a checkpoint the recipient has not acknowledged.
     #[error("paid for checkpoint {0} before its acknowledgment")]
     PaidBeforeAck(u64),
+    /// A pre-lock of a window this node has not passed on: it cannot tell what the lock's
+    /// acknowledgment would be.
+    #[error("pre-locked window {0} before it was passed on")]
+    LockBeforeWindow(u64),
     /// The signature is valid but was made by someone else.
     #[error("signed by {actual}, expected {expected}")]
     WrongSigner {

@@ -6,12 +6,16 @@
 //! recipient that never acknowledges costs it at most one window of work; a relay that drops
 //! packets stops the acknowledgments, and earns nothing after them. A sender that may vanish
 //! pre-locks each window as it sends it to the first relay, as a signature lock on the
-//! recipient's acknowledgment of it: once the recipient signs, the relay can claim it on chain
-//! (and the sender, still there, unlocks it instead of paying).
+//! recipient's acknowledgment of it, and each relay locks the window on to the next, one margin
+//! sooner ([`downstream_expiry`]): once the recipient signs, every relay can claim on chain
+//! (one `registerAck` meets every hop's lock), and a sender still there unlocks instead of
+//! paying, each relay unlocking on in turn.
 //!
 //! The acknowledgment is the ConditionRegistry's own `Ack(messageHash)` signed by the
 //! recipient, `messageHash` naming the checkpoint, so one signature both proves delivery
 //! off chain and meets a signature lock on chain (`registerAck`).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use alloy::{
     primitives::{Address, B256, keccak256},
@@ -24,7 +28,7 @@ use crate::{Ack, ProtocolError, Signature65, ack_condition_id, recover_typed};
 pub const MAX_RELAYS: usize = 3;
 
 /// What sender and relays agreed for a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionTerms {
     /// The session's name: fresh randomness of the sender's, so acknowledgments of one session
     /// never count for another.
@@ -187,7 +191,7 @@ impl DeliveryAck {
 
 /// What a node of the route saw of the stream, shared by relays and the sender: the digests
 /// at each checkpoint boundary, and how far it was acknowledged and paid.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stream {
     /// The terms.
     pub terms: SessionTerms,
@@ -226,6 +230,23 @@ impl Stream {
             return Err(Refusal::NoCredit);
         }
         Ok(())
+    }
+
+    /// The checkpoint the recipient acknowledges after window `index`, once this node passed
+    /// it on.
+    pub fn checkpoint(&self, index: u64) -> Option<Checkpoint> {
+        let digest = *self.boundaries.get(usize::try_from(index).ok()?)?;
+        Some(Checkpoint {
+            session: self.terms.session,
+            index,
+            packets: self.terms.packets_through(index)?,
+            digest,
+        })
+    }
+
+    /// The packets of window `index` alone.
+    pub fn window_packets(&self, index: u64) -> u64 {
+        self.terms.packets_paid(Some(index)) - self.terms.packets_paid(index.checked_sub(1))
     }
 
     fn pass(&mut self, packet: &[u8]) {
@@ -281,6 +302,29 @@ pub enum RelayEvent {
         /// The checkpoint.
         checkpoint: u64,
     },
+    /// The previous node's channel now holds its pre-lock of window `checkpoint`'s pay to this
+    /// relay, on the recipient's acknowledgment of it, expiring at `expiry` (the shell checked
+    /// the lock's condition and amount against the channel).
+    Locked {
+        /// The window.
+        checkpoint: u64,
+        /// The lock's expiry.
+        expiry: u64,
+        /// The time each hop keeps to pass the acknowledgment back or register it on chain:
+        /// this relay's own pre-lock to the next expires that much sooner.
+        margin: u64,
+        /// Now.
+        now: u64,
+    },
+}
+
+/// The expiry a relay gives its pre-lock to the next node, having been pre-locked until
+/// `expiry`: one `margin` sooner, so that after the next node is paid or claims on chain this
+/// relay still has a margin to do the same. None when that leaves the next node less than a
+/// margin from `now`: the relay then locks nothing on and pays the window when paid.
+pub fn downstream_expiry(expiry: u64, margin: u64, now: u64) -> Option<u64> {
+    let shorter = expiry.checked_sub(margin)?;
+    (shorter >= now.checked_add(margin)?).then_some(shorter)
 }
 
 /// What a relay does.
@@ -311,10 +355,34 @@ pub enum RelayEffect {
         /// How much more.
         amount: u128,
     },
+    /// Lock a window's pay for the rest of the route to the next relay, on the same
+    /// acknowledgment the previous node's lock waits for, expiring sooner.
+    PreLockNext {
+        /// The next relay.
+        to: Address,
+        /// Which window.
+        checkpoint: u64,
+        /// The recipient's acknowledgment of it.
+        condition_id: B256,
+        /// Its pay for the relays after this one.
+        amount: u128,
+        /// One margin before the lock this relay holds.
+        expiry: u64,
+    },
+    /// The previous node unlocked a pre-locked window, or paid for it: unlock this relay's
+    /// pre-lock of it to the next relay, which becomes the payment.
+    UnlockNext {
+        /// The next relay.
+        to: Address,
+        /// Which window.
+        checkpoint: u64,
+        /// The lock's condition.
+        condition_id: B256,
+    },
 }
 
 /// A relay's part in a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RelayState {
     /// Its place on the route (0: next to the sender).
     pub position: usize,
@@ -322,6 +390,11 @@ pub struct RelayState {
     pub stream: Stream,
     /// What it earned so far (its own price for every paid packet).
     pub earned: u128,
+    /// The windows the previous node pre-locked to this relay, with their locks' expiries:
+    /// the recipient's acknowledgment of one is this relay's claim on chain.
+    pub locked_in: BTreeMap<u64, u64>,
+    /// The windows this relay pre-locked on to the next relay.
+    pub locked_out: BTreeSet<u64>,
 }
 
 impl RelayState {
@@ -334,6 +407,8 @@ impl RelayState {
             position,
             stream: Stream::new(terms)?,
             earned: 0,
+            locked_in: BTreeMap::new(),
+            locked_out: BTreeSet::new(),
         })
     }
 
@@ -355,36 +430,117 @@ impl RelayState {
                 self.stream.take_ack(&ack, domain)?;
                 vec![RelayEffect::PassAck(ack)]
             }
-            RelayEvent::Paid { checkpoint } => {
-                if self.stream.acked.is_none_or(|acked| checkpoint > acked) {
-                    return Err(ProtocolError::PaidBeforeAck(checkpoint));
-                }
-                if self.stream.paid.is_some_and(|paid| checkpoint <= paid) {
-                    return Ok((self, Vec::new()));
-                }
-                let terms = &self.stream.terms;
-                let newly =
-                    terms.packets_paid(Some(checkpoint)) - terms.packets_paid(self.stream.paid);
-                self.stream.paid = Some(checkpoint);
-                let terms = &self.stream.terms;
-                let own = terms.prices[self.position]
-                    .checked_mul(u128::from(newly))
-                    .ok_or(ProtocolError::Overflow)?;
-                self.earned = self
-                    .earned
-                    .checked_add(own)
-                    .ok_or(ProtocolError::Overflow)?;
-                match terms.relays.get(self.position + 1) {
-                    Some(next) => vec![RelayEffect::PayNext {
-                        to: *next,
-                        checkpoint,
-                        amount: terms.pay_for(self.position + 1, newly)?,
-                    }],
-                    None => Vec::new(),
-                }
-            }
+            RelayEvent::Paid { checkpoint } => self.take_paid(checkpoint)?,
+            RelayEvent::Locked {
+                checkpoint,
+                expiry,
+                margin,
+                now,
+            } => self.take_lock(checkpoint, expiry, margin, now)?,
         };
         Ok((self, effects))
+    }
+
+    /// The next relay, if this one is not the last.
+    fn next_relay(&self) -> Option<Address> {
+        self.stream.terms.relays.get(self.position + 1).copied()
+    }
+
+    fn take_paid(&mut self, checkpoint: u64) -> Result<Vec<RelayEffect>, ProtocolError> {
+        if self.stream.acked.is_none_or(|acked| checkpoint > acked) {
+            return Err(ProtocolError::PaidBeforeAck(checkpoint));
+        }
+        if self.stream.paid.is_some_and(|paid| checkpoint <= paid) {
+            return Ok(Vec::new());
+        }
+        let from = self.stream.paid.map_or(0, |paid| paid + 1);
+        let terms = &self.stream.terms;
+        let newly = terms.packets_paid(Some(checkpoint)) - terms.packets_paid(self.stream.paid);
+        let own = terms.prices[self.position]
+            .checked_mul(u128::from(newly))
+            .ok_or(ProtocolError::Overflow)?;
+        let earned = self
+            .earned
+            .checked_add(own)
+            .ok_or(ProtocolError::Overflow)?;
+        let Some(to) = self.next_relay() else {
+            self.stream.paid = Some(checkpoint);
+            self.earned = earned;
+            return Ok(Vec::new());
+        };
+        // In window order: a pre-locked window is paid by its unlock, the windows between
+        // pre-locked ones by one payment through the last of them, each before its notice.
+        let mut effects = Vec::new();
+        let mut owed = 0u128;
+        for window in from..=checkpoint {
+            if self.locked_out.contains(&window) {
+                if owed > 0 {
+                    effects.push(RelayEffect::PayNext {
+                        to,
+                        checkpoint: window - 1,
+                        amount: owed,
+                    });
+                    owed = 0;
+                }
+                let condition_id = self
+                    .stream
+                    .checkpoint(window)
+                    .ok_or(ProtocolError::AckMismatch(window))?
+                    .condition_id(self.stream.terms.recipient);
+                effects.push(RelayEffect::UnlockNext {
+                    to,
+                    checkpoint: window,
+                    condition_id,
+                });
+            } else {
+                let pay = terms.pay_for(self.position + 1, self.stream.window_packets(window))?;
+                owed = owed.checked_add(pay).ok_or(ProtocolError::Overflow)?;
+            }
+        }
+        if owed > 0 {
+            effects.push(RelayEffect::PayNext {
+                to,
+                checkpoint,
+                amount: owed,
+            });
+        }
+        self.stream.paid = Some(checkpoint);
+        self.earned = earned;
+        Ok(effects)
+    }
+
+    fn take_lock(
+        &mut self,
+        checkpoint: u64,
+        expiry: u64,
+        margin: u64,
+        now: u64,
+    ) -> Result<Vec<RelayEffect>, ProtocolError> {
+        let Some(locked) = self.stream.checkpoint(checkpoint) else {
+            return Err(ProtocolError::LockBeforeWindow(checkpoint));
+        };
+        if self.stream.paid.is_some_and(|paid| checkpoint <= paid)
+            || self.locked_in.contains_key(&checkpoint)
+        {
+            return Ok(Vec::new());
+        }
+        self.locked_in.insert(checkpoint, expiry);
+        let (Some(to), Some(expiry)) = (self.next_relay(), downstream_expiry(expiry, margin, now))
+        else {
+            return Ok(Vec::new());
+        };
+        let amount = self
+            .stream
+            .terms
+            .pay_for(self.position + 1, self.stream.window_packets(checkpoint))?;
+        self.locked_out.insert(checkpoint);
+        Ok(vec![RelayEffect::PreLockNext {
+            to,
+            checkpoint,
+            condition_id: locked.condition_id(self.stream.terms.recipient),
+            amount,
+            expiry,
+        }])
     }
 }
 
@@ -425,7 +581,7 @@ pub enum SenderEffect {
 }
 
 /// A sender's part in a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SenderState {
     /// The stream as it sent it.
     pub stream: Stream,
@@ -455,10 +611,9 @@ impl SenderState {
         let completed = self.stream.terms.ends_checkpoint(self.stream.forwarded);
         let lock = match (self.pre_lock && completed, self.checkpoint(window)) {
             (true, Some(checkpoint)) => {
-                let terms = &self.stream.terms;
-                let packets =
-                    terms.packets_paid(Some(window)) - terms.packets_paid(window.checked_sub(1));
-                terms
+                let packets = self.stream.window_packets(window);
+                self.stream
+                    .terms
                     .pay_for(0, packets)
                     .ok()
                     .map(|amount| SenderEffect::PreLock {
@@ -475,13 +630,7 @@ impl SenderState {
 
     /// The checkpoint the recipient acknowledges after window `index`, once it is sent.
     pub fn checkpoint(&self, index: u64) -> Option<Checkpoint> {
-        let digest = *self.stream.boundaries.get(usize::try_from(index).ok()?)?;
-        Some(Checkpoint {
-            session: self.stream.terms.session,
-            index,
-            packets: self.stream.terms.packets_through(index)?,
-            digest,
-        })
+        self.stream.checkpoint(index)
     }
 
     /// Takes the acknowledgment back from the first relay and pays for every checkpoint it
@@ -521,7 +670,7 @@ impl SenderState {
 }
 
 /// A recipient's part: it takes packets in order and acknowledges every `k`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecipientState {
     /// The terms.
     pub terms: SessionTerms,
@@ -569,6 +718,8 @@ pub const KIND_DATA_PACKET: u8 = 7;
 pub const KIND_DELIVERY_ACK: u8 = 8;
 /// Wire kind of a payment notice.
 pub const KIND_SESSION_PAID: u8 = 9;
+/// Wire kind of a pre-lock notice.
+pub const KIND_SESSION_LOCKED: u8 = 10;
 /// The most bytes of data one packet carries.
 pub const MAX_PACKET: usize = 1024;
 
@@ -597,11 +748,19 @@ pub enum DataFrame {
         /// Through which checkpoint.
         checkpoint: u64,
     },
+    /// The previous node's notice that its latest channel message pre-locks window
+    /// `checkpoint`'s pay (checked against the channel before it counts).
+    Locked {
+        /// The session.
+        session: B256,
+        /// Which window.
+        checkpoint: u64,
+    },
 }
 
 /// Whether `bytes` hold a data frame rather than a channel message.
 pub fn is_data_frame(bytes: &[u8]) -> bool {
-    matches!(bytes, [crate::WIRE_VERSION, kind, ..] if (KIND_SESSION_OPEN..=KIND_SESSION_PAID).contains(kind))
+    matches!(bytes, [crate::WIRE_VERSION, kind, ..] if (KIND_SESSION_OPEN..=KIND_SESSION_LOCKED).contains(kind))
 }
 
 struct Reader<'a> {
@@ -685,6 +844,14 @@ impl DataFrame {
                 out.extend_from_slice(session.as_slice());
                 out.extend_from_slice(&checkpoint.to_be_bytes());
             }
+            Self::Locked {
+                session,
+                checkpoint,
+            } => {
+                out.push(KIND_SESSION_LOCKED);
+                out.extend_from_slice(session.as_slice());
+                out.extend_from_slice(&checkpoint.to_be_bytes());
+            }
         }
         out
     }
@@ -756,6 +923,10 @@ impl DataFrame {
                 })
             }
             KIND_SESSION_PAID => Self::Paid {
+                session: reader.b256("session")?,
+                checkpoint: reader.u64("checkpoint")?,
+            },
+            KIND_SESSION_LOCKED => Self::Locked {
                 session: reader.b256("session")?,
                 checkpoint: reader.u64("checkpoint")?,
             },

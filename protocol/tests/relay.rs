@@ -4,7 +4,8 @@
 //! its price for every packet; a relay that drops packets earns nothing after them; a
 //! recipient that never acknowledges costs each relay at most one window; a sender that stops
 //! paying gets at most one window more; forged, replayed and foreign acknowledgments are
-//! refused; a pre-locked window is met by the recipient's acknowledgment.
+//! refused; a pre-locked window is met by the recipient's acknowledgment, locked on by each
+//! relay one margin sooner, and unlocked hop by hop.
 
 use alloy::{
     primitives::{Address, B256},
@@ -78,7 +79,15 @@ struct Run {
     paid_on: Vec<u128>,
     pre_locks: Vec<B256>,
     unlocked: Vec<B256>,
+    /// What each relay pre-locked on to the next: condition, amount, expiry.
+    locked_on: Vec<Vec<(B256, u128, u64)>>,
+    /// What each relay unlocked to the next.
+    unlocked_on: Vec<Vec<B256>>,
 }
+
+/// The sender's pre-locks expire this long after it sends; each hop keeps `MARGIN`.
+const EXPIRY: u64 = 10_000;
+const MARGIN: u64 = 600;
 
 /// Streams up to `packets` packets of a longer stream, one at a time, until nothing moves.
 fn run(packets: u64, faults: Faults, pre_lock: bool) -> Run {
@@ -98,6 +107,8 @@ fn run_of(terms: SessionTerms, packets: u64, faults: Faults, pre_lock: bool) -> 
         paid_on: vec![0, 0],
         pre_locks: Vec::new(),
         unlocked: Vec::new(),
+        locked_on: vec![Vec::new(), Vec::new()],
+        unlocked_on: vec![Vec::new(), Vec::new()],
     };
     let recipient_key = key(4);
     for n in 0..packets {
@@ -105,9 +116,6 @@ fn run_of(terms: SessionTerms, packets: u64, faults: Faults, pre_lock: bool) -> 
         let Ok((index, lock)) = run.sender.send(&packet) else {
             break;
         };
-        if let Some(SenderEffect::PreLock { condition_id, .. }) = lock {
-            run.pre_locks.push(condition_id);
-        }
         // Down the route.
         let mut bytes = Some(packet);
         for (hop, relay) in run.relays.iter_mut().enumerate() {
@@ -130,6 +138,47 @@ fn run_of(terms: SessionTerms, packets: u64, faults: Faults, pre_lock: bool) -> 
                 [RelayEffect::Forward { bytes: b, .. }] => bytes = Some(b.clone()),
                 [RelayEffect::Refuse { reason, .. }] => run.refused.push((hop, *reason)),
                 other => panic!("{other:?}"),
+            }
+        }
+        // A window's pre-lock follows its last packet, and each relay locks it on.
+        if let Some(SenderEffect::PreLock {
+            condition_id,
+            checkpoint,
+            ..
+        }) = lock
+        {
+            run.pre_locks.push(condition_id);
+            let mut expiry = Some(EXPIRY);
+            for (hop, relay) in run.relays.iter_mut().enumerate() {
+                let Some(locked) = expiry.take() else { break };
+                if relay.stream.checkpoint(checkpoint).is_none() {
+                    break;
+                }
+                let (next, effects) = relay
+                    .clone()
+                    .apply(
+                        RelayEvent::Locked {
+                            checkpoint,
+                            expiry: locked,
+                            margin: MARGIN,
+                            now: 0,
+                        },
+                        &domain(),
+                    )
+                    .unwrap();
+                *relay = next;
+                if let [
+                    RelayEffect::PreLockNext {
+                        condition_id,
+                        amount,
+                        expiry: on,
+                        ..
+                    },
+                ] = effects.as_slice()
+                {
+                    run.locked_on[hop].push((*condition_id, *amount, *on));
+                    expiry = Some(*on);
+                }
             }
         }
         let Some(arrived) = bytes else { continue };
@@ -180,14 +229,29 @@ fn run_of(terms: SessionTerms, packets: u64, faults: Faults, pre_lock: bool) -> 
                     .apply(RelayEvent::Paid { checkpoint }, &domain())
                     .unwrap();
                 *relay = next;
-                if let [
-                    RelayEffect::PayNext {
-                        amount, checkpoint, ..
-                    },
-                ] = effects.as_slice()
-                {
-                    run.paid_on[hop] += amount;
-                    pay = Some(*checkpoint);
+                for effect in effects {
+                    match effect {
+                        RelayEffect::PayNext {
+                            amount, checkpoint, ..
+                        } => {
+                            run.paid_on[hop] += amount;
+                            pay = Some(checkpoint);
+                        }
+                        RelayEffect::UnlockNext {
+                            checkpoint,
+                            condition_id,
+                            ..
+                        } => {
+                            let (_, amount, _) = run.locked_on[hop]
+                                .iter()
+                                .find(|(locked, ..)| *locked == condition_id)
+                                .expect("unlocks only what it locked");
+                            run.paid_on[hop] += amount;
+                            run.unlocked_on[hop].push(condition_id);
+                            pay = Some(checkpoint);
+                        }
+                        other => panic!("{other:?}"),
+                    }
                 }
             }
         }
@@ -398,7 +462,26 @@ fn a_pre_locked_window_is_met_by_the_recipients_acknowledgment() {
     assert_eq!(run.unlocked, run.pre_locks);
     assert_eq!(run.paid_by_sender, 5 * 12);
     assert_eq!(run.relays[0].earned, 3 * 12);
-    // Had it vanished, the relay holds the acknowledgment that meets the lock on chain.
+    // The first relay locked each window on to the second, for the second's price alone and
+    // one margin sooner; the second, the last relay, locks nothing on. Each unlocked in turn.
+    let on: Vec<_> = run.locked_on[0].iter().map(|(id, ..)| *id).collect();
+    assert_eq!(on, run.pre_locks, "the same conditions, hop after hop");
+    assert!(
+        run.locked_on[0]
+            .iter()
+            .all(|(_, amount, expiry)| *amount == 2 * K as u128 && *expiry == EXPIRY - MARGIN)
+    );
+    assert!(run.locked_on[1].is_empty());
+    assert_eq!(run.unlocked_on[0], run.pre_locks);
+    assert_eq!(run.paid_on[0], 2 * 12);
+    assert_eq!(run.relays[1].earned, 2 * 12);
+    assert_eq!(
+        run.relays[1].locked_in.keys().copied().collect::<Vec<_>>(),
+        vec![0, 1, 2],
+        "the last relay holds the claim of each window"
+    );
+    // Had the sender vanished, each relay holds the acknowledgment that meets its lock on
+    // chain.
     let ack = sign(second, &key(4));
     assert_eq!(
         smartmesh_protocol::ack_condition_id(key(4).address(), ack.checkpoint.message_hash()),
@@ -426,6 +509,10 @@ fn data_frames_round_trip_and_malformed_ones_are_refused() {
         DataFrame::Paid {
             session: B256::repeat_byte(7),
             checkpoint: 3,
+        },
+        DataFrame::Locked {
+            session: B256::repeat_byte(7),
+            checkpoint: 4,
         },
     ];
     for frame in &frames {
@@ -458,5 +545,58 @@ fn data_frames_round_trip_and_malformed_ones_are_refused() {
     assert_eq!(
         DataFrame::decode(&DataFrame::Open(bad_terms).encode()),
         Err(ProtocolError::BadSessionTerms)
+    );
+}
+
+#[test]
+fn a_relay_locks_on_only_what_it_passed_on_and_leaves_the_next_a_margin() {
+    let terms = terms(7);
+    let relay = RelayState::new(terms.clone(), 0).unwrap();
+    let locked = |relay: RelayState, expiry: u64, now: u64| {
+        relay.apply(
+            RelayEvent::Locked {
+                checkpoint: 0,
+                expiry,
+                margin: MARGIN,
+                now,
+            },
+            &domain(),
+        )
+    };
+    assert_eq!(
+        locked(relay.clone(), EXPIRY, 0).unwrap_err(),
+        ProtocolError::LockBeforeWindow(0),
+        "no condition to check before the window passed"
+    );
+    let mut passed = relay;
+    for index in 0..K {
+        let (next, _) = passed
+            .apply(
+                RelayEvent::Packet {
+                    index,
+                    bytes: vec![index as u8],
+                },
+                &domain(),
+            )
+            .unwrap();
+        passed = next;
+    }
+    // Too close to its expiry to leave the next relay a margin: kept as a claim, not locked on.
+    let late = EXPIRY - 2 * MARGIN + 1;
+    let (kept, effects) = locked(passed.clone(), EXPIRY, late).unwrap();
+    assert!(effects.is_empty());
+    assert_eq!(kept.locked_in.get(&0), Some(&EXPIRY));
+    assert!(kept.locked_out.is_empty());
+    let (on, effects) = locked(passed, EXPIRY, late - 1).unwrap();
+    assert!(matches!(
+        effects.as_slice(),
+        [RelayEffect::PreLockNext { expiry, .. }] if *expiry == EXPIRY - MARGIN
+    ));
+    // The same notice again locks nothing more.
+    let (_, again) = locked(on, EXPIRY, 0).unwrap();
+    assert!(again.is_empty());
+    assert_eq!(
+        smartmesh_protocol::relay::downstream_expiry(MARGIN - 1, MARGIN, 0),
+        None
     );
 }

@@ -99,23 +99,35 @@ impl Dev {
     /// Opens Alice's channel to Brandon through the relayer, Alice depositing 100 SMT and
     /// Brandon 50, with a 60 s hold period.
     pub(crate) fn alice_and_brandon(&self) -> eyre::Result<B256> {
+        self.open_with("alice", "brandon", "60", "100")
+    }
+
+    /// A channel `payer` opens to `partner` with a `settle_timeout` hold period and
+    /// `deposit`, the partner depositing 50.
+    fn open_with(
+        &self,
+        payer: &str,
+        partner: &str,
+        settle_timeout: &str,
+        deposit: &str,
+    ) -> eyre::Result<B256> {
         let channel = opened(&self.sm(&[
             "channel",
             "open",
             "--wallet",
-            "alice",
+            payer,
             "--partner",
-            "brandon",
+            partner,
             "--settle-timeout",
-            "60",
+            settle_timeout,
             "--deposit",
-            "100",
+            deposit,
         ])?)?;
         self.sm(&[
             "channel",
             "deposit",
             "--wallet",
-            "brandon",
+            partner,
             "--channel",
             &channel.to_string(),
             "--amount",
@@ -222,9 +234,25 @@ impl Dev {
     }
 
     pub(crate) async fn pass_hold_period(&self) -> eyre::Result<()> {
-        self.rpc("evm_increaseTime", serde_json::json!([61]))
+        self.advance(61).await
+    }
+
+    /// Moves the chain's clock `seconds` on and mines a block at the new time.
+    pub(crate) async fn advance(&self, seconds: u64) -> eyre::Result<()> {
+        self.rpc("evm_increaseTime", serde_json::json!([seconds]))
             .await?;
         self.rpc("evm_mine", serde_json::json!([])).await
+    }
+
+    /// A channel `payer` opens to `partner` with a 600 s hold period and `deposit`, the
+    /// partner depositing 50.
+    pub(crate) fn open_funded(
+        &self,
+        payer: &str,
+        partner: &str,
+        deposit: &str,
+    ) -> eyre::Result<B256> {
+        self.open_with(payer, partner, "600", deposit)
     }
 
     /// A wallet of the stack through the mesh crate, as a phone app holds it.

@@ -59,7 +59,7 @@ pub(crate) struct Line {
     pub(crate) wallets: Vec<smartmesh_mesh::Mesh>,
     pub(crate) transports: Vec<smartmesh_mesh::MemoryTransport>,
     pub(crate) net: smartmesh_mesh::MemoryNet,
-    dirs: Vec<std::path::PathBuf>,
+    pub(crate) dirs: Vec<std::path::PathBuf>,
 }
 
 impl Drop for Line {
