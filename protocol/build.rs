@@ -1,11 +1,15 @@
-//! Compiles `contracts/src` with foundry-compilers through the same solc that forge uses (the
-//! npm solc stand-in, or `SOLC=/path/to/solc`), then writes `sol!` bindings for the contracts.
+//! Writes the `sol!` bindings of the contracts. With the `deploy` feature it compiles
+//! `contracts/src` with foundry-compilers through the same solc that forge uses (the npm solc
+//! stand-in, or `SOLC=/path/to/solc`) and binds the artifacts, bytecode included; with only
+//! `bindings` (a phone build) it binds the ABIs committed under `abi/` and needs no compiler,
+//! no Node.js and no contract build. `tests/abi.rs` keeps the two the same.
 
 use std::{
     env, fs,
     path::{Path, PathBuf},
 };
 
+#[cfg(feature = "deploy")]
 use foundry_compilers::{
     Project, ProjectPathsConfig,
     artifacts::{
@@ -27,16 +31,39 @@ const CONTRACTS: [&str; 4] = [
 ];
 
 fn main() {
-    // Without the bindings (a phone build) there is nothing to compile.
-    if env::var_os("CARGO_FEATURE_BINDINGS").is_none() {
-        return;
-    }
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+    if env::var_os("CARGO_FEATURE_DEPLOY").is_some() {
+        compile(&manifest_dir, &out_dir);
+    } else if env::var_os("CARGO_FEATURE_BINDINGS").is_some() {
+        let abi = manifest_dir.join("abi");
+        println!("cargo:rerun-if-changed={}", abi.display());
+        bind(&out_dir, |name| abi.join(format!("{name}.json")));
+    }
+}
+
+/// Writes `bindings.rs`: one `sol!` for each contract, from the JSON file `source` names.
+fn bind(out_dir: &Path, source: impl Fn(&str) -> PathBuf) {
+    let mut bindings = String::new();
+    for name in CONTRACTS {
+        let file = source(name);
+        if !file.is_file() {
+            fail(&format!("no ABI for {name} at {}", file.display()));
+        }
+        bindings.push_str(&format!(
+            "alloy::sol!(\n    #[allow(missing_docs)]\n    #[sol(rpc, all_derives)]\n    {name},\n    {:?}\n);\n",
+            file.display().to_string()
+        ));
+    }
+    write_if_changed(&out_dir.join("bindings.rs"), &bindings);
+}
+
+#[cfg(feature = "deploy")]
+fn compile(manifest_dir: &Path, out_dir: &Path) {
     let contracts = manifest_dir
         .join("../contracts")
         .canonicalize()
         .expect("contracts/ exists");
-    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
 
     println!("cargo:rerun-if-changed={}", contracts.join("src").display());
     println!(
@@ -96,25 +123,24 @@ fn main() {
         fail(&format!("the contracts do not compile:\n{output}"));
     }
 
-    let mut bindings = String::new();
-    for name in CONTRACTS {
-        let artifact = artifacts.join(format!("{name}.sol/{name}.json"));
-        if !artifact.is_file() {
-            fail(&format!(
-                "solc produced no artifact for {name} at {}",
-                artifact.display()
-            ));
-        }
-        bindings.push_str(&format!(
-            "alloy::sol!(\n    #[allow(missing_docs)]\n    #[sol(rpc, all_derives)]\n    {name},\n    {:?}\n);\n",
-            artifact.display().to_string()
-        ));
-    }
-    write_if_changed(&out_dir.join("bindings.rs"), &bindings);
+    // The fresh artifacts, for tests/abi.rs to compare with the committed ABIs.
+    println!(
+        "cargo:rustc-env=SMARTMESH_ARTIFACTS={}",
+        artifacts.display()
+    );
+    bind(out_dir, |name| {
+        artifacts.join(format!("{name}.sol/{name}.json"))
+    });
+}
+
+#[cfg(not(feature = "deploy"))]
+fn compile(_: &Path, _: &Path) {
+    unreachable!("the deploy feature is off")
 }
 
 /// The settings of `contracts/foundry.toml`, so the bytecode deployed from Rust is the bytecode
 /// forge tests and measures.
+#[cfg(feature = "deploy")]
 fn settings() -> MultiCompilerSettings {
     let mut settings = MultiCompilerSettings::default();
     let solc: &mut Settings = &mut settings.solc.settings;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alloy::primitives::{Address, B256, U256, utils::parse_units};
+use alloy::primitives::{Address, B256, U256};
 use eyre::{WrapErr, bail, eyre};
 use smartmesh_chain::Deployment;
 use smartmesh_mesh::{KEY_FILE, Mesh, MeshConfig, MeshError, Relayed, create_key, import_key};
@@ -140,37 +140,12 @@ impl WalletArgs {
 
 /// An amount of SMT with decimals, in SMT wei: whole wei or refused, never rounded.
 pub(crate) fn amount(flag: &str, text: &str) -> eyre::Result<U256> {
-    let text = text.trim();
-    if text.starts_with('-') {
-        bail!("{flag} {text:?} is negative: amounts of SMT are zero or more");
-    }
-    if let Some((_, decimals)) = text.split_once('.')
-        && decimals.len() > 18
-    {
-        bail!(
-            "{flag} {text:?} is finer than one wei: SMT has 18 decimals ({} given)",
-            decimals.len()
-        );
-    }
-    let valid = !text.is_empty()
-        && text.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && text.matches('.').count() <= 1
-        && text.chars().any(|c| c.is_ascii_digit());
-    if !valid {
-        bail!("{flag} {text:?} is not an amount of SMT (decimals allowed: 1.5)");
-    }
-    Ok(parse_units(text, 18)
-        .map_err(|e| eyre!("{flag} {text:?} is not an amount of SMT: {e}"))?
-        .into())
+    Ok(smartmesh_mesh::parse_smt(flag, text)?)
 }
 
 /// An amount that must move something: above zero.
 fn positive_amount(flag: &str, text: &str) -> eyre::Result<U256> {
-    let value = amount(flag, text)?;
-    if value.is_zero() {
-        bail!("{flag} {text:?} is zero: pay at least one wei (0.000000000000000001)");
-    }
-    Ok(value)
+    Ok(smartmesh_mesh::parse_positive_smt(flag, text)?)
 }
 
 /// `smartmesh wallet ...`

@@ -140,6 +140,9 @@ pub enum MeshError {
         /// Its value.
         value: String,
     },
+    /// An amount of SMT that is not one, or not whole wei (the message names the field).
+    #[error("{0}")]
+    InvalidAmount(String),
     /// A stored value does not parse (the journal was edited by hand).
     #[error("journal holds a malformed {0}")]
     Stored(&'static str),

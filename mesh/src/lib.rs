@@ -7,6 +7,7 @@
 //! that runs a wallet on its own ([`MeshNode`]). No server code: it only calls the services and
 //! the chain when there is internet.
 
+mod amount;
 mod channel;
 mod clock;
 mod dispatch;
@@ -26,6 +27,7 @@ mod transport;
 mod wallet;
 mod wallet_client;
 
+pub use amount::{format_smt, parse_positive_smt, parse_smt};
 pub use channel::{Capacity, Channel};
 pub use clock::VirtualClock;
 pub use dispatch::{Started, Taken};
