@@ -152,6 +152,8 @@ fn bad_flags_are_refused_before_anything_starts() -> eyre::Result<()> {
         let output = Command::new(env!("CARGO_BIN_EXE_smartmesh"))
             .args(["sim", &format!("{flag}={value}"), "--out"])
             .arg(&out)
+            .arg("--state")
+            .arg(&out)
             .output()?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{flag} {value} was taken");

@@ -424,26 +424,30 @@ async fn shutdown_finishes_the_batch_being_stored() -> eyre::Result<()> {
         })
         .collect();
     let url = watcher.url.clone();
-    let upload = tokio::spawn({
-        let stack_chain = (stack.chain_id, stack.network);
-        async move {
-            let body = serde_json::to_string(&smartmesh_settlement::ReceiptBatch {
-                chain_id: stack_chain.0,
-                token_network: stack_chain.1,
-                items,
-                sent: vec![],
-                conditions: vec![],
-            })?;
-            let response = alloy::transports::http::reqwest::Client::new()
-                .post(format!("{url}/v1/receipts"))
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await?;
-            eyre::Ok((response.status(), response.text().await?))
-        }
+    // Made before the clock starts: on a loaded machine, encoding 2,000 items could take
+    // longer than the wait below, and the shutdown would come before the request.
+    let body = serde_json::to_string(&smartmesh_settlement::ReceiptBatch {
+        chain_id: stack.chain_id,
+        token_network: stack.network,
+        items,
+        sent: vec![],
+        conditions: vec![],
+    })?;
+    let (sending, sent) = tokio::sync::oneshot::channel();
+    let upload = tokio::spawn(async move {
+        let request = alloy::transports::http::reqwest::Client::new()
+            .post(format!("{url}/v1/receipts"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send();
+        let _ = sending.send(());
+        let response = request.await?;
+        eyre::Ok((response.status(), response.text().await?))
     });
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    // The request is on its way: give the loopback time to hand it over, then shut down
+    // while the watcher stores it.
+    sent.await?;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     watcher.stop().await?;
     let (status, body) = upload.await??;
     assert!(status.is_success(), "{status}: {body}");

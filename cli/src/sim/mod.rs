@@ -79,9 +79,15 @@ pub(crate) struct Args {
     /// Phones never sync to the watcher: shows that the final check fails without it.
     #[arg(long)]
     no_watcher: bool,
-    /// Where the figures, plots, wallets and the chain's services' databases go.
+    /// Where the figures and plots go.
     #[arg(long, default_value = "sim-out")]
     out: PathBuf,
+    /// Where the phones' journals and the services' databases go, kept after the run
+    /// (wiped at its start). Default: a scratch directory in /dev/shm, removed at the end,
+    /// where there is one (a simulated day's state needs no disk, and the journals' fsync on
+    /// every write would be most of the wall time); else <out>.
+    #[arg(long)]
+    state: Option<PathBuf>,
     /// The anvil binary; by default the npm one under contracts/node_modules, else `anvil`.
     #[arg(long, env = "SMARTMESH_ANVIL")]
     anvil: Option<PathBuf>,
@@ -138,8 +144,9 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
 
     std::fs::create_dir_all(&args.out)
         .wrap_err_with(|| format!("cannot create {}", args.out.display()))?;
-    let phones_dir = args.out.join("phones");
-    let stack_dir = args.out.join("stack");
+    let scratch = Scratch::new(&args);
+    let phones_dir = scratch.dir.join("phones");
+    let stack_dir = scratch.dir.join("stack");
     for dir in [&phones_dir, &stack_dir] {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -321,6 +328,41 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where a run keeps its state; a default one in /dev/shm goes when the run ends, however it
+/// ends.
+struct Scratch {
+    dir: PathBuf,
+    remove: bool,
+}
+
+impl Scratch {
+    fn new(args: &Args) -> Self {
+        let shm = PathBuf::from("/dev/shm");
+        match &args.state {
+            Some(dir) => Self {
+                dir: dir.clone(),
+                remove: false,
+            },
+            None if shm.is_dir() => Self {
+                dir: shm.join(format!("smartmesh-sim-{}", std::process::id())),
+                remove: true,
+            },
+            None => Self {
+                dir: args.out.clone(),
+                remove: false,
+            },
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 fn round(secs: f64) -> f64 {
