@@ -200,32 +200,27 @@ async fn info(mesh: &Mesh, channel: &Channel) -> Result<ChannelInfo, MeshFfiErro
 
 fn received(received: smartmesh_mesh::Received) -> Result<ReceivedMessage, MeshFfiError> {
     let message = &received.message;
-    let (kind, channel_id, paid, locked) = match message {
+    let (channel_id, paid, locked) = match message {
         ChannelMessage::Payment(signed) => (
-            "payment",
             signed.proof.channelId,
             Some(signed.proof.transferredAmount),
             None,
         ),
         ChannelMessage::LockedTransfer(transfer) => (
-            "locked_transfer",
             transfer.proof.proof.channelId,
             None,
             Some(U256::from(transfer.lock.amount)),
         ),
         ChannelMessage::Unlock(unlock) => (
-            "unlock",
             unlock.proof.proof.channelId,
             Some(unlock.proof.proof.transferredAmount),
             None,
         ),
-        ChannelMessage::LockExpired(expired) => {
-            ("lock_expired", expired.proof.proof.channelId, None, None)
-        }
-        ChannelMessage::RevealSecret(reveal) => ("reveal_secret", reveal.channel_id, None, None),
+        ChannelMessage::LockExpired(expired) => (expired.proof.proof.channelId, None, None),
+        ChannelMessage::RevealSecret(reveal) => (reveal.channel_id, None, None),
     };
     Ok(ReceivedMessage {
-        kind: kind.to_owned(),
+        kind: smartmesh_mesh::message_kind(message).to_owned(),
         channel_id: channel_id.to_string(),
         paid_in_total: paid.map(format_smt),
         locked: locked.map(format_smt),

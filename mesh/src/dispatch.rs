@@ -38,7 +38,7 @@ pub enum Taken {
 }
 
 /// The wire's name of a channel message's kind.
-pub(crate) fn kind(message: &ChannelMessage) -> &'static str {
+pub fn message_kind(message: &ChannelMessage) -> &'static str {
     match message {
         ChannelMessage::Payment(_) => "payment",
         ChannelMessage::LockedTransfer(_) => "locked_transfer",
@@ -144,7 +144,7 @@ impl Mesh {
             return Ok((Taken::Frame { session, paid }, out));
         }
         let message = ChannelMessage::decode(bytes)?;
-        let kind = kind(&message);
+        let kind = message_kind(&message);
         if let ChannelMessage::LockExpired(expired) = &message
             && self.reaches_chain()
             && let Err(error) = self.check_registry(expired.condition_id).await

@@ -30,7 +30,7 @@ mod wallet_client;
 pub use amount::{format_smt, parse_positive_smt, parse_smt};
 pub use channel::{Capacity, Channel};
 pub use clock::VirtualClock;
-pub use dispatch::{Started, Taken};
+pub use dispatch::{Started, Taken, message_kind};
 pub use error::MeshError;
 pub use graph::{decode_hint, encode_hint};
 pub use handoff::FileTransport;

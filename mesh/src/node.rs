@@ -290,7 +290,7 @@ impl MeshNode {
         if !smartmesh_protocol::relay::is_data_frame(bytes)
             && let Ok(message) = smartmesh_protocol::channel::ChannelMessage::decode(bytes)
         {
-            tracing::info!(target: "smartmesh::node", %from, kind = crate::dispatch::kind(&message), "received");
+            tracing::info!(target: "smartmesh::node", %from, kind = crate::message_kind(&message), "received");
         }
         let (taken, out) = self.mesh.take(from, bytes).await?;
         self.mesh.hand_over(&self.transport, out).await?;
