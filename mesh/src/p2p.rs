@@ -10,7 +10,7 @@
 //! the key of. A peer whose identity is not a secp256k1 key has no address and is refused.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     io,
     sync::{
         Arc, Mutex,
@@ -24,7 +24,10 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, gossipsub, identity, mdns, noise, ping,
     request_response::{self, OutboundRequestId, ProtocolSupport},
-    swarm::{NetworkBehaviour, SwarmEvent, dial_opts::DialOpts},
+    swarm::{
+        ConnectionId, DialError, NetworkBehaviour, SwarmEvent,
+        dial_opts::{DialOpts, PeerCondition},
+    },
     tcp, yamux,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -40,6 +43,10 @@ const MESSAGES: StreamProtocol = StreamProtocol::new("/smartmesh/messages/1");
 const HINTS: &str = "smartmesh/hints/1";
 /// No channel message comes near this (a `LockedTransfer` is at most 511 bytes).
 const MAX_MESSAGE: u64 = 4096;
+/// How often a peer mDNS found, and that is not connected, is dialed again. mDNS tells of a
+/// peer once until its record expires (minutes): a first dial that failed (the peer busy, a
+/// handshake timed out, a link down for a moment) would otherwise leave the two apart.
+const REDIAL: Duration = Duration::from_secs(3);
 
 /// Where a node listens and whom it looks for.
 #[derive(Debug, Clone)]
@@ -216,10 +223,12 @@ impl P2pTransport {
                 .listen_on(address.clone())
                 .map_err(|e| network(&format!("listen on {address}: {e}")))?;
         }
+        let mut known = Vec::with_capacity(config.dial.len());
         for address in &config.dial {
-            swarm
-                .dial(address.clone())
+            let mut peer = Known::new(address.clone());
+            peer.dial(&mut swarm)
                 .map_err(|e| network(&format!("dial {address}: {e}")))?;
+            known.push(peer);
         }
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
@@ -231,6 +240,7 @@ impl P2pTransport {
             inbox: inbox_tx,
             events: event_tx,
             pending: HashMap::new(),
+            known,
         };
         let task = tokio::spawn(node.run(command_rx));
         Ok(Self {
@@ -331,16 +341,58 @@ impl Transport for P2pTransport {
     }
 }
 
+/// A peer given by its address (`--peer`, [`P2pTransport::dial`]): dialed again whenever it
+/// is not connected, so a node started before its peer, or cut off from it, meets it again.
+struct Known {
+    address: Multiaddr,
+    /// The peer the last connection through this address reached.
+    peer: Option<PeerId>,
+    /// The dial under way.
+    dialing: Option<ConnectionId>,
+}
+
+impl Known {
+    fn new(address: Multiaddr) -> Self {
+        Self {
+            address,
+            peer: None,
+            dialing: None,
+        }
+    }
+
+    fn dial(&mut self, swarm: &mut Swarm<Behaviour>) -> Result<(), DialError> {
+        let dial = DialOpts::unknown_peer_id()
+            .address(self.address.clone())
+            .build();
+        let id = dial.connection_id();
+        swarm.dial(dial)?;
+        self.dialing = Some(id);
+        Ok(())
+    }
+
+    /// Whether it is time to dial again: no dial under way, and no link to a peer that may
+    /// be met (one without a secp256k1 identity is not dialed again).
+    fn wanted(&self, swarm: &Swarm<Behaviour>) -> bool {
+        self.dialing.is_none()
+            && self
+                .peer
+                .is_none_or(|peer| address_of(&peer).is_some() && !swarm.is_connected(&peer))
+    }
+}
+
 struct SwarmTask {
     swarm: Swarm<Behaviour>,
     peers: Arc<Mutex<BTreeMap<Address, PeerId>>>,
     inbox: mpsc::UnboundedSender<(Address, Vec<u8>)>,
     events: mpsc::UnboundedSender<P2pEvent>,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<(), TransportError>>>,
+    known: Vec<Known>,
 }
 
 impl SwarmTask {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut redial = tokio::time::interval(REDIAL);
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
@@ -348,7 +400,56 @@ impl SwarmTask {
                     None => return,
                 },
                 event = self.swarm.select_next_some() => self.event(event),
+                _ = redial.tick() => {
+                    self.dial_known();
+                    self.dial_found();
+                }
             }
+        }
+    }
+
+    fn dial_known(&mut self) {
+        for known in &mut self.known {
+            if known.wanted(&self.swarm)
+                && let Err(error) = known.dial(&mut self.swarm)
+            {
+                tracing::debug!(target: "smartmesh::p2p", address = %known.address, %error, "not dialed");
+            }
+        }
+    }
+
+    /// Marks the dial `connection` of a known address ended, and whom it reached.
+    fn dial_ended(&mut self, connection: ConnectionId, reached: Option<PeerId>) {
+        for known in &mut self.known {
+            if known.dialing == Some(connection) {
+                known.dialing = None;
+                known.peer = reached.or(known.peer);
+            }
+        }
+    }
+
+    /// Dials each peer mDNS found (its record not expired) that is neither connected nor
+    /// being dialed, on every address mDNS knows for it.
+    fn dial_found(&mut self) {
+        let Some(mdns) = self.swarm.behaviour().mdns.as_ref() else {
+            return;
+        };
+        let found: BTreeSet<PeerId> = mdns.discovered_nodes().copied().collect();
+        for peer in found {
+            self.dial_peer(peer);
+        }
+    }
+
+    fn dial_peer(&mut self, peer: PeerId) {
+        if self.swarm.is_connected(&peer) || address_of(&peer).is_none() {
+            return;
+        }
+        // mDNS adds the addresses it found for the peer; a dial under way is not doubled.
+        let dial = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(error) = self.swarm.dial(dial) {
+            tracing::debug!(target: "smartmesh::p2p", %peer, %error, "not dialed");
         }
     }
 
@@ -374,8 +475,12 @@ impl SwarmTask {
                 }
             }
             Command::Dial(address) => {
-                if let Err(error) = self.swarm.dial(address.clone()) {
-                    tracing::info!(target: "smartmesh::p2p", %address, %error, "cannot dial");
+                let mut known = Known::new(address);
+                match known.dial(&mut self.swarm) {
+                    Ok(()) => self.known.push(known),
+                    Err(error) => {
+                        tracing::info!(target: "smartmesh::p2p", address = %known.address, %error, "cannot dial");
+                    }
                 }
             }
         }
@@ -395,19 +500,22 @@ impl SwarmTask {
                 connection_id,
                 num_established,
                 ..
-            } => match address_of(&peer_id) {
-                Some(address) => {
-                    self.peers().insert(address, peer_id);
-                    if num_established.get() == 1 {
-                        tracing::info!(target: "smartmesh::p2p", %address, "met");
-                        let _ = self.events.send(P2pEvent::Met(address));
+            } => {
+                self.dial_ended(connection_id, Some(peer_id));
+                match address_of(&peer_id) {
+                    Some(address) => {
+                        self.peers().insert(address, peer_id);
+                        if num_established.get() == 1 {
+                            tracing::info!(target: "smartmesh::p2p", %address, "met");
+                            let _ = self.events.send(P2pEvent::Met(address));
+                        }
+                    }
+                    None => {
+                        tracing::info!(target: "smartmesh::p2p", %peer_id, "refused: no secp256k1 identity");
+                        self.swarm.close_connection(connection_id);
                     }
                 }
-                None => {
-                    tracing::info!(target: "smartmesh::p2p", %peer_id, "refused: no secp256k1 identity");
-                    self.swarm.close_connection(connection_id);
-                }
-            },
+            }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
@@ -427,15 +535,19 @@ impl SwarmTask {
                 let _ = self.events.send(P2pEvent::Hint(message.data));
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
-                for (peer, address) in found {
-                    if self.swarm.is_connected(&peer) || address_of(&peer).is_none() {
-                        continue;
-                    }
-                    let dial = DialOpts::peer_id(peer).addresses(vec![address]).build();
-                    if let Err(error) = self.swarm.dial(dial) {
-                        tracing::debug!(target: "smartmesh::p2p", %peer, %error, "cannot dial");
-                    }
+                let peers: BTreeSet<PeerId> = found.into_iter().map(|(peer, _)| peer).collect();
+                for peer in peers {
+                    self.dial_peer(peer);
                 }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                self.dial_ended(connection_id, None);
+                // Said, so a log shows why two nodes did not meet; the next round dials again.
+                tracing::info!(target: "smartmesh::p2p", peer = ?peer_id, %error, "dial failed");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 result: Err(error),

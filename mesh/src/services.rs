@@ -486,7 +486,10 @@ impl Mesh {
             .await?;
         let id = answer["id"].as_i64().unwrap_or_default();
         tracing::debug!(target: "smartmesh::mesh", id, digest = %request.eip712_signing_hash(&domain), "relayed");
-        for _ in 0..(validity * 4).max(40) {
+        // Asked again soon at first (a local chain mines at once), then every quarter second.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(validity.max(10));
+        let mut pause = Duration::from_millis(10);
+        while tokio::time::Instant::now() < deadline {
             let status = self
                 .call("relayer", self.http.get(format!("{url}/v1/relay/{id}")))
                 .await?;
@@ -509,7 +512,10 @@ impl Mesh {
                             .to_owned(),
                     ));
                 }
-                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+                _ => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(250));
+                }
             }
         }
         Err(MeshError::RelayFailed(format!(

@@ -31,6 +31,14 @@ impl Drop for Running {
 
 impl Running {
     async fn start(mesh: Arc<Mesh>, dial: Vec<Multiaddr>) -> eyre::Result<Self> {
+        Self::start_on(mesh, "/ip4/127.0.0.1/tcp/0".parse()?, dial).await
+    }
+
+    async fn start_on(
+        mesh: Arc<Mesh>,
+        listen: Multiaddr,
+        dial: Vec<Multiaddr>,
+    ) -> eyre::Result<Self> {
         // RUST_LOG=smartmesh=debug shows what the nodes do.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -38,7 +46,7 @@ impl Running {
             .try_init();
         let config = NodeConfig {
             p2p: P2pConfig {
-                listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+                listen: vec![listen],
                 dial,
                 mdns: false,
                 request_timeout: Duration::from_secs(5),
@@ -347,6 +355,43 @@ async fn a_lock_for_a_node_that_is_down_waits_and_goes_out_when_it_comes_up() ->
         node.stop().await?;
     }
     Ok(())
+}
+
+#[tokio::test]
+async fn a_node_started_before_its_peer_meets_it_when_it_comes_up_and_after_it_restarts()
+-> eyre::Result<()> {
+    let w = wallets("redial").await?;
+    // Brandon's port is known before he listens on it, as a `--peer` address is.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let at: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse()?;
+    let mut alice = Running::start(w.wallets[0].clone(), vec![at.clone()]).await?;
+    let met = |who: Address| {
+        move |event: &NodeEvent| matches!(event, NodeEvent::Met(a) if *a == who).then_some(())
+    };
+    let brandon_address = w.wallets[1].address();
+    // Alice's first dial found nobody there.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !alice
+            .node
+            .transport()
+            .reachable()
+            .contains(&brandon_address)
+    );
+
+    for _ in 0..2 {
+        let brandon = Running::start_on(w.wallets[1].clone(), at.clone(), Vec::new()).await?;
+        alice.wait_for(met(brandon_address)).await?;
+        brandon.stop().await?;
+        alice
+            .wait_for(|event| {
+                matches!(event, NodeEvent::Left(a) if *a == brandon_address).then_some(())
+            })
+            .await?;
+    }
+    alice.stop().await
 }
 
 #[test]

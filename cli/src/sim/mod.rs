@@ -7,6 +7,7 @@
 //! honest phone's payouts on chain against what it was owed: non-zero exit if one lost.
 
 mod chain;
+mod cores;
 mod mobility;
 mod phones;
 mod plots;
@@ -88,6 +89,11 @@ pub(crate) struct Args {
     /// every write would be most of the wall time); else <out>.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Let the simulator's threads run on every core. By default they keep to one: the run is
+    /// one loop handing off to each phone's journal thread, and hand-offs across cores cost
+    /// more than a second core gives (README, "Simulator").
+    #[arg(long)]
+    all_cores: bool,
     /// The anvil binary; by default the npm one under contracts/node_modules, else `anvil`.
     #[arg(long, env = "SMARTMESH_ANVIL")]
     anvil: Option<PathBuf>,
@@ -165,6 +171,12 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
     let settle_timeout = mediation.offline + 3 * delta + 3_600;
     say!("sim: starting anvil, the contracts, the watcher and the relayer");
     let chain = Chain::start(&stack_dir, args.anvil.as_deref(), settle_timeout).await?;
+    // After anvil started: it keeps every core.
+    let core = if args.all_cores {
+        None
+    } else {
+        cores::pin_to_one_core()?
+    };
     let clock = VirtualClock::new(chain.time().await? + 1);
     chain.set_time(clock.now()).await?;
     let deployment = chain.deployment.clone();
@@ -267,6 +279,7 @@ pub(crate) async fn run(args: Args) -> eyre::Result<()> {
         hours: args.hours,
         channels: opened.len(),
         conducts: conduct_counts,
+        core,
         ..Figures::default()
     };
     let workload = Workload {

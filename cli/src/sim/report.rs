@@ -107,6 +107,8 @@ pub(crate) struct Figures {
     /// Wall seconds: setting up (chain, phones, channels), the day, the end (drain, closes,
     /// hold periods, settles, checks).
     pub(crate) wall: BTreeMap<String, f64>,
+    /// The one core the simulator's threads ran on, or none (`--all-cores`, or no way to pin).
+    pub(crate) core: Option<usize>,
     #[serde(skip)]
     pub(crate) payments: Vec<PaymentRecord>,
     #[serde(skip)]
@@ -344,6 +346,9 @@ pub(crate) fn table(figures: &Figures, summary: &Summary) -> String {
         "honest phones checked against the chain: {}; losing funds: {}",
         figures.honest_phones_checked, summary.honest_phones_losing_funds
     ));
-    line(format!("wall time: {:?}", figures.wall));
+    let cores = figures
+        .core
+        .map_or("on every core".to_owned(), |core| format!("on core {core}"));
+    line(format!("wall time: {:?}, {cores}", figures.wall));
     out
 }
