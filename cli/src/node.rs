@@ -31,8 +31,8 @@ pub(crate) struct Args {
     /// Where to listen for peers (a libp2p multiaddr); repeatable.
     #[arg(long, default_value = "/ip4/0.0.0.0/tcp/0")]
     listen: Vec<Multiaddr>,
-    /// A peer to dial at start (`/ip4/10.0.0.2/tcp/4001`); repeatable. Peers on the local
-    /// link are found with mDNS without it.
+    /// A peer to dial (`/ip4/10.0.0.2/tcp/4001`), at start and every 3 s while it is not
+    /// connected; repeatable. Peers on the local link are found with mDNS without it.
     #[arg(long)]
     peer: Vec<Multiaddr>,
     /// Do not look for peers with mDNS.

@@ -43,9 +43,10 @@ const MESSAGES: StreamProtocol = StreamProtocol::new("/smartmesh/messages/1");
 const HINTS: &str = "smartmesh/hints/1";
 /// No channel message comes near this (a `LockedTransfer` is at most 511 bytes).
 const MAX_MESSAGE: u64 = 4096;
-/// How often a peer mDNS found, and that is not connected, is dialed again. mDNS tells of a
-/// peer once until its record expires (minutes): a first dial that failed (the peer busy, a
-/// handshake timed out, a link down for a moment) would otherwise leave the two apart.
+/// How often a peer given by its address or found by mDNS, and not connected, is dialed
+/// again. mDNS tells of a peer once until its record expires (minutes), and an address was
+/// dialed once: a first dial that failed (the peer not up yet, a handshake timed out under
+/// load, a link down for a moment) would otherwise leave the two apart.
 const REDIAL: Duration = Duration::from_secs(3);
 
 /// Where a node listens and whom it looks for.
@@ -53,7 +54,7 @@ const REDIAL: Duration = Duration::from_secs(3);
 pub struct P2pConfig {
     /// Addresses to listen on, e.g. `/ip4/0.0.0.0/tcp/0`.
     pub listen: Vec<Multiaddr>,
-    /// Peers to dial at start (and whenever asked with [`P2pTransport::dial`]).
+    /// Peers to dial at start, and again whenever the peer there is not connected.
     pub dial: Vec<Multiaddr>,
     /// Look for peers on the local link with mDNS.
     pub mdns: bool,
@@ -260,7 +261,8 @@ impl P2pTransport {
         self.peer_id
     }
 
-    /// Dials `address` (a peer met another way than mDNS).
+    /// Dials `address` (a peer met another way than mDNS), and again whenever the peer there
+    /// is not connected.
     pub fn dial(&self, address: Multiaddr) -> Result<(), TransportError> {
         self.commands
             .send(Command::Dial(address))
@@ -475,12 +477,20 @@ impl SwarmTask {
                 }
             }
             Command::Dial(address) => {
-                let mut known = Known::new(address);
-                match known.dial(&mut self.swarm) {
-                    Ok(()) => self.known.push(known),
-                    Err(error) => {
-                        tracing::info!(target: "smartmesh::p2p", address = %known.address, %error, "cannot dial");
+                let index = match self.known.iter().position(|k| k.address == address) {
+                    Some(index) => index,
+                    None => {
+                        self.known.push(Known::new(address));
+                        self.known.len() - 1
                     }
+                };
+                let known = &mut self.known[index];
+                if known.wanted(&self.swarm)
+                    && let Err(error) = known.dial(&mut self.swarm)
+                {
+                    tracing::info!(target: "smartmesh::p2p", address = %known.address, %error, "cannot dial");
+                    // An address that cannot be dialed at all is not kept.
+                    self.known.remove(index);
                 }
             }
         }

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
 use smartmesh_protocol::{
     LockList,
     channel::{ChannelMessage, Phase},
@@ -143,6 +143,20 @@ impl Mesh {
             states.extend(self.load_transfer(condition_id).await?);
         }
         Ok(states)
+    }
+
+    /// What `partner` paid this wallet by unlocking the locks of mediated transfers.
+    pub(crate) async fn mediated_unlocked_by(&self, partner: Address) -> Result<U256, MeshError> {
+        let mut sum = U256::ZERO;
+        for state in self.transfers().await? {
+            if let Some(hop) = &state.upstream
+                && hop.partner == partner
+                && hop.settled == Some(LockOutcome::Unlocked)
+            {
+                sum = sum.saturating_add(U256::from(hop.lock.amount));
+            }
+        }
+        Ok(sum)
     }
 
     /// The transfer of `condition_id`, if this wallet takes part in it.

@@ -466,8 +466,7 @@ impl Mesh {
         if waiting {
             return Ok(());
         }
-        let channel = self.channel_with(upstream).await?;
-        let received = self.channel_state(channel).await?.theirs.transferred();
+        let received = self.session_pay_from(upstream).await?;
         let credited = self
             .journal
             .session_credit(upstream)
@@ -477,6 +476,16 @@ impl Mesh {
         self.journal
             .credit_session(upstream, received.max(credited), session, &state)
             .await
+    }
+
+    /// What `upstream` paid over its channel that a session may count: all it transferred,
+    /// less the mediated payments it unlocked to this wallet (pay this wallet passed on, or
+    /// was paid as a payment's target, which no session notice may claim).
+    async fn session_pay_from(&self, upstream: Address) -> Result<U256, MeshError> {
+        let channel = self.channel_with(upstream).await?;
+        let transferred = self.channel_state(channel).await?.theirs.transferred();
+        let mediated = self.mediated_unlocked_by(upstream).await?;
+        Ok(transferred.saturating_sub(mediated))
     }
 
     fn stored_session(&self, session: B256) -> Result<String, MeshError> {
@@ -694,8 +703,7 @@ impl Mesh {
             .packets_paid(Some(checkpoint))
             .saturating_sub(terms.packets_paid(state.stream.paid));
         let owed = U256::from(terms.pay_for(position, newly)?);
-        let channel = self.channel_with(from).await?;
-        let received = self.channel_state(channel).await?.theirs.transferred();
+        let received = self.session_pay_from(from).await?;
         let credited = self.journal.session_credit(from).await?.unwrap_or_default();
         if received < credited + owed {
             return Err(MeshError::Malformed("payment notice ahead of the payment"));

@@ -1,8 +1,9 @@
 //! Data sessions between wallets over the in-memory transport: Alice streams packets to Carol
 //! through Brandon and Dana; Carol acknowledges every 4; each checkpoint is paid hop by hop
 //! with real channel payments, which each relay checks against its channel before it counts.
-//! Pre-locked windows are locked on hop by hop; a payment counts for one session only; every
-//! wallet restarted in the middle of a session goes on where it stopped.
+//! Pre-locked windows are locked on hop by hop; a payment counts for one session only, and a
+//! mediated payment for none; every wallet restarted in the middle of a session goes on where
+//! it stopped.
 
 mod common;
 
@@ -11,6 +12,7 @@ use common::{Line, line_of};
 use smartmesh_mesh::SessionOut;
 use smartmesh_protocol::{
     channel::ChannelMessage,
+    mediated::{Hop, MediationSettings, Payment},
     relay::{Checkpoint, DataFrame, SessionTerms, chain_packet, is_data_frame},
 };
 
@@ -354,6 +356,67 @@ async fn one_payment_never_counts_for_two_sessions() -> eyre::Result<()> {
         .map(|summary| summary.earned)
         .collect();
     assert_eq!(earned.iter().sum::<u128>(), 3 * 8, "A's pay, counted once");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_mediated_payment_through_a_relay_never_counts_as_session_pay() -> eyre::Result<()> {
+    let line = line("mediated").await?;
+    for wallet in &line.wallets {
+        wallet.set_mediation(MediationSettings::SHORT, U256::from(1));
+    }
+    // Session B: Brandon forwards a window on credit that Alice never pays.
+    let b = B256::repeat_byte(0xb0);
+    let unpaid = Faults {
+        alice_gone: true,
+        ..Faults::default()
+    };
+    line.open(b, 8, unpaid).await?;
+    line.pump(unpaid).await?;
+    // Alice pays Carol 20 through Brandon and Dana: Brandon is unlocked 22 and pays Dana 21.
+    let payment = Payment {
+        mediators: [1, 2]
+            .iter()
+            .map(|n| Hop {
+                node: line.address(*n),
+                fee: U256::from(1),
+            })
+            .collect(),
+        target: line.address(3),
+        target_key: line.wallets[3].public_key()?,
+        amount: 20,
+        secret: keccak256(b"secret"),
+        ephemeral: keccak256(b"ephemeral"),
+    };
+    let out = line.wallets[0].pay_routed(&payment).await?;
+    line.wallets[0]
+        .send_or_queue(&line.transports[0], out)
+        .await?;
+    line.pump(Faults::default()).await?;
+    assert_eq!(line.paid(0, 1).await?, U256::from(22));
+    assert_eq!(line.paid(2, 3).await?, U256::from(20));
+    // Alice names that pay as window 0 of session B (Brandon's 3 a packet, 12 in all).
+    let forged = DataFrame::Paid {
+        session: b,
+        checkpoint: 0,
+    };
+    let refused = line.wallets[1]
+        .handle_frame(line.address(0), forged)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("ahead of the payment"),
+        "{refused}"
+    );
+    // Session pay after the mediated payment still counts, once.
+    line.stream(8, Faults::default()).await?;
+    assert_eq!(line.paid(0, 1).await?, U256::from(22 + 5 * 8));
+    let earned: u128 = line.wallets[1]
+        .session_summaries()
+        .iter()
+        .map(|summary| summary.earned)
+        .sum();
+    assert_eq!(earned, 3 * 8);
     Ok(())
 }
 
