@@ -18,7 +18,7 @@ use crate::{
 pub struct NodeOptions {
     /// Where it listens, as multiaddrs (`/ip4/0.0.0.0/tcp/0` when empty).
     pub listen: Vec<String>,
-    /// Peers to dial at start, as multiaddrs.
+    /// Peers to dial, as multiaddrs: at start, and every 3 s while not connected.
     pub dial: Vec<String>,
     /// Look for peers on the local link with mDNS.
     pub mdns: bool,
@@ -214,7 +214,7 @@ impl Node {
         self.node.transport().peer_id().to_string()
     }
 
-    /// Dials a peer at `address` (a multiaddr).
+    /// Dials a peer at `address` (a multiaddr), and again every 3 s while it is not connected.
     pub fn dial(&self, address: String) -> Result<(), MeshFfiError> {
         let address = multiaddrs("address", &[address])?.remove(0);
         self.node
