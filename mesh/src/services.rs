@@ -8,11 +8,14 @@ use alloy::{
     primitives::{Address, B256, Bytes, U256, keccak256},
     sol_types::SolStruct,
 };
-use serde::Deserialize;
 use serde_json::{Value, json};
 use smartmesh_protocol::{
     AgentRequest, ConditionRegistry, REGISTRATION_GAS, SignedProof, Watch, WatcherRead,
-    agent_domain, sign_typed, watcher_domain,
+    agent_domain,
+    api::relayer::{
+        Accepted, Quote, QuoteRequest, RelayRequest, RelayState, RelayStatus, SignedRequest,
+    },
+    sign_typed, watcher_domain,
 };
 
 use crate::{
@@ -54,18 +57,6 @@ pub struct Relayed {
     pub fee: U256,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Quote {
-    quote_id: i64,
-    agent: Address,
-    signed_agent: Address,
-    chain_id: u64,
-    fee_token: Address,
-    gas: U256,
-    fee: U256,
-}
-
 impl Mesh {
     async fn call(
         &self,
@@ -90,6 +81,17 @@ impl Mesh {
             });
         }
         Ok(body)
+    }
+
+    /// A service's answer, read as its API type.
+    async fn call_as<T: serde::de::DeserializeOwned>(
+        &self,
+        service: &'static str,
+        request: alloy::transports::http::reqwest::RequestBuilder,
+    ) -> Result<T, MeshError> {
+        serde_json::from_value(self.call(service, request).await?).map_err(|e| {
+            MeshError::Network(format!("{service}: an answer that does not parse: {e}"))
+        })
     }
 
     fn watcher(&self) -> Result<&str, MeshError> {
@@ -438,16 +440,18 @@ impl Mesh {
     ) -> Result<Relayed, MeshError> {
         let url = self.relayer()?;
         let data = Bytes::from(data);
-        let quote: Quote = serde_json::from_value(
-            self.call(
+        let quote: Quote = self
+            .call_as(
                 "relayer",
                 self.http
                     .post(format!("{url}/v1/quote"))
-                    .json(&json!({"from": self.address(), "target": target, "data": data})),
+                    .json(&QuoteRequest {
+                        from: self.address(),
+                        target,
+                        data: data.clone(),
+                    }),
             )
-            .await?,
-        )
-        .map_err(|e| MeshError::Network(format!("relayer: a quote that does not parse: {e}")))?;
+            .await?;
         // Never sign for another chain or agent than this wallet's, whatever a relayer says.
         if quote.chain_id != self.config.chain_id
             || quote.signed_agent != self.config.signed_agent
@@ -470,49 +474,44 @@ impl Mesh {
         };
         let domain = agent_domain(self.config.chain_id, self.config.signed_agent);
         let signature = sign_typed(&self.key, &request, &domain);
-        let answer = self
-            .call(
+        let digest = request.eip712_signing_hash(&domain);
+        let accepted: Accepted = self
+            .call_as(
                 "relayer",
-                self.http.post(format!("{url}/v1/relay")).json(&json!({
-                    "quoteId": quote.quote_id,
-                    "request": {
-                        "from": request.from, "agent": request.agent, "target": request.target,
-                        "data": request.data, "gas": request.gas, "feeToken": request.feeToken,
-                        "fee": request.fee, "nonce": request.nonce, "deadline": request.deadline,
-                    },
-                    "signature": Bytes::copy_from_slice(signature.as_bytes()),
-                })),
+                self.http
+                    .post(format!("{url}/v1/relay"))
+                    .json(&RelayRequest {
+                        quote_id: quote.quote_id,
+                        request: SignedRequest::from(request),
+                        signature: Bytes::copy_from_slice(signature.as_bytes()),
+                    }),
             )
             .await?;
-        let id = answer["id"].as_i64().unwrap_or_default();
-        tracing::debug!(target: "smartmesh::mesh", id, digest = %request.eip712_signing_hash(&domain), "relayed");
+        let id = accepted.id;
+        tracing::debug!(target: "smartmesh::mesh", id, %digest, "relayed");
         // Asked again soon at first (a local chain mines at once), then every quarter second.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(validity.max(10));
         let mut pause = Duration::from_millis(10);
         while tokio::time::Instant::now() < deadline {
-            let status = self
-                .call("relayer", self.http.get(format!("{url}/v1/relay/{id}")))
+            let status: RelayStatus = self
+                .call_as("relayer", self.http.get(format!("{url}/v1/relay/{id}")))
                 .await?;
-            match status["status"].as_str() {
-                Some("mined") => {
+            match status.status {
+                RelayState::Mined => {
                     return Ok(Relayed {
                         id,
-                        tx_hash: status["txHash"]
-                            .as_str()
-                            .and_then(|hash| hash.parse().ok())
-                            .unwrap_or_default(),
+                        tx_hash: status.tx_hash.unwrap_or_default(),
                         fee: quote.fee,
                     });
                 }
-                Some("failed") => {
+                RelayState::Failed => {
                     return Err(MeshError::RelayFailed(
-                        status["reason"]
-                            .as_str()
-                            .unwrap_or("no reason given")
-                            .to_owned(),
+                        status
+                            .reason
+                            .unwrap_or_else(|| "no reason given".to_owned()),
                     ));
                 }
-                _ => {
+                RelayState::Queued | RelayState::Submitted => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(250));
                 }

@@ -3,6 +3,7 @@
 //! rules shared by phones and the watcher, and the compact wire format. No I/O: it must also
 //! build for phones.
 
+pub mod api;
 #[cfg(feature = "bindings")]
 mod bindings;
 pub mod channel;

@@ -21,6 +21,7 @@ pub use earnings::{Earnings, Grouping, PeriodEarnings, SpentBy};
 pub use error::RelayerError;
 pub use openapi::openapi;
 pub use pricing::{ONE, RateSource, fee};
-pub use quote::{Quote, QuoteRequest};
-pub use relay::{Accepted, RelayRequest, RelayStatus, SignedRequest};
 pub use service::{Relayer, RelayerConfig};
+pub use smartmesh_protocol::api::relayer::{
+    Accepted, Quote, QuoteRequest, RelayRequest, RelayState, RelayStatus, SignedRequest,
+};

@@ -8,16 +8,17 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use alloy::primitives::{Address, Bytes, U256, keccak256};
+use alloy::primitives::{Address, U256, keccak256};
 use axum::{
     Json, Router,
     extract::{State, rejection::JsonRejection},
     http::StatusCode,
     routing::post,
 };
-use serde::{Deserialize, Serialize};
-use smartmesh_protocol::AgentRequest;
-use utoipa::ToSchema;
+use smartmesh_protocol::{
+    AgentRequest,
+    api::relayer::{Quote, QuoteRequest},
+};
 
 use crate::{
     AppState,
@@ -28,63 +29,6 @@ use crate::{
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/v1/quote", post(quote))
-}
-
-/// The call a user wants relayed.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct QuoteRequest {
-    /// The user who will sign the request.
-    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    pub from: Address,
-    /// The contract called: the SMT token or the TokenNetwork.
-    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    pub target: Address,
-    /// The calldata, hex.
-    #[schema(value_type = String, pattern = "^0x([0-9a-fA-F]{2})*$")]
-    pub data: Bytes,
-}
-
-/// What the user signs into its `AgentRequest`, and until when.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Quote {
-    /// Name it in the relay.
-    pub quote_id: i64,
-    /// The user.
-    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    pub from: Address,
-    /// The contract called.
-    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    pub target: Address,
-    /// The relayer key to name as the request's `agent`.
-    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    pub agent: Address,
-    /// The SignedAgent: the EIP-712 domain's verifying contract.
-    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    pub signed_agent: Address,
-    /// The EIP-712 domain's chain.
-    pub chain_id: u64,
-    /// The request's `feeToken`: SMT.
-    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    pub fee_token: Address,
-    /// The request's `gas`: what the call is given.
-    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
-    pub gas: U256,
-    /// The least `fee`, in SMT wei.
-    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
-    pub fee: U256,
-    /// The whole transaction's estimated gas the fee pays for.
-    pub estimated_gas: u64,
-    /// The fee per gas it is priced at, in wei.
-    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
-    pub max_fee_per_gas: U256,
-    /// The SMT/ETH rate it is priced at.
-    pub smt_per_eth: String,
-    /// The markup, in basis points.
-    pub markup_bps: u32,
-    /// The last moment (unix seconds) the quote may be relayed.
-    pub expires_at: u64,
 }
 
 /// Prices a call.

@@ -6,7 +6,7 @@
 //! it to the chain.
 
 use alloy::{
-    primitives::{Address, B256, Bytes, U256, keccak256},
+    primitives::{Address, B256, U256, keccak256},
     providers::Provider,
     sol_types::SolStruct,
 };
@@ -19,13 +19,13 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use serde::{Deserialize, Serialize};
 use smartmesh_chain::{ChainError, Prepared, TxRequest, TxStatus, Unmined, unix_millis};
 use smartmesh_protocol::{
-    AgentRequest, ProtocolError, Signature65, SignedAgent, SmartMeshToken, agent_domain, recover,
+    AgentRequest, ProtocolError, Signature65, SignedAgent, SmartMeshToken, agent_domain,
+    api::relayer::{Accepted, RelayRequest, RelayState, RelayStatus},
+    recover,
 };
 use sqlx::Row;
-use utoipa::ToSchema;
 
 use crate::{
     AppState,
@@ -38,94 +38,6 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/relay", post(relay))
         .route("/v1/relay/{id}", get(status))
-}
-
-/// The `AgentRequest` as signed, in JSON. Amounts are decimal or hex strings.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SignedRequest {
-    /// The user.
-    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    pub from: Address,
-    /// The relayer key allowed to send it (the quote's `agent`), or the zero address.
-    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    pub agent: Address,
-    /// The contract called.
-    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    pub target: Address,
-    /// The calldata.
-    #[schema(value_type = String, pattern = "^0x([0-9a-fA-F]{2})*$")]
-    pub data: Bytes,
-    /// The gas given to the call: the quote's `gas`.
-    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
-    pub gas: U256,
-    /// SMT.
-    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    pub fee_token: Address,
-    /// The fee, at least the quote's.
-    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
-    pub fee: U256,
-    /// An unordered nonce of the user's.
-    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
-    pub nonce: U256,
-    /// The last timestamp at which it may run.
-    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
-    pub deadline: U256,
-}
-
-impl From<AgentRequest> for SignedRequest {
-    fn from(r: AgentRequest) -> Self {
-        Self {
-            from: r.from,
-            agent: r.agent,
-            target: r.target,
-            data: r.data,
-            gas: r.gas,
-            fee_token: r.feeToken,
-            fee: r.fee,
-            nonce: r.nonce,
-            deadline: r.deadline,
-        }
-    }
-}
-
-impl From<SignedRequest> for AgentRequest {
-    fn from(r: SignedRequest) -> Self {
-        Self {
-            from: r.from,
-            agent: r.agent,
-            target: r.target,
-            data: r.data,
-            gas: r.gas,
-            feeToken: r.fee_token,
-            fee: r.fee,
-            nonce: r.nonce,
-            deadline: r.deadline,
-        }
-    }
-}
-
-/// A request to relay.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RelayRequest {
-    /// The quote the fee was taken from.
-    pub quote_id: i64,
-    /// The signed request.
-    pub request: SignedRequest,
-    /// The user's 65-byte EIP-712 signature of it, hex.
-    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{130}$")]
-    pub signature: Bytes,
-}
-
-/// The answer to a relay.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Accepted {
-    /// Follow it at `GET /v1/relay/{id}`.
-    pub id: i64,
-    /// `queued` at first.
-    pub status: String,
 }
 
 /// Relays a signed request.
@@ -153,7 +65,7 @@ pub(crate) async fn relay(
     core.sender_wake.notify_one();
     Ok(Json(Accepted {
         id,
-        status: "queued".into(),
+        status: RelayState::Queued,
     }))
 }
 
@@ -521,34 +433,6 @@ async fn prepare(core: &Core, key: Address) -> Result<Prepared, ApiError> {
 }
 
 /// Where a relay stands.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RelayStatus {
-    /// The relay's id.
-    pub id: i64,
-    /// `queued`, `submitted`, `mined` or `failed`.
-    pub status: String,
-    /// The user.
-    #[schema(value_type = String, pattern = "^0x[0-9a-fA-F]{40}$")]
-    pub from: Address,
-    /// The request's nonce.
-    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
-    pub nonce: U256,
-    /// The latest transaction hash, once submitted.
-    #[schema(value_type = Option<String>, pattern = "^0x[0-9a-fA-F]{64}$")]
-    pub tx_hash: Option<B256>,
-    /// The block it was mined in.
-    pub block: Option<u64>,
-    /// Blocks on top of it, its own included.
-    pub confirmations: Option<u64>,
-    /// Why it failed.
-    pub reason: Option<String>,
-    /// The fee the relayer earned: the request's fee once mined, else zero.
-    #[schema(value_type = String, pattern = "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")]
-    pub fee_earned: U256,
-}
-
-/// Where a relay stands.
 #[utoipa::path(get, path = "/v1/relay/{id}",
     params(("id" = i64, Path, description = "the id `POST /v1/relay` returned")),
     responses(
@@ -574,7 +458,7 @@ pub(crate) async fn status(
     let tx_id: i64 = row.try_get(3).map_err(ApiError::storage)?;
     let mut answer = RelayStatus {
         id,
-        status: "queued".into(),
+        status: RelayState::Queued,
         from: from.parse().map_err(ApiError::storage)?,
         nonce: U256::from_be_slice(&nonce),
         tx_hash: None,
@@ -586,7 +470,7 @@ pub(crate) async fn status(
     match core.sender.status(tx_id).await.map_err(ApiError::storage)? {
         TxStatus::Queued => {}
         TxStatus::Pending { hash } => {
-            answer.status = "submitted".into();
+            answer.status = RelayState::Submitted;
             answer.tx_hash = Some(hash);
         }
         TxStatus::Mined {
@@ -608,17 +492,17 @@ pub(crate) async fn status(
             answer.block = Some(block);
             answer.confirmations = Some(head.saturating_sub(block) + 1);
             if succeeded {
-                answer.status = "mined".into();
+                answer.status = RelayState::Mined;
                 answer.fee_earned = fee.parse().map_err(ApiError::storage)?;
             } else {
-                answer.status = "failed".into();
+                answer.status = RelayState::Failed;
                 answer.reason = Some(format!(
                     "the transaction reverted on chain in block {block}"
                 ));
             }
         }
         TxStatus::Failed { reason } => {
-            answer.status = "failed".into();
+            answer.status = RelayState::Failed;
             answer.reason = Some(reason);
         }
     }
