@@ -140,6 +140,48 @@ impl Line {
             .transferred())
     }
 
+    /// Opens session `b`, whose first window Carol acknowledges but Alice never hears of, so
+    /// Brandon forwards it on credit and is never paid for it.
+    async fn open_unpaid(&self, b: B256) -> eyre::Result<()> {
+        let unpaid = Faults {
+            alice_gone: true,
+            ..Faults::default()
+        };
+        self.open(b, 8, unpaid).await?;
+        self.pump(unpaid).await
+    }
+
+    /// Alice's notice that window `checkpoint` of `session` is paid, which Brandon must refuse
+    /// as ahead of its payment.
+    async fn brandon_refuses_paid_notice(
+        &self,
+        session: B256,
+        checkpoint: u64,
+    ) -> eyre::Result<()> {
+        let forged = DataFrame::Paid {
+            session,
+            checkpoint,
+        };
+        let refused = self.wallets[1]
+            .handle_frame(self.address(0), forged)
+            .await
+            .expect_err("a notice ahead of its payment");
+        eyre::ensure!(
+            refused.to_string().contains("ahead of the payment"),
+            "{refused}"
+        );
+        Ok(())
+    }
+
+    /// What Brandon earned relaying, over all his sessions.
+    fn brandon_earned(&self) -> u128 {
+        self.wallets[1]
+            .session_summaries()
+            .iter()
+            .map(|summary| summary.earned)
+            .sum()
+    }
+
     async fn stream(&self, packets: u64, faults: Faults) -> eyre::Result<Vec<u8>> {
         let data = self.open(SESSION, packets, faults).await?;
         self.pump(faults).await?;
@@ -328,34 +370,13 @@ async fn one_payment_never_counts_for_two_sessions() -> eyre::Result<()> {
     // Session B: Carol acknowledges the first window, but the acknowledgment never reaches
     // Alice, so she never pays for it.
     let b = B256::repeat_byte(0xb0);
-    let unpaid = Faults {
-        alice_gone: true,
-        ..Faults::default()
-    };
-    line.open(b, 8, unpaid).await?;
-    line.pump(unpaid).await?;
+    line.open_unpaid(b).await?;
     // Session A, through the same channel, paid in full.
     line.stream(8, Faults::default()).await?;
     assert_eq!(line.paid(0, 1).await?, U256::from(5 * 8));
     // Alice claims session B's first window paid: the only pay on the channel was A's.
-    let forged = DataFrame::Paid {
-        session: b,
-        checkpoint: 0,
-    };
-    let refused = line.wallets[1]
-        .handle_frame(line.address(0), forged)
-        .await
-        .unwrap_err();
-    assert!(
-        refused.to_string().contains("ahead of the payment"),
-        "{refused}"
-    );
-    let earned: Vec<u128> = line.wallets[1]
-        .session_summaries()
-        .iter()
-        .map(|summary| summary.earned)
-        .collect();
-    assert_eq!(earned.iter().sum::<u128>(), 3 * 8, "A's pay, counted once");
+    line.brandon_refuses_paid_notice(b, 0).await?;
+    assert_eq!(line.brandon_earned(), 3 * 8, "A's pay, counted once");
     Ok(())
 }
 
@@ -367,12 +388,7 @@ async fn a_mediated_payment_through_a_relay_never_counts_as_session_pay() -> eyr
     }
     // Session B: Brandon forwards a window on credit that Alice never pays.
     let b = B256::repeat_byte(0xb0);
-    let unpaid = Faults {
-        alice_gone: true,
-        ..Faults::default()
-    };
-    line.open(b, 8, unpaid).await?;
-    line.pump(unpaid).await?;
+    line.open_unpaid(b).await?;
     // Alice pays Carol 20 through Brandon and Dana: Brandon is unlocked 22 and pays Dana 21.
     let payment = Payment {
         mediators: [1, 2]
@@ -396,27 +412,11 @@ async fn a_mediated_payment_through_a_relay_never_counts_as_session_pay() -> eyr
     assert_eq!(line.paid(0, 1).await?, U256::from(22));
     assert_eq!(line.paid(2, 3).await?, U256::from(20));
     // Alice names that pay as window 0 of session B (Brandon's 3 a packet, 12 in all).
-    let forged = DataFrame::Paid {
-        session: b,
-        checkpoint: 0,
-    };
-    let refused = line.wallets[1]
-        .handle_frame(line.address(0), forged)
-        .await
-        .unwrap_err();
-    assert!(
-        refused.to_string().contains("ahead of the payment"),
-        "{refused}"
-    );
+    line.brandon_refuses_paid_notice(b, 0).await?;
     // Session pay after the mediated payment still counts, once.
     line.stream(8, Faults::default()).await?;
     assert_eq!(line.paid(0, 1).await?, U256::from(22 + 5 * 8));
-    let earned: u128 = line.wallets[1]
-        .session_summaries()
-        .iter()
-        .map(|summary| summary.earned)
-        .sum();
-    assert_eq!(earned, 3 * 8);
+    assert_eq!(line.brandon_earned(), 3 * 8);
     Ok(())
 }
 
